@@ -1,0 +1,229 @@
+// Package config holds every service's settings, read from the environment
+// with caarlos0/env: one struct per service, UPPER_SNAKE names, defaults in
+// tags. Parse turns any bad value into one line naming the variable.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Kafka is how a service reaches the cluster and which topics it uses.
+type Kafka struct {
+	Brokers           []string      `env:"KAFKA_BROKERS" envDefault:"localhost:9092" envSeparator:","`
+	Topic             string        `env:"KAFKA_TOPIC" envDefault:"votes"`
+	CheckpointTopic   string        `env:"KAFKA_CHECKPOINT_TOPIC" envDefault:"votes.checkpoints"`
+	DLQTopic          string        `env:"KAFKA_DLQ_TOPIC" envDefault:"votes.dlq"`
+	Partitions        int           `env:"KAFKA_PARTITIONS" envDefault:"12"`
+	ReplicationFactor int           `env:"KAFKA_REPLICATION_FACTOR" envDefault:"1"`
+	CreateTopics      bool          `env:"KAFKA_CREATE_TOPICS" envDefault:"true"`
+	ClientID          string        `env:"KAFKA_CLIENT_ID" envDefault:"votestream"`
+	DialTimeout       time.Duration `env:"KAFKA_DIAL_TIMEOUT" envDefault:"10s"`
+}
+
+// Validate reports the first setting that cannot work.
+func (k *Kafka) Validate() error {
+	if len(k.Brokers) == 0 {
+		return errors.New("KAFKA_BROKERS: empty: set host:port[,host:port...]")
+	}
+	for _, b := range k.Brokers {
+		if i := strings.LastIndexByte(b, ':'); i <= 0 || i == len(b)-1 {
+			return fmt.Errorf("KAFKA_BROKERS: %q is not host:port", b)
+		}
+	}
+	switch {
+	case k.Topic == "":
+		return errors.New("KAFKA_TOPIC: empty")
+	case k.CheckpointTopic == "" || k.CheckpointTopic == k.Topic:
+		return errors.New("KAFKA_CHECKPOINT_TOPIC: must be set and differ from KAFKA_TOPIC")
+	case k.DLQTopic == "" || k.DLQTopic == k.Topic || k.DLQTopic == k.CheckpointTopic:
+		return errors.New("KAFKA_DLQ_TOPIC: must be set and differ from the votes and checkpoint topics")
+	case k.Partitions < 1 || k.Partitions > 10000:
+		return fmt.Errorf("KAFKA_PARTITIONS: %d: must be 1 to 10000", k.Partitions)
+	case k.ReplicationFactor < -1 || k.ReplicationFactor == 0:
+		return fmt.Errorf("KAFKA_REPLICATION_FACTOR: %d: must be at least 1, or -1 for the broker's default", k.ReplicationFactor)
+	case k.DialTimeout <= 0:
+		return fmt.Errorf("KAFKA_DIAL_TIMEOUT: %s: must be positive", k.DialTimeout)
+	}
+	return nil
+}
+
+// Log chooses how a service logs.
+type Log struct {
+	Format string `env:"LOG_FORMAT" envDefault:"text"` // text or json
+	Level  string `env:"LOG_LEVEL" envDefault:"info"`  // debug, info, warn, error
+}
+
+// Validate reports a format or level slog does not know.
+func (l *Log) Validate() error {
+	if l.Format != "text" && l.Format != "json" {
+		return fmt.Errorf("LOG_FORMAT: %q: must be text or json", l.Format)
+	}
+	switch strings.ToLower(l.Level) {
+	case "debug", "info", "warn", "error":
+		return nil
+	}
+	return fmt.Errorf("LOG_LEVEL: %q: must be debug, info, warn or error", l.Level)
+}
+
+// Producer is the producer's configuration.
+type Producer struct {
+	Kafka Kafka
+	Log   Log
+	// Seed fixes every vote; empty picks a random one (logged at start).
+	Seed          string        `env:"SEED"`
+	Scale         float64       `env:"SCALE" envDefault:"0.005"`
+	IncludeDC     bool          `env:"INCLUDE_DC" envDefault:"false"`
+	VotesPerBatch int           `env:"VOTES_PER_BATCH" envDefault:"20971"`
+	BatchInterval time.Duration `env:"BATCH_INTERVAL" envDefault:"5s"`
+	OutputDir     string        `env:"OUTPUT_DIR" envDefault:"./vote_stream"`
+	Compression   string        `env:"KAFKA_COMPRESSION" envDefault:"lz4"`
+	HTTPAddr      string        `env:"HTTP_ADDR" envDefault:":9101"`
+}
+
+// Validate reports the first setting that cannot work.
+func (p *Producer) Validate() error {
+	if err := p.Kafka.Validate(); err != nil {
+		return err
+	}
+	if err := p.Log.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case !(p.Scale > 0 && p.Scale <= 1):
+		return fmt.Errorf("SCALE: %v: must be more than 0 and at most 1 (0.005 is the seed's 0.5%% sample)", p.Scale)
+	case p.VotesPerBatch < 1 || p.VotesPerBatch > 10_000_000:
+		return fmt.Errorf("VOTES_PER_BATCH: %d: must be 1 to 10000000", p.VotesPerBatch)
+	case p.BatchInterval < 0:
+		return fmt.Errorf("BATCH_INTERVAL: %s: must not be negative (0 publishes as fast as it can)", p.BatchInterval)
+	}
+	switch p.Compression {
+	case "none", "gzip", "snappy", "lz4", "zstd":
+	default:
+		return fmt.Errorf("KAFKA_COMPRESSION: %q: must be none, gzip, snappy, lz4 or zstd", p.Compression)
+	}
+	return nil
+}
+
+// Counter is the counter's configuration.
+type Counter struct {
+	Kafka   Kafka
+	Log     Log
+	GroupID string `env:"GROUP_ID" envDefault:"vote-counter"`
+	// ReplicaID names this replica in logs and checkpoints; empty means the
+	// host name.
+	ReplicaID        string        `env:"REPLICA_ID"`
+	BatchMaxRecords  int           `env:"BATCH_MAX_RECORDS" envDefault:"50000"`
+	BatchMaxWait     time.Duration `env:"BATCH_MAX_WAIT" envDefault:"1s"`
+	SessionTimeout   time.Duration `env:"GROUP_SESSION_TIMEOUT" envDefault:"10s"`
+	RebalanceTimeout time.Duration `env:"GROUP_REBALANCE_TIMEOUT" envDefault:"10s"`
+	HTTPAddr         string        `env:"HTTP_ADDR" envDefault:":9102"`
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Counter) Validate() error {
+	if err := c.Kafka.Validate(); err != nil {
+		return err
+	}
+	if err := c.Log.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.GroupID == "":
+		return errors.New("GROUP_ID: empty")
+	case c.BatchMaxRecords < 1:
+		return fmt.Errorf("BATCH_MAX_RECORDS: %d: must be at least 1", c.BatchMaxRecords)
+	case c.BatchMaxWait <= 0:
+		return fmt.Errorf("BATCH_MAX_WAIT: %s: must be positive", c.BatchMaxWait)
+	case c.SessionTimeout < time.Second:
+		return fmt.Errorf("GROUP_SESSION_TIMEOUT: %s: must be at least 1s", c.SessionTimeout)
+	case c.RebalanceTimeout < time.Second:
+		return fmt.Errorf("GROUP_REBALANCE_TIMEOUT: %s: must be at least 1s", c.RebalanceTimeout)
+	}
+	return nil
+}
+
+// Broker is the local development broker's configuration.
+type Broker struct {
+	Log Log
+	// Addr is host:port to listen on; the broker advertises it too.
+	Addr    string `env:"BROKER_ADDR" envDefault:"127.0.0.1:9092"`
+	DataDir string `env:"BROKER_DATA_DIR" envDefault:"./.kfake-data"`
+}
+
+// Validate reports the first setting that cannot work.
+func (b *Broker) Validate() error {
+	if err := b.Log.Validate(); err != nil {
+		return err
+	}
+	if b.DataDir == "" {
+		return errors.New("BROKER_DATA_DIR: empty")
+	}
+	return nil
+}
+
+// Validator is a configuration that can check itself.
+type Validator interface{ Validate() error }
+
+// Parse fills cfg from environ (os.Environ's "KEY=value" form) and validates
+// it. Every error names the variable at fault.
+func Parse(cfg Validator, environ []string) error {
+	vars := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	if err := env.ParseWithOptions(cfg, env.Options{Environment: vars}); err != nil {
+		return explain(cfg, err)
+	}
+	return cfg.Validate()
+}
+
+// explain rewrites env's errors, which name Go fields, to name variables.
+func explain(cfg any, err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) || len(agg.Errors) == 0 {
+		return err
+	}
+	var pe env.ParseError
+	if !errors.As(agg.Errors[0], &pe) {
+		return agg.Errors[0]
+	}
+	name := pe.Name
+	if key := envKey(reflect.TypeOf(cfg).Elem(), pe.Name); key != "" {
+		name = key
+	}
+	return fmt.Errorf("%s: %v", name, unwrapAll(pe.Err))
+}
+
+// unwrapAll drops strconv's and time's package prefixes, which say nothing
+// to someone setting an environment variable.
+func unwrapAll(err error) string {
+	msg := err.Error()
+	for _, p := range []string{"strconv.ParseInt: ", "strconv.ParseFloat: ", "strconv.ParseBool: ", "strconv.ParseUint: ", "time: "} {
+		msg = strings.TrimPrefix(msg, p)
+	}
+	return msg
+}
+
+func envKey(t reflect.Type, field string) string {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Name == field {
+			key, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+			return key
+		}
+		if f.Type.Kind() == reflect.Struct {
+			if key := envKey(f.Type, field); key != "" {
+				return key
+			}
+		}
+	}
+	return ""
+}

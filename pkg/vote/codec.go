@@ -1,0 +1,476 @@
+package vote
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// MaxRecordSize bounds a vote record; the largest valid one is about 200
+// bytes, so anything far larger is rejected before it is parsed.
+const MaxRecordSize = 4096
+
+// Reason says why a record is not a valid vote. Reasons label metrics and
+// dead letters, so their names are stable.
+type Reason uint8
+
+// The reasons a record is rejected.
+const (
+	ReasonNone      Reason = iota
+	ReasonEmpty            // no value at all
+	ReasonOversized        // longer than MaxRecordSize
+	ReasonJSON             // not one well-formed JSON object
+	ReasonField            // a field missing, unknown or repeated
+	ReasonType             // a field of the wrong JSON type
+	ReasonVoteID           // vote_id is not a UUID
+	ReasonTimestamp        // timestamp is not ISO-8601
+	ReasonState            // unknown state
+	ReasonCandidate        // unknown candidate
+	ReasonAgeGroup         // unknown age group
+	ReasonVoteCount        // vote_count is not 1
+	ReasonDuplicate        // a producer sequence already counted
+	NumReasons
+)
+
+var reasonNames = [NumReasons]string{
+	"none", "empty", "oversized", "json", "field", "type", "vote_id",
+	"timestamp", "state", "candidate", "age_group", "vote_count", "duplicate",
+}
+
+func (r Reason) String() string {
+	if r < NumReasons {
+		return reasonNames[r]
+	}
+	return fmt.Sprintf("Reason(%d)", uint8(r))
+}
+
+// DecodeError is a record that is not a valid vote.
+type DecodeError struct {
+	Reason Reason
+	Offset int // byte offset in the record where it went wrong
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("invalid vote: %s (at byte %d)", e.Reason, e.Offset)
+}
+
+// The field names, in the seed's order.
+const (
+	fieldVoteID = iota
+	fieldTimestamp
+	fieldState
+	fieldCandidate
+	fieldAgeGroup
+	fieldVoteCount
+	numFields
+)
+
+var fieldNames = [numFields]string{"vote_id", "timestamp", "state", "candidate", "age_group", "vote_count"}
+
+// AppendJSON appends v as one compact JSON object, the Kafka record format.
+func AppendJSON(dst []byte, v *Vote) []byte { return appendJSON(dst, v, false) }
+
+// AppendFileJSON appends v as Python's json.dump writes it (", " and ": "
+// separators), the seed's file format.
+func AppendFileJSON(dst []byte, v *Vote) []byte { return appendJSON(dst, v, true) }
+
+func appendJSON(dst []byte, v *Vote, spaced bool) []byte {
+	sep, colon := `,"`, `":"`
+	if spaced {
+		sep, colon = `, "`, `": "`
+	}
+	dst = append(dst, `{"vote_id`...)
+	dst = append(dst, colon...)
+	dst = appendUUID(dst, &v.ID)
+	dst = append(dst, '"')
+	dst = append(dst, sep...)
+	dst = append(dst, `timestamp`...)
+	dst = append(dst, colon...)
+	dst = AppendTimestamp(dst, v.Time)
+	dst = append(dst, '"')
+	dst = append(dst, sep...)
+	dst = append(dst, `state`...)
+	dst = append(dst, colon...)
+	dst = append(dst, states[v.State].Name...)
+	dst = append(dst, '"')
+	dst = append(dst, sep...)
+	dst = append(dst, `candidate`...)
+	dst = append(dst, colon...)
+	dst = append(dst, candidates[v.Candidate].Name...)
+	dst = append(dst, '"')
+	dst = append(dst, sep...)
+	dst = append(dst, `age_group`...)
+	dst = append(dst, colon...)
+	dst = append(dst, ageGroups[v.AgeGroup]...)
+	dst = append(dst, '"')
+	dst = append(dst, sep...)
+	dst = append(dst, `vote_count`...)
+	if spaced {
+		dst = append(dst, `": 1}`...)
+	} else {
+		dst = append(dst, `":1}`...)
+	}
+	return dst
+}
+
+const hexDigits = "0123456789abcdef"
+
+func appendUUID(dst []byte, id *[16]byte) []byte {
+	for i, b := range id {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst = append(dst, '-')
+		}
+		dst = append(dst, hexDigits[b>>4], hexDigits[b&0xf])
+	}
+	return dst
+}
+
+// Decode parses one record value into v. It accepts exactly a JSON object
+// with the seed's six fields, in any order, each once, of the right type and
+// a known value, and vote_count the integer 1; anything else is a
+// *DecodeError whose Reason says what. It does not allocate unless a string
+// holds escapes.
+func Decode(data []byte, v *Vote) error {
+	if len(data) == 0 {
+		return &DecodeError{ReasonEmpty, 0}
+	}
+	if len(data) > MaxRecordSize {
+		return &DecodeError{ReasonOversized, MaxRecordSize}
+	}
+	d := decoder{data: data}
+	if r := d.object(v); r != ReasonNone {
+		return &DecodeError{r, d.pos}
+	}
+	return nil
+}
+
+type decoder struct {
+	data []byte
+	pos  int
+}
+
+func (d *decoder) skipSpace() {
+	for d.pos < len(d.data) {
+		switch d.data[d.pos] {
+		case ' ', '\t', '\n', '\r':
+			d.pos++
+		default:
+			return
+		}
+	}
+}
+
+// next skips white space and reports the next byte, 0 at the end.
+func (d *decoder) next() byte {
+	d.skipSpace()
+	if d.pos < len(d.data) {
+		return d.data[d.pos]
+	}
+	return 0
+}
+
+func (d *decoder) object(v *Vote) Reason {
+	if d.next() != '{' {
+		if d.pos < len(d.data) && d.validValue() {
+			return ReasonType // JSON, but not an object
+		}
+		return ReasonJSON
+	}
+	d.pos++
+	var seen uint8
+	// A bad value is remembered while the rest is still checked for being
+	// well-formed JSON: malformed input is reported as such first.
+	bad := ReasonNone
+	for i := 0; ; i++ {
+		c := d.next()
+		if c == '}' && i == 0 {
+			d.pos++
+			break
+		}
+		if c != '"' {
+			return ReasonJSON
+		}
+		key, ok := d.str()
+		if !ok {
+			return ReasonJSON
+		}
+		if d.next() != ':' {
+			return ReasonJSON
+		}
+		d.pos++
+		d.skipSpace()
+		f := fieldIndex(key)
+		if f < 0 || seen&(1<<f) != 0 {
+			if !d.validValue() {
+				return ReasonJSON
+			}
+			if bad == ReasonNone {
+				bad = ReasonField
+			}
+		} else {
+			seen |= 1 << f
+			if r := d.field(f, v); r != ReasonNone {
+				if r == ReasonJSON {
+					return r
+				}
+				if bad == ReasonNone {
+					bad = r
+				}
+			}
+		}
+		switch d.next() {
+		case ',':
+			d.pos++
+			continue
+		case '}':
+			d.pos++
+		default:
+			return ReasonJSON
+		}
+		break
+	}
+	if d.next() != 0 {
+		return ReasonJSON // trailing bytes after the object
+	}
+	if bad != ReasonNone {
+		return bad
+	}
+	if seen != 1<<numFields-1 {
+		return ReasonField
+	}
+	return ReasonNone
+}
+
+func fieldIndex(key []byte) int {
+	for i := range fieldNames {
+		if string(key) == fieldNames[i] {
+			return i
+		}
+	}
+	return -1
+}
+
+// field parses field f's value at d.pos into v.
+func (d *decoder) field(f int, v *Vote) Reason {
+	if f == fieldVoteCount {
+		start := d.pos
+		if d.pos < len(d.data) && d.data[d.pos] != '-' && (d.data[d.pos] < '0' || d.data[d.pos] > '9') {
+			if !d.validValue() {
+				return ReasonJSON
+			}
+			return ReasonType
+		}
+		if !d.number() {
+			return ReasonJSON
+		}
+		if string(d.data[start:d.pos]) != "1" {
+			return ReasonVoteCount
+		}
+		return ReasonNone
+	}
+	if d.pos >= len(d.data) || d.data[d.pos] != '"' {
+		if !d.validValue() {
+			return ReasonJSON
+		}
+		return ReasonType
+	}
+	s, ok := d.str()
+	if !ok {
+		return ReasonJSON
+	}
+	switch f {
+	case fieldVoteID:
+		if !parseUUID(s, &v.ID) {
+			return ReasonVoteID
+		}
+	case fieldTimestamp:
+		t, ok := ParseTimestamp(s)
+		if !ok {
+			return ReasonTimestamp
+		}
+		v.Time = t
+	case fieldState:
+		if v.State, ok = ParseState(s); !ok {
+			return ReasonState
+		}
+	case fieldCandidate:
+		if v.Candidate, ok = ParseCandidate(s); !ok {
+			return ReasonCandidate
+		}
+	case fieldAgeGroup:
+		if v.AgeGroup, ok = ParseAgeGroup(s); !ok {
+			return ReasonAgeGroup
+		}
+	}
+	return ReasonNone
+}
+
+// str reads a JSON string at d.pos (which is '"') and returns its contents.
+// Strings with escapes, never written by our producer, take a slow path.
+func (d *decoder) str() ([]byte, bool) {
+	start := d.pos + 1
+	escaped := false
+	for i := start; i < len(d.data); i++ {
+		switch c := d.data[i]; {
+		case c == '"':
+			d.pos = i + 1
+			if !escaped {
+				return d.data[start:i], true
+			}
+			var s string
+			if json.Unmarshal(d.data[start-1:i+1], &s) != nil {
+				return nil, false
+			}
+			return []byte(s), true
+		case c == '\\':
+			escaped = true
+			i++ // the escaped byte cannot end the string
+		case c < 0x20:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// number reads a JSON number token at d.pos.
+func (d *decoder) number() bool {
+	p, b := d.pos, d.data
+	if p < len(b) && b[p] == '-' {
+		p++
+	}
+	switch {
+	case p < len(b) && b[p] == '0':
+		p++
+	case p < len(b) && b[p] >= '1' && b[p] <= '9':
+		for p < len(b) && b[p] >= '0' && b[p] <= '9' {
+			p++
+		}
+	default:
+		return false
+	}
+	if p < len(b) && b[p] == '.' {
+		p++
+		if p >= len(b) || b[p] < '0' || b[p] > '9' {
+			return false
+		}
+		for p < len(b) && b[p] >= '0' && b[p] <= '9' {
+			p++
+		}
+	}
+	if p < len(b) && (b[p] == 'e' || b[p] == 'E') {
+		p++
+		if p < len(b) && (b[p] == '+' || b[p] == '-') {
+			p++
+		}
+		if p >= len(b) || b[p] < '0' || b[p] > '9' {
+			return false
+		}
+		for p < len(b) && b[p] >= '0' && b[p] <= '9' {
+			p++
+		}
+	}
+	d.pos = p
+	return true
+}
+
+// validValue skips one well-formed JSON value of any type at d.pos.
+func (d *decoder) validValue() bool {
+	end, ok := skipValue(d.data, d.pos, 0)
+	d.pos = end
+	return ok
+}
+
+// maxDepth bounds nesting so hostile input cannot exhaust the stack.
+const maxDepth = 64
+
+func skipValue(b []byte, p, depth int) (int, bool) {
+	if depth > maxDepth || p >= len(b) {
+		return p, false
+	}
+	d := decoder{data: b, pos: p}
+	switch c := b[p]; {
+	case c == '"':
+		_, ok := d.str()
+		return d.pos, ok
+	case c == '-' || (c >= '0' && c <= '9'):
+		ok := d.number()
+		return d.pos, ok
+	case c == 't', c == 'f', c == 'n':
+		for _, lit := range []string{"true", "false", "null"} {
+			if len(b)-p >= len(lit) && string(b[p:p+len(lit)]) == lit {
+				return p + len(lit), true
+			}
+		}
+		return p, false
+	case c == '[' || c == '{':
+		closer := byte(']')
+		if c == '{' {
+			closer = '}'
+		}
+		d.pos++
+		if d.next() == closer {
+			return d.pos + 1, true
+		}
+		for {
+			if c == '{' {
+				if d.next() != '"' {
+					return d.pos, false
+				}
+				if _, ok := d.str(); !ok {
+					return d.pos, false
+				}
+				if d.next() != ':' {
+					return d.pos, false
+				}
+				d.pos++
+			}
+			d.skipSpace()
+			end, ok := skipValue(b, d.pos, depth+1)
+			if !ok {
+				return end, false
+			}
+			d.pos = end
+			switch d.next() {
+			case ',':
+				d.pos++
+			case closer:
+				return d.pos + 1, true
+			default:
+				return d.pos, false
+			}
+		}
+	}
+	return p, false
+}
+
+func parseUUID(s []byte, id *[16]byte) bool {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return false
+	}
+	j := 0
+	for i := 0; i < 36; i += 2 {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			i--
+			continue
+		}
+		hi, ok1 := unhex(s[i])
+		lo, ok2 := unhex(s[i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		id[j] = hi<<4 | lo
+		j++
+	}
+	return true
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}

@@ -1,0 +1,153 @@
+// Package vote is the election domain: candidates, states, age groups, a
+// vote, the tally of many votes and their JSON encoding. It imports nothing
+// of Kafka or HTTP, so every service and test can share it.
+package vote
+
+import "fmt"
+
+// Candidate indexes Candidates.
+type Candidate uint8
+
+// State indexes States.
+type State uint8
+
+// AgeGroup indexes AgeGroups.
+type AgeGroup uint8
+
+// The sizes of the tally's dimensions.
+const (
+	NumCandidates = 6
+	NumStates     = 51 // the seed's 50 states plus DC, which is opt-in
+	NumAgeGroups  = 4
+)
+
+// CandidateInfo is a candidate as the seed names and weights it.
+type CandidateInfo struct {
+	Name   string
+	Weight int // relative chance of being chosen: the seed's 6:5:4:3:2:1
+}
+
+// StateInfo is a state with the seed's quota: 0.5% of its voters.
+type StateInfo struct {
+	Name  string
+	Code  string // USPS code
+	Quota int    // votes at the seed's 0.5% sample (SCALE=0.005)
+	OptIn bool   // not generated unless asked for (DC is not in the seed)
+}
+
+// SeedScale is the sample the seed's quotas stand for: 0.5% of the voters.
+const SeedScale = 0.005
+
+// Candidates in the seed's order, with its weights.
+func Candidates() *[NumCandidates]CandidateInfo { return &candidates }
+
+// States in the seed's order (alphabetical), DC last.
+func States() *[NumStates]StateInfo { return &states }
+
+// AgeGroups as the seed labels them.
+func AgeGroups() *[NumAgeGroups]string { return &ageGroups }
+
+func (c Candidate) String() string {
+	if int(c) < NumCandidates {
+		return candidates[c].Name
+	}
+	return fmt.Sprintf("Candidate(%d)", uint8(c))
+}
+
+func (s State) String() string {
+	if int(s) < NumStates {
+		return states[s].Name
+	}
+	return fmt.Sprintf("State(%d)", uint8(s))
+}
+
+func (a AgeGroup) String() string {
+	if int(a) < NumAgeGroups {
+		return ageGroups[a]
+	}
+	return fmt.Sprintf("AgeGroup(%d)", uint8(a))
+}
+
+// Read-only tables; exported through the accessors above so callers cannot
+// reassign them.
+var (
+	candidates = [NumCandidates]CandidateInfo{
+		{"Donald J. Trump", 6},
+		{"Kamala Harris", 5},
+		{"Cornel West", 4},
+		{"Jill Stein", 3},
+		{"Chase Oliver", 2},
+		{"Claudia De la Cruz", 1},
+	}
+	ageGroups = [NumAgeGroups]string{"18-25", "26-40", "41-60", "60+"}
+	states    = [NumStates]StateInfo{
+		{"Alabama", "AL", 18000, false}, {"Alaska", "AK", 2750, false},
+		{"Arizona", "AZ", 27500, false}, {"Arkansas", "AR", 10500, false},
+		{"California", "CA", 125000, false}, {"Colorado", "CO", 21000, false},
+		{"Connecticut", "CT", 12500, false}, {"Delaware", "DE", 3750, false},
+		{"Florida", "FL", 75000, false}, {"Georgia", "GA", 37500, false},
+		{"Hawaii", "HI", 5000, false}, {"Idaho", "ID", 6000, false},
+		{"Illinois", "IL", 47500, false}, {"Indiana", "IN", 24500, false},
+		{"Iowa", "IA", 11500, false}, {"Kansas", "KS", 10500, false},
+		{"Kentucky", "KY", 16500, false}, {"Louisiana", "LA", 15500, false},
+		{"Maine", "ME", 5000, false}, {"Maryland", "MD", 22500, false},
+		{"Massachusetts", "MA", 27500, false}, {"Michigan", "MI", 37500, false},
+		{"Minnesota", "MN", 20500, false}, {"Mississippi", "MS", 11000, false},
+		{"Missouri", "MO", 22500, false}, {"Montana", "MT", 4000, false},
+		{"Nebraska", "NE", 7000, false}, {"Nevada", "NV", 12500, false},
+		{"New Hampshire", "NH", 5500, false}, {"New Jersey", "NJ", 32500, false},
+		{"New Mexico", "NM", 8000, false}, {"New York", "NY", 65000, false},
+		{"North Carolina", "NC", 35000, false}, {"North Dakota", "ND", 3000, false},
+		{"Ohio", "OH", 42500, false}, {"Oklahoma", "OK", 14000, false},
+		{"Oregon", "OR", 16000, false}, {"Pennsylvania", "PA", 47500, false},
+		{"Rhode Island", "RI", 4000, false}, {"South Carolina", "SC", 17500, false},
+		{"South Dakota", "SD", 3500, false}, {"Tennessee", "TN", 25000, false},
+		{"Texas", "TX", 85000, false}, {"Utah", "UT", 10000, false},
+		{"Vermont", "VT", 2500, false}, {"Virginia", "VA", 30000, false},
+		{"Washington", "WA", 29000, false}, {"West Virginia", "WV", 7000, false},
+		{"Wisconsin", "WI", 21500, false}, {"Wyoming", "WY", 2000, false},
+		// DC: about 0.5% of its voters, like the others; the seed has no DC.
+		{"District of Columbia", "DC", 2750, true},
+	}
+)
+
+// ParseCandidate finds a candidate by its exact name.
+func ParseCandidate(name []byte) (Candidate, bool) {
+	for i := range candidates {
+		if string(name) == candidates[i].Name {
+			return Candidate(i), true
+		}
+	}
+	return 0, false
+}
+
+// ParseState finds a state by its exact name.
+func ParseState(name []byte) (State, bool) {
+	// Binary search: the table is sorted by name except DC, checked last.
+	lo, hi := 0, NumStates-2
+	for lo < hi {
+		m := (lo + hi) / 2
+		if states[m].Name < string(name) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if states[lo].Name == string(name) {
+		return State(lo), true
+	}
+	if string(name) == states[NumStates-1].Name {
+		return NumStates - 1, true
+	}
+	return 0, false
+}
+
+// ParseAgeGroup finds an age group by its exact label.
+func ParseAgeGroup(label []byte) (AgeGroup, bool) {
+	for i := range ageGroups {
+		if string(label) == ageGroups[i] {
+			return AgeGroup(i), true
+		}
+	}
+	return 0, false
+}
