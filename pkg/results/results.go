@@ -1,0 +1,221 @@
+// Package results turns a vote tally into what an election night shows: per
+// state, how much of the expected vote is counted, who leads and whether the
+// race can be called; nationally, the popular vote and the electoral college
+// toward 270. It is pure: no Kafka, no HTTP, no clock.
+package results
+
+import (
+	"time"
+
+	"github.com/votestream/votestream/pkg/vote"
+)
+
+// NoCandidate is the Leader of a state nobody leads and the Winner of an
+// election nobody has won yet.
+const NoCandidate = -1
+
+// Status is where a state's race stands.
+type Status string
+
+// The statuses of a state's race.
+const (
+	// NotContested: no votes are expected there (DC when it is not
+	// generated). Its electoral votes are not at stake.
+	NotContested Status = "not_contested"
+	// NoVotes: votes are expected but none is counted yet.
+	NoVotes Status = "no_votes"
+	// Tied: two or more candidates share the most votes. With nothing
+	// remaining it is a final tie and stays uncalled.
+	Tied Status = "tied"
+	// Leading: one candidate has the most votes but the votes remaining
+	// could still let another catch up.
+	Leading Status = "leading"
+	// Called: the leader wins even if every remaining vote went to the
+	// runner-up.
+	Called Status = "called"
+)
+
+// Results is the whole election as counted so far. It is a value: arrays,
+// not slices, so copying it snapshots it (except Offsets, which the caller
+// owns).
+type Results struct {
+	// Filled by the caller, not by Compute: when the tally was taken, the
+	// Kafka offsets it covers (partition to next offset) and who computed it.
+	AsOf    time.Time     `json:"as_of"`
+	Offsets map[int]int64 `json:"offsets,omitempty"`
+	Source  string        `json:"source,omitempty"`
+	// AgeSeconds is how old AsOf was when the results were served; the
+	// HTTP layer fills it.
+	AgeSeconds float64 `json:"age_seconds,omitempty"`
+
+	Counted          int64   `json:"counted"`           // votes counted, every state
+	Expected         int64   `json:"expected"`          // votes expected in contested states
+	PercentReporting float64 `json:"percent_reporting"` // counted in contested states over Expected, 0 to 100
+
+	// ElectoralVotesAtStake sums the contested states' electoral votes: 538
+	// with DC, 535 without. ElectoralVotesToWin stays 270 either way.
+	ElectoralVotesAtStake int `json:"electoral_votes_at_stake"`
+	ElectoralVotesToWin   int `json:"electoral_votes_to_win"`
+	ElectoralVotesCalled  int `json:"electoral_votes_called"` // in called states
+	// Winner is the candidate whose called electoral votes reach 270, or
+	// NoCandidate.
+	Winner     int    `json:"winner"`
+	WinnerName string `json:"winner_name,omitempty"`
+
+	Candidates [vote.NumCandidates]CandidateResult `json:"candidates"`
+	States     [vote.NumStates]StateResult         `json:"states"`
+}
+
+// CandidateResult is one candidate nationally.
+type CandidateResult struct {
+	ID    int     `json:"id"` // index in vote.Candidates
+	Name  string  `json:"name"`
+	Votes int64   `json:"votes"` // popular vote
+	Share float64 `json:"share"` // percent of all votes counted, 0 to 100
+	// ElectoralVotesWon come from called states; ElectoralVotesLeading
+	// from states the candidate leads but that are not called yet.
+	ElectoralVotesWon     int `json:"electoral_votes_won"`
+	ElectoralVotesLeading int `json:"electoral_votes_leading"`
+	StatesWon             int `json:"states_won"`
+	StatesLeading         int `json:"states_leading"`
+}
+
+// StateResult is one state's race.
+type StateResult struct {
+	ID             int    `json:"id"` // index in vote.States
+	Name           string `json:"name"`
+	Code           string `json:"code"` // USPS code
+	ElectoralVotes int    `json:"electoral_votes"`
+	Status         Status `json:"status"`
+
+	Counted  int64 `json:"counted"`
+	Expected int64 `json:"expected"`
+	// Remaining is Expected minus Counted, never below 0.
+	Remaining int64 `json:"remaining"`
+	// PercentReporting is Counted over Expected, 0 to 100; above 100 only
+	// if more votes were counted than expected, which is worth seeing.
+	PercentReporting float64 `json:"percent_reporting"`
+
+	Votes [vote.NumCandidates]int64 `json:"votes"` // indexed like Candidates
+
+	// Leader is the candidate with strictly the most votes, or NoCandidate
+	// (no votes, a tie, or not contested). RunnerUp is the next one, or
+	// NoCandidate.
+	Leader     int    `json:"leader"`
+	LeaderName string `json:"leader_name,omitempty"`
+	RunnerUp   int    `json:"runner_up"`
+	// Margin is the leader's votes minus the runner-up's; MarginPoints the
+	// same in percentage points of the votes counted in the state.
+	Margin       int64   `json:"margin"`
+	MarginPoints float64 `json:"margin_points"`
+}
+
+// Compute builds the results from a tally and the votes expected per state
+// (votegen.Quotas). A state expecting no votes is not contested: its votes,
+// if any, still count in the popular vote, but it has no leader and its
+// electoral votes are at stake for nobody.
+func Compute(t *vote.Tally, expected [vote.NumStates]int64) Results {
+	r := Results{
+		ElectoralVotesToWin: ElectoralVotesToWin,
+		Winner:              NoCandidate,
+	}
+	for c, info := range vote.Candidates() {
+		r.Candidates[c] = CandidateResult{ID: c, Name: info.Name}
+	}
+	var contestedCounted int64
+	for s, info := range vote.States() {
+		sr := &r.States[s]
+		*sr = StateResult{
+			ID:             s,
+			Name:           info.Name,
+			Code:           info.Code,
+			ElectoralVotes: electoralVotes[s],
+			Expected:       max(expected[s], 0),
+			Leader:         NoCandidate,
+			RunnerUp:       NoCandidate,
+		}
+		for c := range sr.Votes {
+			v := t.StateTotal(vote.Candidate(c), vote.State(s))
+			sr.Votes[c] = v
+			sr.Counted += v
+			r.Candidates[c].Votes += v
+		}
+		r.Counted += sr.Counted
+		if sr.Expected == 0 {
+			sr.Status = NotContested
+			continue
+		}
+		r.Expected += sr.Expected
+		r.ElectoralVotesAtStake += sr.ElectoralVotes
+		contestedCounted += sr.Counted
+		sr.Remaining = max(sr.Expected-sr.Counted, 0)
+		sr.PercentReporting = percent(sr.Counted, sr.Expected)
+		decide(sr)
+
+		switch sr.Status {
+		case Called:
+			c := &r.Candidates[sr.Leader]
+			c.ElectoralVotesWon += sr.ElectoralVotes
+			c.StatesWon++
+			r.ElectoralVotesCalled += sr.ElectoralVotes
+		case Leading:
+			c := &r.Candidates[sr.Leader]
+			c.ElectoralVotesLeading += sr.ElectoralVotes
+			c.StatesLeading++
+		}
+	}
+	r.PercentReporting = percent(contestedCounted, r.Expected)
+	for c := range r.Candidates {
+		cr := &r.Candidates[c]
+		cr.Share = percent(cr.Votes, r.Counted)
+		// 2*270 > 538: at most one candidate can get there.
+		if cr.ElectoralVotesWon >= ElectoralVotesToWin {
+			r.Winner, r.WinnerName = c, cr.Name
+		}
+	}
+	return r
+}
+
+// decide sets the leader, margin and status of a contested state from its
+// votes, counts and remaining votes.
+func decide(sr *StateResult) {
+	if sr.Counted == 0 {
+		sr.Status = NoVotes
+		return
+	}
+	// first and second are the two largest counts, equal on a tie; ties for
+	// the lead go to the lower index only to name a runner-up.
+	first, second := 0, NoCandidate
+	for c := 1; c < len(sr.Votes); c++ {
+		switch {
+		case sr.Votes[c] > sr.Votes[first]:
+			first, second = c, first
+		case second == NoCandidate || sr.Votes[c] > sr.Votes[second]:
+			second = c
+		}
+	}
+	sr.Margin = sr.Votes[first] - sr.Votes[second]
+	sr.MarginPoints = percent(sr.Margin, sr.Counted)
+	if sr.Margin == 0 {
+		sr.Status = Tied
+		return
+	}
+	sr.Leader, sr.RunnerUp = first, second
+	sr.LeaderName = vote.Candidates()[first].Name
+	// The runner-up has the most to gain from any remaining vote: if all of
+	// them went to it and it still trailed, nobody can catch the leader.
+	// Reaching a tie (Remaining == Margin) is not enough to call.
+	if sr.Remaining < sr.Margin {
+		sr.Status = Called
+	} else {
+		sr.Status = Leading
+	}
+}
+
+// percent is 100*n/d, or 0 when d is 0.
+func percent(n, d int64) float64 {
+	if d == 0 {
+		return 0
+	}
+	return 100 * float64(n) / float64(d)
+}
