@@ -80,7 +80,7 @@ func appendJSON(dst []byte, v *Vote, spaced bool) []byte {
 	}
 	dst = append(dst, `{"vote_id`...)
 	dst = append(dst, colon...)
-	dst = appendUUID(dst, &v.ID)
+	dst = AppendID(dst, &v.ID)
 	dst = append(dst, '"')
 	dst = append(dst, sep...)
 	dst = append(dst, `timestamp`...)
@@ -114,7 +114,8 @@ func appendJSON(dst []byte, v *Vote, spaced bool) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-func appendUUID(dst []byte, id *[16]byte) []byte {
+// AppendID appends a vote ID in the canonical UUID form.
+func AppendID(dst []byte, id *[16]byte) []byte {
 	for i, b := range id {
 		if i == 4 || i == 6 || i == 8 || i == 10 {
 			dst = append(dst, '-')

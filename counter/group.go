@@ -1,0 +1,320 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/votestream/votestream/pkg/checkpoint"
+	"github.com/votestream/votestream/pkg/config"
+	"github.com/votestream/votestream/pkg/kafkaio"
+	"github.com/votestream/votestream/pkg/vote"
+)
+
+// counter runs the consumer group: for each generation it restores the
+// assigned partitions from their checkpoints, counts them, and checkpoints
+// every micro-batch and on revocation.
+type counter struct {
+	cfg     config.Counter
+	client  *kafkaio.Client
+	store   *store
+	log     *slog.Logger
+	metrics *metrics
+	owned   *owned
+	ready   func(bool)
+	batchID int64
+}
+
+// errFatal marks errors that recreating the group cannot fix.
+var errFatal = errors.New("fatal")
+
+// run consumes until ctx ends. kafka-go's ConsumerGroup can stay stuck in
+// Next after "Unknown Member ID" when a peer leaves (kafka-go issue 781), so
+// a Next that neither yields a generation nor an error within a join
+// deadline, or that fails, makes us close the group and join afresh.
+func (c *counter) run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+			ID:                c.cfg.GroupID,
+			Brokers:           c.cfg.Kafka.Brokers,
+			Dialer:            c.client.Dialer,
+			Topics:            []string{c.cfg.Kafka.Topic},
+			GroupBalancers:    []kafka.GroupBalancer{kafka.RoundRobinGroupBalancer{}},
+			SessionTimeout:    c.cfg.SessionTimeout,
+			RebalanceTimeout:  c.cfg.RebalanceTimeout,
+			HeartbeatInterval: max(c.cfg.SessionTimeout/10, 100*time.Millisecond),
+			JoinGroupBackoff:  500 * time.Millisecond,
+			StartOffset:       kafka.FirstOffset,
+			Timeout:           c.cfg.Kafka.DialTimeout,
+			ErrorLogger:       kafka.LoggerFunc(func(msg string, args ...any) { c.log.Debug("kafka-go group: " + fmt.Sprintf(msg, args...)) }),
+		})
+		if err != nil {
+			return fmt.Errorf("consumer group: %w", err)
+		}
+		var gens sync.WaitGroup
+		err = c.generations(ctx, cg, &gens)
+		// Order matters: the generation under way checkpoints first (it
+		// ends with ctx too), then Close leaves the group.
+		gens.Wait()
+		cg.Close()
+		c.ready(false)
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, errFatal) {
+			return err
+		}
+		c.log.Warn("rejoining the group afresh", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}
+
+// generations serves one ConsumerGroup's generations until ctx ends or the
+// group goes wrong.
+func (c *counter) generations(ctx context.Context, cg *kafka.ConsumerGroup, wg *sync.WaitGroup) error {
+	joinDeadline := c.cfg.RebalanceTimeout + c.cfg.SessionTimeout + 10*time.Second
+	fatal := make(chan error, 1)
+	for {
+		nctx, cancel := context.WithTimeout(ctx, joinDeadline)
+		gen, err := cg.Next(nctx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, context.DeadlineExceeded):
+			return fmt.Errorf("no generation within %s", joinDeadline)
+		case err != nil:
+			return err
+		}
+		select {
+		case err := <-fatal:
+			return err
+		default:
+		}
+		c.metrics.rebalances.Inc()
+		var parts []int
+		for _, a := range gen.Assignments[c.cfg.Kafka.Topic] {
+			parts = append(parts, a.ID)
+		}
+		sort.Ints(parts)
+		c.log.Info("generation joined", "generation", gen.ID, "member", gen.MemberID, "partitions", parts)
+		wg.Add(1)
+		gen.Start(func(gctx context.Context) {
+			defer wg.Done()
+			// The generation ends when the group rebalances or we stop.
+			gctx, cancel := context.WithCancel(gctx)
+			defer context.AfterFunc(ctx, cancel)()
+			defer cancel()
+			if err := c.generation(gctx, gen, parts); err != nil {
+				c.log.Error("generation failed", "generation", gen.ID, "err", err)
+				if errors.Is(err, errFatal) {
+					select {
+					case fatal <- err:
+					default:
+					}
+				}
+			}
+		})
+	}
+}
+
+// generation counts the assigned partitions until the generation ends.
+func (c *counter) generation(ctx context.Context, gen *kafka.Generation, ids []int) error {
+	start := time.Now()
+	states, err := c.store.loadAll(ctx, ids)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("%w: %v", errFatal, err)
+	}
+	parts := make([]*partition, len(ids))
+	for i, id := range ids {
+		st := states[id]
+		parts[i] = &partition{id: id, state: *st, saved: st.Offset, hwm: -1}
+	}
+	c.owned.set(states)
+	c.ready(true)
+	c.log.Info("partitions restored", "generation", gen.ID, "partitions", ids,
+		"votes", sumVotes(states), "took", time.Since(start).Round(time.Millisecond))
+	c.metrics.restore.Observe(time.Since(start).Seconds())
+
+	// Readers: one per partition, counting into its state.
+	readCtx, stopReaders := context.WithCancel(ctx)
+	defer stopReaders()
+	full := make(chan struct{}, 1)
+	var pending atomic.Int64
+	var readers sync.WaitGroup
+	for _, p := range parts {
+		readers.Go(func() { c.read(readCtx, p, full, &pending) })
+	}
+
+	// The micro-batch loop: checkpoint when enough records are pending or
+	// the wait is over.
+	tick := time.NewTicker(c.cfg.BatchMaxWait)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			// Revoked or shutting down: stop reading, then save everything
+			// counted, within a bound well inside the rebalance timeout.
+			stopReaders()
+			readers.Wait()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.RebalanceTimeout/2)
+			err := c.microBatch(sctx, gen, parts, &pending, true)
+			cancel()
+			c.owned.drop(ids)
+			if err != nil {
+				return fmt.Errorf("final checkpoint: %w", err)
+			}
+			c.log.Info("partitions released", "generation", gen.ID, "partitions", ids)
+			return nil
+		case <-tick.C:
+		case <-full:
+		}
+		if err := c.microBatch(ctx, gen, parts, &pending, false); err != nil && ctx.Err() == nil {
+			c.log.Error("micro-batch", "err", err)
+		}
+	}
+}
+
+// read counts one partition's records from its checkpointed offset on.
+func (c *counter) read(ctx context.Context, p *partition, full chan<- struct{}, pending *atomic.Int64) {
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:         c.cfg.Kafka.Brokers,
+		Dialer:          c.client.Dialer,
+		Topic:           c.cfg.Kafka.Topic,
+		Partition:       p.id,
+		MinBytes:        1,
+		MaxBytes:        16 << 20,
+		MaxWait:         250 * time.Millisecond,
+		QueueCapacity:   4096,
+		ReadLagInterval: -1,
+		ErrorLogger:     kafka.LoggerFunc(func(msg string, args ...any) { c.log.Debug("kafka-go reader: " + fmt.Sprintf(msg, args...)) }),
+	})
+	defer r.Close()
+	p.mu.Lock()
+	offset := p.state.Offset
+	p.mu.Unlock()
+	if err := r.SetOffset(offset); err != nil {
+		c.log.Error("set offset", "partition", p.id, "err", err)
+		return
+	}
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Error("read", "partition", p.id, "err", err)
+			}
+			return
+		}
+		if reason := p.apply(&m); reason != vote.ReasonNone {
+			c.metrics.rejected[reason].Inc()
+			c.log.Warn("record rejected", "reason", reason, "partition", m.Partition, "offset", m.Offset)
+		}
+		c.metrics.records.Inc()
+		if pending.Add(1) == int64(c.cfg.BatchMaxRecords) {
+			select {
+			case full <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// microBatch checkpoints every partition that moved, then publishes the checkpointed totals to metrics and logs.
+func (c *counter) microBatch(ctx context.Context, gen *kafka.Generation, parts []*partition, pending *atomic.Int64, final bool) error {
+	start := time.Now()
+	records := pending.Swap(0)
+	var (
+		states []*checkpoint.State
+		dead   []kafka.Message
+		taken  = make(map[*partition][]kafka.Message)
+		lags   = make(map[int]int64, len(parts))
+	)
+	for _, p := range parts {
+		st, d, hwm, changed := p.snapshot()
+		if hwm >= 0 {
+			lags[p.id] = hwm
+		}
+		if changed {
+			states = append(states, st)
+			dead = append(dead, d...)
+			taken[p] = d
+		}
+	}
+	if len(states) == 0 {
+		c.owned.setLag(lags)
+		return nil
+	}
+	if err := c.store.save(ctx, states, dead); err != nil {
+		// Nothing is lost: the counts stay in memory for the next try, and
+		// the dead letters go back to wait for it.
+		pending.Add(records)
+		for p, d := range taken {
+			p.requeue(d)
+		}
+		return err
+	}
+	offsets := make(map[int]int64, len(states))
+	for _, st := range states {
+		offsets[int(st.Partition)] = st.Offset
+	}
+	for _, p := range parts {
+		if off, ok := offsets[p.id]; ok {
+			p.mu.Lock()
+			p.saved = off
+			p.mu.Unlock()
+		}
+	}
+	c.owned.update(states, lags)
+	// Committed offsets are for lag tools only: counting restarts from the
+	// checkpoint, which carries its own offset.
+	if err := gen.CommitOffsets(map[string]map[int]int64{c.cfg.Kafka.Topic: offsets}); err != nil && !final {
+		c.log.Debug("commit offsets", "err", err)
+	}
+	c.batchID++
+	took := time.Since(start)
+	c.metrics.batches.Inc()
+	c.metrics.batchDuration.Observe(took.Seconds())
+	c.logTotals(records, len(states), took, final)
+	return nil
+}
+
+// logTotals logs the accumulated totals of the owned partitions per
+// candidate: the seed's table, as one structured line.
+func (c *counter) logTotals(records int64, checkpoints int, took time.Duration, final bool) {
+	t, rejected := c.owned.totals()
+	attrs := []any{
+		"batch", c.batchID, "records", records, "checkpoints", checkpoints,
+		"took", took.Round(time.Microsecond), "votes", t.Total(), "rejected", rejected,
+	}
+	if final {
+		attrs = append(attrs, "final", true)
+	}
+	cands := make([]any, 0, vote.NumCandidates)
+	for i, cand := range vote.Candidates() {
+		cands = append(cands, slog.Int64(cand.Name, t.CandidateTotal(vote.Candidate(i))))
+	}
+	attrs = append(attrs, slog.Group("total_votes", cands...))
+	c.log.Info("micro-batch", attrs...)
+}
+
+func sumVotes(states map[int]*checkpoint.State) int64 {
+	var n int64
+	for _, st := range states {
+		n += st.Votes()
+	}
+	return n
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/votestream/votestream/pkg/config"
+	"github.com/votestream/votestream/pkg/kafkaio"
+	"github.com/votestream/votestream/pkg/logging"
+	"github.com/votestream/votestream/pkg/telemetry"
+)
+
+func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error {
+	var cfg config.Counter
+	if err := config.Parse(&cfg, environ); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if cfg.ReplicaID == "" {
+		cfg.ReplicaID, _ = os.Hostname()
+	}
+	log := logging.New(cfg.Log, stderr).With("component", "counter", "replica", cfg.ReplicaID)
+	log.Info("starting", "group", cfg.GroupID, "topic", cfg.Kafka.Topic, "brokers", cfg.Kafka.Brokers,
+		"batch_max_records", cfg.BatchMaxRecords, "batch_max_wait", cfg.BatchMaxWait)
+
+	// Instrumentation and listeners, bound before any Kafka work.
+	reg := telemetry.NewRegistry()
+	own := newOwned()
+	m := newMetrics(reg, own)
+	srv, err := telemetry.Listen(cfg.HTTPAddr, reg, log)
+	if err != nil {
+		return err
+	}
+	log.Info("serving metrics", "addr", srv.Addr())
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := srv.Serve(httpCtx); err != nil {
+			log.Error("http", "err", err)
+		}
+	})
+	// The HTTP server stops last, so /metrics shows the final checkpoint.
+	defer func() { stopHTTP(); wg.Wait() }()
+
+	// Kafka.
+	client, err := kafkaio.New(cfg.Kafka, log)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	if err := client.Ping(ctx); err != nil {
+		return err
+	}
+	parts, err := client.EnsureTopics(ctx, kafkaio.Topics(cfg.Kafka))
+	if err != nil {
+		return err
+	}
+
+	c := &counter{
+		cfg:    cfg,
+		client: client,
+		store: &store{
+			client: client, topic: cfg.Kafka.CheckpointTopic,
+			dlq: cfg.Kafka.DLQTopic, dlqN: parts[cfg.Kafka.DLQTopic],
+			owner: cfg.ReplicaID, log: log,
+		},
+		log:     log,
+		metrics: m,
+		owned:   own,
+		ready:   srv.SetReady,
+	}
+	if err := c.run(ctx); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}

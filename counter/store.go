@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/votestream/votestream/pkg/checkpoint"
+	"github.com/votestream/votestream/pkg/kafkaio"
+)
+
+// store keeps checkpoints in the compacted checkpoint topic: the state of
+// votes partition p is the last record of checkpoint partition p. Every
+// checkpoint is a whole, self-consistent state (totals with the offset they
+// cover), so even a late write from a replica that lost the partition can
+// only make the next owner redo work, never count wrong.
+type store struct {
+	client *kafkaio.Client
+	topic  string
+	dlq    string
+	dlqN   int
+	owner  string
+	log    *slog.Logger
+}
+
+// load returns partition p's last checkpoint, or an empty state at the
+// start of the partition.
+func (s *store) load(ctx context.Context, p int) (*checkpoint.State, error) {
+	rec, err := s.client.LastRecord(ctx, s.topic, p)
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoint %s/%d: %w", s.topic, p, err)
+	}
+	st := &checkpoint.State{Partition: int32(p)}
+	if rec == nil {
+		return st, nil
+	}
+	if err := st.UnmarshalBinary(rec.Value); err != nil {
+		// A checkpoint we cannot read must stop us: starting from zero
+		// would count everything again on top of nothing, which is right
+		// only if it is really the first.
+		return nil, fmt.Errorf("checkpoint %s/%d at offset %d: %w", s.topic, p, rec.Offset, err)
+	}
+	if st.Partition != int32(p) {
+		return nil, fmt.Errorf("checkpoint %s/%d at offset %d is for partition %d", s.topic, p, rec.Offset, st.Partition)
+	}
+	return st, nil
+}
+
+// loadAll loads every partition's checkpoint at once, retrying transient
+// errors until ctx ends.
+func (s *store) loadAll(ctx context.Context, parts []int) (map[int]*checkpoint.State, error) {
+	out := make(map[int]*checkpoint.State, len(parts))
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		firstErr error
+	)
+	for _, p := range parts {
+		wg.Go(func() {
+			st, err := retry(ctx, s.log, "load checkpoint", func() (*checkpoint.State, error) { return s.load(ctx, p) })
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			out[p] = st
+		})
+	}
+	wg.Wait()
+	return out, firstErr
+}
+
+// save writes checkpoints (and first, their dead letters), each
+// acknowledged by all in-sync replicas before save returns.
+func (s *store) save(ctx context.Context, states []*checkpoint.State, dead []kafka.Message) error {
+	if len(dead) > 0 {
+		byPart := make(map[int][]kafka.Record)
+		for _, m := range dead {
+			p := m.Partition % s.dlqN
+			byPart[p] = append(byPart[p], kafka.Record{
+				Key: kafka.NewBytes(m.Key), Value: kafka.NewBytes(m.Value), Headers: m.Headers, Time: time.Now(),
+			})
+		}
+		for p, recs := range byPart {
+			if err := s.client.Produce(ctx, s.dlq, p, 0, recs); err != nil {
+				return fmt.Errorf("write dead letters: %w", err)
+			}
+		}
+	}
+	errs := make([]error, len(states))
+	var wg sync.WaitGroup
+	now := time.Now().UnixMilli()
+	for i, st := range states {
+		wg.Go(func() {
+			st.Written, st.Owner = now, s.owner
+			b, err := st.MarshalBinary()
+			if err == nil {
+				err = s.client.Produce(ctx, s.topic, int(st.Partition), kafka.Lz4, []kafka.Record{{
+					Key:   kafka.NewBytes(fmt.Appendf(nil, "partition-%d", st.Partition)),
+					Value: kafka.NewBytes(b),
+					Time:  time.UnixMilli(now),
+				}})
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return fmt.Errorf("write checkpoint: %w", err)
+		}
+	}
+	return nil
+}
+
+// retry calls fn until it succeeds or ctx ends, backing off up to 5s.
+func retry[T any](ctx context.Context, log *slog.Logger, what string, fn func() (T, error)) (T, error) {
+	backoff := 200 * time.Millisecond
+	for {
+		v, err := fn()
+		// A corrupt checkpoint stays corrupt: say so rather than spin.
+		if err == nil || ctx.Err() != nil || errors.Is(err, checkpoint.ErrCorrupt) {
+			return v, err
+		}
+		log.Warn(what+" failed, retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}

@@ -1,0 +1,216 @@
+// Package checkpoint is one partition's counting state: the totals of the
+// votes in offsets [0, Offset) and what is needed to go on from there. The
+// counter saves it to Kafka as one record, so totals and offset are always
+// written together and no checkpoint can disagree with itself.
+package checkpoint
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/votestream/votestream/pkg/vote"
+)
+
+// State is what one partition has counted.
+type State struct {
+	Partition int32
+	// Offset is the next offset to read: every record before it is counted
+	// (or rejected) and every one from it on is not.
+	Offset   int64
+	Tally    vote.Tally
+	Rejected [vote.NumReasons]int64
+	// Producers holds, per producer id, the highest sequence number counted
+	// from that producer in this partition. A producer writes each
+	// partition's sequence numbers in increasing order, so a record at or
+	// below it is a retry of one already counted. There are few producers, so
+	// a slice searched in order beats a map and never allocates per record.
+	Producers []ProducerSeq
+	// Written is when the checkpoint was written (Unix milliseconds) and
+	// Owner which replica wrote it: for people, not for counting.
+	Written int64
+	Owner   string
+}
+
+// ProducerSeq is the last sequence counted from one producer.
+type ProducerSeq struct {
+	ID  string
+	Seq int64
+}
+
+// Clone returns a deep copy, safe to encode while s goes on counting.
+func (s *State) Clone() *State {
+	c := *s
+	c.Producers = append([]ProducerSeq(nil), s.Producers...)
+	return &c
+}
+
+// Count applies one record. producer and seq come from the record's headers;
+// a record without them (producer empty) is counted without deduplication.
+// It returns the reason the record was not counted, or vote.ReasonNone.
+func (s *State) Count(v *vote.Vote, producer []byte, seq int64) vote.Reason {
+	if len(producer) > 0 {
+		i := 0
+		for i < len(s.Producers) && s.Producers[i].ID != string(producer) {
+			i++
+		}
+		if i == len(s.Producers) {
+			s.Producers = append(s.Producers, ProducerSeq{ID: string(producer), Seq: -1})
+		}
+		if seq <= s.Producers[i].Seq {
+			s.Rejected[vote.ReasonDuplicate]++
+			return vote.ReasonDuplicate
+		}
+		s.Producers[i].Seq = seq
+	}
+	s.Tally.Add(v)
+	return vote.ReasonNone
+}
+
+// Reject counts a record that is not a valid vote.
+func (s *State) Reject(r vote.Reason) { s.Rejected[r]++ }
+
+// Votes is the number of votes counted.
+func (s *State) Votes() int64 { return s.Tally.Total() }
+
+const (
+	magic   = "VSCP"
+	version = 1
+)
+
+// ErrCorrupt is returned for bytes that are not a checkpoint.
+var ErrCorrupt = errors.New("corrupt checkpoint")
+
+// AppendBinary appends the checkpoint's encoding to dst: a magic, a version,
+// then varints. Every cell of the tally is written, so a checkpoint is a
+// few kilobytes whatever the count.
+func (s *State) AppendBinary(dst []byte) ([]byte, error) {
+	dst = append(dst, magic...)
+	dst = append(dst, version)
+	dst = binary.AppendVarint(dst, int64(s.Partition))
+	dst = binary.AppendVarint(dst, s.Offset)
+	dst = binary.AppendVarint(dst, s.Written)
+	dst = binary.AppendUvarint(dst, uint64(len(s.Owner)))
+	dst = append(dst, s.Owner...)
+	dst = binary.AppendUvarint(dst, vote.NumCandidates)
+	dst = binary.AppendUvarint(dst, vote.NumStates)
+	dst = binary.AppendUvarint(dst, vote.NumAgeGroups)
+	for c := range s.Tally {
+		for st := range s.Tally[c] {
+			for a := range s.Tally[c][st] {
+				dst = binary.AppendUvarint(dst, uint64(s.Tally[c][st][a]))
+			}
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(vote.NumReasons))
+	for _, n := range s.Rejected {
+		dst = binary.AppendUvarint(dst, uint64(n))
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(s.Producers)))
+	for _, p := range s.Producers {
+		dst = binary.AppendUvarint(dst, uint64(len(p.ID)))
+		dst = append(dst, p.ID...)
+		dst = binary.AppendVarint(dst, p.Seq)
+	}
+	return dst, nil
+}
+
+// MarshalBinary encodes the checkpoint.
+func (s *State) MarshalBinary() ([]byte, error) { return s.AppendBinary(make([]byte, 0, 2048)) }
+
+// UnmarshalBinary decodes a checkpoint written by MarshalBinary.
+func (s *State) UnmarshalBinary(b []byte) error {
+	r := reader{b: b}
+	if len(b) < len(magic)+1 || string(b[:len(magic)]) != magic {
+		return fmt.Errorf("%w: bad magic", ErrCorrupt)
+	}
+	if b[len(magic)] != version {
+		return fmt.Errorf("%w: version %d, want %d", ErrCorrupt, b[len(magic)], version)
+	}
+	r.b = b[len(magic)+1:]
+	*s = State{}
+	s.Partition = int32(r.varint())
+	s.Offset = r.varint()
+	s.Written = r.varint()
+	s.Owner = string(r.bytes())
+	if r.uvarint() != vote.NumCandidates || r.uvarint() != vote.NumStates || r.uvarint() != vote.NumAgeGroups {
+		if r.err == nil {
+			r.err = errors.New("tally shape differs from this build's")
+		}
+	}
+	for c := range s.Tally {
+		for st := range s.Tally[c] {
+			for a := range s.Tally[c][st] {
+				s.Tally[c][st][a] = int64(r.uvarint())
+			}
+		}
+	}
+	nr := r.uvarint()
+	for i := uint64(0); i < nr && r.err == nil; i++ {
+		n := int64(r.uvarint())
+		if i < uint64(len(s.Rejected)) {
+			s.Rejected[i] = n
+		}
+	}
+	np := r.uvarint()
+	if np > uint64(len(r.b)) {
+		r.fail()
+	}
+	for i := uint64(0); i < np && r.err == nil; i++ {
+		id := string(r.bytes())
+		s.Producers = append(s.Producers, ProducerSeq{ID: id, Seq: r.varint()})
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = errors.New("trailing bytes")
+	}
+	if r.err != nil {
+		return fmt.Errorf("%w: %v", ErrCorrupt, r.err)
+	}
+	if s.Offset < 0 {
+		return fmt.Errorf("%w: negative offset", ErrCorrupt)
+	}
+	return nil
+}
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail() {
+	if r.err == nil {
+		r.err = errors.New("truncated")
+	}
+	r.b = nil
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) bytes() []byte {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.fail()
+		return nil
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}

@@ -1,0 +1,455 @@
+// Package kafkaio is votestream's Kafka wiring over segmentio/kafka-go: the
+// dialer and transport built from config, topic bootstrap and checks, ordered
+// produce with retries, and reading a partition's last records.
+package kafkaio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/votestream/votestream/pkg/config"
+)
+
+// Headers votestream's producer puts on every vote record, so counters can
+// drop a record the producer wrote twice after losing an acknowledgement.
+const (
+	HeaderProducer = "votestream-producer"
+	HeaderSeq      = "votestream-seq"
+)
+
+// Client is a kafka-go client with the dialer its consumer groups and readers
+// need; both carry the same TLS and SASL settings.
+type Client struct {
+	*kafka.Client
+	Dialer *kafka.Dialer
+	cfg    config.Kafka
+	log    *slog.Logger
+}
+
+// New builds a client from cfg. It does not connect: call Ping.
+func New(cfg config.Kafka, log *slog.Logger) (*Client, error) {
+	dialer := &kafka.Dialer{
+		ClientID:  cfg.ClientID,
+		Timeout:   cfg.DialTimeout,
+		DualStack: true,
+	}
+	transport := &kafka.Transport{
+		ClientID:    cfg.ClientID,
+		DialTimeout: cfg.DialTimeout,
+		MetadataTTL: 10 * time.Second,
+		IdleTimeout: 5 * time.Minute,
+	}
+	return &Client{
+		Client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport},
+		Dialer: dialer,
+		cfg:    cfg,
+		log:    log,
+	}, nil
+}
+
+// Close releases the transport's idle connections.
+func (c *Client) Close() {
+	if t, ok := c.Transport.(*kafka.Transport); ok {
+		t.CloseIdleConnections()
+	}
+}
+
+// Ping asks the cluster for its metadata within the dial timeout, so that
+// an unreachable or misconfigured cluster is reported at start in one line.
+func (c *Client) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
+	_, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}})
+	if err != nil {
+		return c.explain(err)
+	}
+	return nil
+}
+
+// explain turns transport errors into one line a user can act on.
+func (c *Client) explain(err error) error {
+	brokers := strings.Join(c.cfg.Brokers, ",")
+	var netErr *net.OpError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("kafka at %s did not answer within %s (KAFKA_BROKERS, KAFKA_DIAL_TIMEOUT): %w", brokers, c.cfg.DialTimeout, err)
+	case errors.As(err, &netErr):
+		return fmt.Errorf("cannot reach kafka at %s (KAFKA_BROKERS): %v", brokers, netErr.Err)
+	}
+	return fmt.Errorf("kafka at %s: %w", brokers, err)
+}
+
+// TopicSpec is a topic votestream needs, with the shape it must have.
+type TopicSpec struct {
+	Name       string
+	Partitions int
+	Compacted  bool
+	// Retain keeps records forever: the votes are the ledger the counters
+	// replay, so they must not expire before every counter has read them.
+	Retain bool
+}
+
+// Topics is the set every service needs: votes, checkpoints (one per votes
+// partition, compacted) and dead letters.
+func Topics(cfg config.Kafka) []TopicSpec {
+	return []TopicSpec{
+		{Name: cfg.Topic, Partitions: cfg.Partitions, Retain: true},
+		{Name: cfg.CheckpointTopic, Partitions: cfg.Partitions, Compacted: true},
+		{Name: cfg.DLQTopic, Partitions: cfg.Partitions},
+	}
+}
+
+// EnsureTopics creates the missing topics when allowed and checks that every
+// topic has the partition count and cleanup policy votestream relies on. It
+// returns the votes topic's partition count, which may differ from
+// KAFKA_PARTITIONS when the topic already existed.
+func (c *Client) EnsureTopics(ctx context.Context, specs []TopicSpec) (map[string]int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*c.cfg.DialTimeout)
+	defer cancel()
+	have, err := c.partitionCounts(ctx, specs)
+	if err != nil {
+		return nil, err
+	}
+	var missing []kafka.TopicConfig
+	for _, s := range specs {
+		if _, ok := have[s.Name]; ok {
+			continue
+		}
+		if !c.cfg.CreateTopics {
+			return nil, fmt.Errorf("topic %q does not exist and KAFKA_CREATE_TOPICS=false: create it with %d partitions%s", s.Name, s.Partitions, policyHint(s))
+		}
+		tc := kafka.TopicConfig{Topic: s.Name, NumPartitions: s.Partitions, ReplicationFactor: c.cfg.ReplicationFactor}
+		if s.Compacted {
+			tc.ConfigEntries = append(tc.ConfigEntries, kafka.ConfigEntry{ConfigName: "cleanup.policy", ConfigValue: "compact"})
+		}
+		if s.Retain {
+			tc.ConfigEntries = append(tc.ConfigEntries, kafka.ConfigEntry{ConfigName: "retention.ms", ConfigValue: "-1"})
+		}
+		missing = append(missing, tc)
+	}
+	if len(missing) > 0 {
+		res, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: missing})
+		if err != nil {
+			return nil, c.explain(err)
+		}
+		for name, err := range res.Errors {
+			if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+				return nil, fmt.Errorf("create topic %q: %w", name, err)
+			}
+			c.log.Info("topic created", "topic", name)
+		}
+		if have, err = c.waitPartitions(ctx, specs); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.checkShape(ctx, specs, have); err != nil {
+		return nil, err
+	}
+	return have, nil
+}
+
+func policyHint(s TopicSpec) string {
+	if s.Compacted {
+		return " and cleanup.policy=compact"
+	}
+	if s.Retain {
+		return " and retention.ms=-1"
+	}
+	return ""
+}
+
+// partitionCounts reports the partition count of each spec that exists.
+func (c *Client) partitionCounts(ctx context.Context, specs []TopicSpec) (map[string]int, error) {
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
+	if err != nil {
+		return nil, c.explain(err)
+	}
+	have := make(map[string]int)
+	for _, t := range md.Topics {
+		switch {
+		case t.Error == nil:
+			have[t.Name] = len(t.Partitions)
+		case errors.Is(t.Error, kafka.UnknownTopicOrPartition):
+		case errors.Is(t.Error, kafka.TopicAuthorizationFailed):
+			return nil, fmt.Errorf("not authorized to describe topic %q: grant DESCRIBE (and READ/WRITE) on it to this user", t.Name)
+		default:
+			return nil, fmt.Errorf("topic %q: %w", t.Name, t.Error)
+		}
+	}
+	return have, nil
+}
+
+// waitPartitions waits, bounded by ctx, until freshly created topics show
+// in metadata with leaders for every partition.
+func (c *Client) waitPartitions(ctx context.Context, specs []TopicSpec) (map[string]int, error) {
+	for {
+		have, err := c.partitionCounts(ctx, specs)
+		if err == nil && len(have) == len(specs) {
+			return have, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("topics not ready after creation: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// checkShape verifies partition counts and cleanup policies: checkpoints
+// rely on one checkpoint partition per votes partition and on compaction.
+func (c *Client) checkShape(ctx context.Context, specs []TopicSpec, have map[string]int) error {
+	votes := have[specs[0].Name]
+	for _, s := range specs[1:] {
+		if s.Compacted && have[s.Name] != votes {
+			return fmt.Errorf("topic %q has %d partitions but %q has %d: they must match (recreate %q with %d partitions)",
+				s.Name, have[s.Name], specs[0].Name, votes, s.Name, votes)
+		}
+	}
+	var resources []kafka.DescribeConfigRequestResource
+	for _, s := range specs {
+		resources = append(resources, kafka.DescribeConfigRequestResource{
+			ResourceType: kafka.ResourceTypeTopic, ResourceName: s.Name, ConfigNames: []string{"cleanup.policy"},
+		})
+	}
+	res, err := c.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: resources})
+	if err != nil {
+		// Some hosted clusters refuse DescribeConfigs; the shape check is a
+		// courtesy, not a requirement for exact counts, so carry on.
+		c.log.Warn("cannot check topic configs", "err", err)
+		return nil
+	}
+	for _, r := range res.Resources {
+		if r.Error != nil {
+			c.log.Warn("cannot check topic config", "topic", r.ResourceName, "err", r.Error)
+			continue
+		}
+		for _, s := range specs {
+			if s.Name != r.ResourceName {
+				continue
+			}
+			for _, e := range r.ConfigEntries {
+				if e.ConfigName != "cleanup.policy" {
+					continue
+				}
+				compacted := strings.Contains(e.ConfigValue, "compact")
+				if s.Compacted && !compacted {
+					return fmt.Errorf("topic %q has cleanup.policy=%s: it must be compact (kafka-configs --alter --add-config cleanup.policy=compact)", s.Name, e.ConfigValue)
+				}
+				if !s.Compacted && compacted {
+					return fmt.Errorf("topic %q has cleanup.policy=%s: votes must not be compacted away; use cleanup.policy=delete", s.Name, e.ConfigValue)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Compression maps a KAFKA_COMPRESSION name to kafka-go's codec.
+func Compression(name string) kafka.Compression {
+	switch name {
+	case "gzip":
+		return kafka.Gzip
+	case "snappy":
+		return kafka.Snappy
+	case "lz4":
+		return kafka.Lz4
+	case "zstd":
+		return kafka.Zstd
+	}
+	return 0
+}
+
+// Produce writes records to one partition with RequireAll, retrying with
+// backoff until they are acknowledged or ctx ends. Records of one partition
+// must be produced by one caller in order: a retry resends the same records
+// before anything after them, so each partition's log holds them in order,
+// possibly with a repeated run that counters recognise by sequence number.
+func (c *Client) Produce(ctx context.Context, topic string, partition int, compression kafka.Compression, records []kafka.Record) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		res, err := c.Client.Produce(ctx, &kafka.ProduceRequest{
+			Topic:        topic,
+			Partition:    partition,
+			RequiredAcks: kafka.RequireAll,
+			Compression:  compression,
+			Records:      kafka.NewRecordReader(records...),
+		})
+		if err == nil && res.Error != nil {
+			err = res.Error
+		}
+		if err == nil {
+			return nil
+		}
+		if fatal(err) {
+			return fmt.Errorf("produce to %s/%d: %w", topic, partition, err)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("produce to %s/%d: %w (last error: %v)", topic, partition, ctx.Err(), err)
+		}
+		c.log.Warn("produce failed, retrying", "topic", topic, "partition", partition, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(jitter(backoff)):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// fatal reports errors that retrying cannot fix.
+func fatal(err error) bool {
+	for _, e := range []error{
+		kafka.TopicAuthorizationFailed, kafka.ClusterAuthorizationFailed,
+		kafka.SASLAuthenticationFailed, kafka.MessageSizeTooLarge,
+		kafka.InvalidRecord, kafka.UnsupportedSASLMechanism,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func jitter(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) }
+
+// Offsets returns a partition's first offset and end offset (the high
+// watermark: the offset the next record will get).
+func (c *Client) Offsets(ctx context.Context, topic string, partition int) (first, end int64, err error) {
+	res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{
+		Topics: map[string][]kafka.OffsetRequest{topic: {kafka.FirstOffsetOf(partition), kafka.LastOffsetOf(partition)}},
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, p := range res.Topics[topic] {
+		if p.Partition == partition {
+			if p.Error != nil {
+				return 0, 0, p.Error
+			}
+			return p.FirstOffset, p.LastOffset, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("list offsets %s/%d: partition missing from response", topic, partition)
+}
+
+// EndOffsets returns the high watermark of every partition of topic.
+func (c *Client) EndOffsets(ctx context.Context, topic string, partitions int) (map[int]int64, error) {
+	reqs := make([]kafka.OffsetRequest, partitions)
+	for p := range reqs {
+		reqs[p] = kafka.LastOffsetOf(p)
+	}
+	res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]int64, partitions)
+	for _, p := range res.Topics[topic] {
+		if p.Error != nil {
+			return nil, fmt.Errorf("%s/%d: %w", topic, p.Partition, p.Error)
+		}
+		out[p.Partition] = p.LastOffset
+	}
+	return out, nil
+}
+
+// Record is a fetched record with its value and headers read into memory.
+type Record struct {
+	Offset  int64
+	Value   []byte
+	Headers []kafka.Header
+}
+
+// ScanBack reads a partition's records from its end towards its start, a
+// window at a time, calling fn for each record of a window in log order,
+// later windows first. It stops when fn returns false or the start is
+// reached.
+func (c *Client) ScanBack(ctx context.Context, topic string, partition int, window int64, fn func(Record) bool) error {
+	first, end, err := c.Offsets(ctx, topic, partition)
+	if err != nil {
+		return fmt.Errorf("offsets of %s/%d: %w", topic, partition, err)
+	}
+	for hi := end; hi > first; hi -= window {
+		lo := max(first, hi-window)
+		recs, err := c.readRange(ctx, topic, partition, lo, hi)
+		if err != nil {
+			return err
+		}
+		for i := len(recs) - 1; i >= 0; i-- {
+			if !fn(recs[i]) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// readRange reads the records in [lo, hi) of a partition.
+func (c *Client) readRange(ctx context.Context, topic string, partition int, lo, hi int64) ([]Record, error) {
+	var out []Record
+	for off := lo; off < hi; {
+		res, err := c.Fetch(ctx, &kafka.FetchRequest{
+			Topic: topic, Partition: partition, Offset: off,
+			MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 500 * time.Millisecond,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("fetch %s/%d at %d: %w", topic, partition, off, err)
+		}
+		if res.Error != nil {
+			return nil, fmt.Errorf("fetch %s/%d at %d: %w", topic, partition, off, res.Error)
+		}
+		next := off
+		for {
+			r, err := res.Records.ReadRecord()
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				return nil, fmt.Errorf("read %s/%d: %w", topic, partition, err)
+			}
+			if r.Offset < off || r.Offset >= hi {
+				continue // a fetch returns whole batches
+			}
+			val, err := kafka.ReadAll(r.Value)
+			if err != nil {
+				return nil, err
+			}
+			hs := make([]kafka.Header, len(r.Headers))
+			for i, h := range r.Headers {
+				hs[i] = kafka.Header{Key: h.Key, Value: append([]byte(nil), h.Value...)}
+			}
+			out = append(out, Record{Offset: r.Offset, Value: val, Headers: hs})
+			next = r.Offset + 1
+		}
+		if next == off {
+			// Nothing at or after off below hi (compacted away or aborted):
+			// the range is done.
+			break
+		}
+		off = next
+	}
+	return out, nil
+}
+
+// LastRecord returns the last record of a partition, or nil when it is
+// empty.
+func (c *Client) LastRecord(ctx context.Context, topic string, partition int) (*Record, error) {
+	var last *Record
+	// Compaction can leave gaps, so look back a few offsets, not one.
+	err := c.ScanBack(ctx, topic, partition, 64, func(r Record) bool {
+		last = &r
+		return false
+	})
+	return last, err
+}

@@ -1,0 +1,85 @@
+// Package telemetry serves a service's /metrics, /healthz and /readyz.
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Namespace prefixes every votestream metric.
+const Namespace = "votestream"
+
+// NewRegistry returns a private registry with the Go and process collectors.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// Server is the HTTP side of a service. Its listener is bound by Listen, so
+// a taken port fails at start, before any Kafka work.
+type Server struct {
+	ln    net.Listener
+	srv   *http.Server
+	mux   *http.ServeMux
+	ready atomic.Bool
+	log   *slog.Logger
+}
+
+// Listen binds addr and routes /metrics (from reg), /healthz and /readyz.
+func Listen(addr string, reg *prometheus.Registry, log *slog.Logger) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (HTTP_ADDR): %w", addr, err)
+	}
+	s := &Server{ln: ln, mux: http.NewServeMux(), log: log}
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second}
+	return s, nil
+}
+
+// Addr is the bound address, useful when HTTP_ADDR asked for port 0.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Handle adds a route, e.g. the counter's results API.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// SetReady flips /readyz.
+func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+
+// Serve serves until ctx ends, then shuts down gracefully within 5s.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(s.ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(shutdownCtx)
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	s.log.Info("http server stopped")
+	return err
+}

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/votestream/votestream/pkg/config"
+	"github.com/votestream/votestream/pkg/kafkaio"
+	"github.com/votestream/votestream/pkg/logging"
+	"github.com/votestream/votestream/pkg/telemetry"
+	"github.com/votestream/votestream/pkg/vote"
+	"github.com/votestream/votestream/pkg/votegen"
+)
+
+// shutdownGrace bounds how long a batch under way may take to be
+// acknowledged after SIGTERM: long enough for a healthy broker, short
+// enough to stop well before an orchestrator's SIGKILL.
+const shutdownGrace = 10 * time.Second
+
+func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error {
+	var cfg config.Producer
+	if err := config.Parse(&cfg, environ); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	log := logging.New(cfg.Log, stderr).With("component", "producer")
+
+	seed, err := parseSeed(cfg.Seed)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	gcfg := votegen.Config{Seed: seed, Scale: cfg.Scale, IncludeDC: cfg.IncludeDC}
+	gen, err := votegen.New(gcfg)
+	if err != nil {
+		return fmt.Errorf("config: SCALE: %w", err)
+	}
+	id := producerID(gcfg)
+	log.Info("election", "seed", seed, "scale", cfg.Scale, "votes", gen.Total(), "producer_id", id,
+		"votes_per_batch", cfg.VotesPerBatch, "batch_interval", cfg.BatchInterval, "output_dir", cfg.OutputDir)
+
+	// Instrumentation and listeners, bound before any Kafka work.
+	reg := telemetry.NewRegistry()
+	m := newMetrics(reg)
+	m.expected.Set(float64(gen.Total()))
+	srv, err := telemetry.Listen(cfg.HTTPAddr, reg, log)
+	if err != nil {
+		return err
+	}
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := srv.Serve(httpCtx); err != nil {
+			log.Error("http", "err", err)
+		}
+	})
+	defer func() { stopHTTP(); wg.Wait() }()
+
+	// Kafka.
+	client, err := kafkaio.New(cfg.Kafka, log)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	if err := client.Ping(ctx); err != nil {
+		return err
+	}
+	parts, err := client.EnsureTopics(ctx, kafkaio.Topics(cfg.Kafka))
+	if err != nil {
+		return err
+	}
+	srv.SetReady(true)
+
+	p := &publisher{
+		client:      client,
+		topic:       cfg.Kafka.Topic,
+		partitions:  parts[cfg.Kafka.Topic],
+		compression: kafkaio.Compression(cfg.Compression),
+		id:          id,
+		log:         log,
+	}
+	if err := p.resume(ctx); err != nil {
+		return fmt.Errorf("find where to resume: %w", err)
+	}
+	files := &fileDrop{dir: cfg.OutputDir, log: log, errors: m.fileErrors}
+	if err := files.init(); err != nil {
+		log.Error("JSON file drop disabled", "dir", cfg.OutputDir, "err", err)
+	}
+	return produce(ctx, gen, p, files, cfg, m, log)
+}
+
+// produce runs the batch loop until every quota is published or ctx ends.
+func produce(ctx context.Context, gen *votegen.Generator, p *publisher, files *fileDrop, cfg config.Producer, m *metrics, log *slog.Logger) error {
+	// A batch under way finishes after a signal, within shutdownGrace.
+	batchCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(shutdownGrace, cancel) })
+	defer stopAfter()
+
+	total := gen.Total()
+	batch := make([]vote.Vote, cfg.VotesPerBatch)
+	prog := newProgress(total, log)
+	next := time.Now()
+	for n := 0; ; n++ {
+		if ctx.Err() != nil {
+			log.Info("stopped by signal", "published", gen.Seq(), "of", total)
+			return nil
+		}
+		first := gen.Seq()
+		k := 0
+		for k < len(batch) && gen.Next(&batch[k]) {
+			k++
+		}
+		if k == 0 {
+			break
+		}
+		now := time.Now()
+		for i := range batch[:k] {
+			batch[i].Time = now.UnixMicro()
+		}
+		start := time.Now()
+		sent, err := p.publish(batchCtx, first, batch[:k])
+		if err != nil {
+			return fmt.Errorf("publish batch %d: %w", n, err)
+		}
+		if sent > 0 || !files.exists(n) {
+			files.write(n, batch[:k])
+		}
+		if sent > 0 {
+			m.published.Add(float64(sent))
+			m.batches.Inc()
+			m.duration.Observe(time.Since(start).Seconds())
+			prog.update(gen.Seq(), sent, cfg.BatchInterval >= time.Second)
+		}
+		if sent == 0 || cfg.BatchInterval == 0 {
+			continue
+		}
+		next = next.Add(cfg.BatchInterval)
+		if wait := time.Until(next); wait > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+		} else {
+			next = time.Now() // fell behind: do not burst to catch up
+		}
+	}
+	m.done.Set(1)
+	prog.update(gen.Seq(), 0, true)
+	log.Info("election published", "votes", total, "resumed_after", p.skipped, "elapsed", prog.elapsed().Round(time.Millisecond))
+	return nil
+}
+
+// parseSeed reads SEED, or draws one from crypto/rand when it is empty so
+// every unseeded run is a new election; the seed is logged either way.
+func parseSeed(s string) (uint64, error) {
+	if s == "" {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return 0, err
+		}
+		return binary.BigEndian.Uint64(b[:]) >> 1, nil
+	}
+	seed, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("SEED: %q: must be a whole number from 0 to %d", s, uint64(1<<64-1))
+	}
+	return seed, nil
+}
+
+// producerID names the election: the same seed and scale give the same
+// votes in the same order, so a restarted producer with them is the same
+// producer and its repeated records are recognised as repeats.
+func producerID(c votegen.Config) string {
+	id := "votestream:seed=" + strconv.FormatUint(c.Seed, 10) + ",scale=" + strconv.FormatFloat(c.Scale, 'g', -1, 64)
+	if c.IncludeDC {
+		id += ",dc"
+	}
+	return id
+}
+
+type metrics struct {
+	expected   prometheus.Gauge
+	published  prometheus.Counter
+	batches    prometheus.Counter
+	duration   prometheus.Histogram
+	done       prometheus.Gauge
+	fileErrors prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	const ns, sub = telemetry.Namespace, "producer"
+	m := &metrics{
+		expected: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "votes_expected",
+			Help: "Votes in the whole election at this SCALE."}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "votes_published_total",
+			Help: "Votes acknowledged by Kafka in this run."}),
+		batches: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "batches_total",
+			Help: "Batches published in this run."}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "publish_duration_seconds",
+			Help: "Time to publish one batch with every record acknowledged.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}),
+		done: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "done",
+			Help: "1 once every vote of the election is published."}),
+		fileErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "file_errors_total",
+			Help: "JSON batch files that could not be written."}),
+	}
+	reg.MustRegister(m.expected, m.published, m.batches, m.duration, m.done, m.fileErrors)
+	return m
+}
+
+// progress logs how much of the electorate is published, the rate and an
+// ETA, at most once a second unless asked to.
+type progress struct {
+	total  int64
+	start  time.Time
+	last   time.Time
+	sent   int64
+	log    *slog.Logger
+	sentAt int64
+}
+
+func newProgress(total int64, log *slog.Logger) *progress {
+	now := time.Now()
+	return &progress{total: total, start: now, last: now, log: log}
+}
+
+func (p *progress) elapsed() time.Duration { return time.Since(p.start) }
+
+func (p *progress) update(done, sent int64, force bool) {
+	p.sent += sent
+	now := time.Now()
+	if !force && now.Sub(p.last) < time.Second {
+		return
+	}
+	rate := float64(p.sent-p.sentAt) / max(now.Sub(p.last).Seconds(), 1e-9)
+	p.last, p.sentAt = now, p.sent
+	eta := time.Duration(0)
+	if rate > 0 {
+		eta = time.Duration(float64(p.total-done) / rate * float64(time.Second))
+	}
+	p.log.Info("progress",
+		"published", done, "of", p.total,
+		"percent", fmt.Sprintf("%.1f", 100*float64(done)/float64(p.total)),
+		"votes_per_sec", int64(rate), "eta", eta.Round(time.Second))
+}
+
+var errNoPartitions = errors.New("votes topic has no partitions")
