@@ -1,0 +1,415 @@
+// Package promtest runs a real Prometheus server for tests: it scrapes the
+// targets a test gives it, and runs the queries of votestream's Grafana
+// dashboard against what it scraped, so a dashboard that does not parse, or
+// asks for a metric the services do not export, fails a test instead of
+// showing "No data" on election night.
+//
+// It needs the prometheus binary (Debian's package `prometheus`, or the
+// PROMETHEUS_BIN variable). Without it, Start skips the test, unless the
+// CI variable is set: there a missing binary is a failure.
+package promtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Timeouts for every wait in this package; none is unbounded.
+const (
+	readyTimeout  = 30 * time.Second
+	scrapeTimeout = 30 * time.Second
+	stopTimeout   = 10 * time.Second
+	queryTimeout  = 10 * time.Second
+)
+
+// Job is the job label of every target Start scrapes.
+const Job = "votestream"
+
+// Prometheus is a running Prometheus server owned by one test.
+type Prometheus struct {
+	// URL is the server's base URL, http://127.0.0.1:PORT.
+	URL string
+
+	targets []string
+	client  *http.Client
+}
+
+// Sample is one series of a query's result.
+type Sample struct {
+	Labels map[string]string
+	Value  float64
+}
+
+// Binary returns the path of the prometheus binary: $PROMETHEUS_BIN, or
+// prometheus on PATH. When there is none it skips t, or fails it when the
+// CI variable is set.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if bin := os.Getenv("PROMETHEUS_BIN"); bin != "" {
+		return bin
+	}
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		MissingTool(t, "prometheus")
+	}
+	return bin
+}
+
+// MissingTool skips t because tool is not installed, or fails it under CI,
+// where every tool must be there.
+func MissingTool(t testing.TB, tool string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s not found on PATH; CI must install it (apt-get install -y prometheus)", tool)
+	}
+	t.Skipf("%s not found on PATH; install it with apt-get install -y prometheus", tool)
+}
+
+// Start runs Prometheus on a free 127.0.0.1 port, scraping every target
+// (host:port, serving /metrics) once a second under job "votestream", and
+// waits until it has scraped every target successfully. The server stops
+// when the test ends; if the test failed, its log is printed.
+func Start(t testing.TB, targets []string) *Prometheus {
+	t.Helper()
+	if len(targets) == 0 {
+		t.Fatal("promtest.Start: no targets")
+	}
+	bin := Binary(t)
+	dir := t.TempDir()
+	config := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(config, configYAML(targets), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// A port picked by the kernel can be taken again before Prometheus binds
+	// it; another port fixes that, a few tries bound it.
+	var lastErr error
+	for try := 0; try < 3; try++ {
+		p, err := start(t, bin, config, filepath.Join(dir, fmt.Sprintf("data%d", try)), targets)
+		if err == nil {
+			p.waitTargets(t)
+			return p
+		}
+		lastErr = err
+	}
+	t.Fatalf("start prometheus: %v", lastErr)
+	return nil
+}
+
+func start(t testing.TB, bin, config, data string, targets []string) (*Prometheus, error) {
+	t.Helper()
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	var log syncBuffer
+	cmd := exec.Command(bin,
+		"--config.file="+config,
+		"--storage.tsdb.path="+data,
+		"--web.listen-address="+addr,
+		"--log.level=warn",
+	)
+	cmd.Stdout = &log
+	cmd.Stderr = &log
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("run %s: %w", bin, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(stopTimeout):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}
+
+	p := &Prometheus{
+		URL:     "http://" + addr,
+		targets: targets,
+		client:  &http.Client{Timeout: queryTimeout},
+	}
+	if err := p.waitReady(exited); err != nil {
+		stop()
+		return nil, fmt.Errorf("%w\n%s", err, log.String())
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", log.String())
+		}
+	})
+	return p, nil
+}
+
+func configYAML(targets []string) []byte {
+	var b bytes.Buffer
+	b.WriteString("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n")
+	b.WriteString("scrape_configs:\n  - job_name: " + Job + "\n    static_configs:\n      - targets:\n")
+	for _, tg := range targets {
+		b.WriteString("          - " + strconv.Quote(tg) + "\n")
+	}
+	return b.Bytes()
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// waitReady polls /-/ready until Prometheus answers 200, exits, or
+// readyTimeout passes.
+func (p *Prometheus) waitReady(exited <-chan error) error {
+	deadline := time.Now().Add(readyTimeout)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("prometheus exited before it was ready: %v", err)
+		default:
+		}
+		resp, err := p.client.Get(p.URL + "/-/ready")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("prometheus not ready after %s", readyTimeout)
+}
+
+// waitTargets waits until every target has been scraped successfully.
+func (p *Prometheus) waitTargets(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(scrapeTimeout)
+	var last string
+	for time.Now().Before(deadline) {
+		var res struct {
+			ActiveTargets []struct {
+				ScrapeURL string `json:"scrapeUrl"`
+				Health    string `json:"health"`
+				LastError string `json:"lastError"`
+			} `json:"activeTargets"`
+		}
+		if err := p.get("/api/v1/targets", nil, &res); err != nil {
+			last = err.Error()
+		} else {
+			up := 0
+			var bad []string
+			for _, tg := range res.ActiveTargets {
+				if tg.Health == "up" {
+					up++
+				} else {
+					bad = append(bad, fmt.Sprintf("%s: %s %s", tg.ScrapeURL, tg.Health, tg.LastError))
+				}
+			}
+			if up == len(p.targets) {
+				return
+			}
+			last = fmt.Sprintf("%d of %d targets up; %s", up, len(p.targets), strings.Join(bad, "; "))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("prometheus: targets not scraped after %s: %s", scrapeTimeout, last)
+}
+
+// QueryVector runs expr as an instant query at the current time and returns
+// its samples; a scalar result is one sample without labels.
+func (p *Prometheus) QueryVector(expr string) ([]Sample, error) {
+	var res struct {
+		ResultType string          `json:"resultType"`
+		Result     json.RawMessage `json:"result"`
+	}
+	if err := p.get("/api/v1/query", url.Values{"query": {expr}}, &res); err != nil {
+		return nil, fmt.Errorf("query %q: %w", expr, err)
+	}
+	switch res.ResultType {
+	case "vector":
+		var vec []struct {
+			Metric map[string]string `json:"metric"`
+			Value  [2]any            `json:"value"`
+		}
+		if err := json.Unmarshal(res.Result, &vec); err != nil {
+			return nil, fmt.Errorf("query %q: decode vector: %w", expr, err)
+		}
+		out := make([]Sample, 0, len(vec))
+		for _, s := range vec {
+			v, err := parseValue(s.Value)
+			if err != nil {
+				return nil, fmt.Errorf("query %q: %w", expr, err)
+			}
+			out = append(out, Sample{Labels: s.Metric, Value: v})
+		}
+		return out, nil
+	case "scalar":
+		var pair [2]any
+		if err := json.Unmarshal(res.Result, &pair); err != nil {
+			return nil, fmt.Errorf("query %q: decode scalar: %w", expr, err)
+		}
+		v, err := parseValue(pair)
+		if err != nil {
+			return nil, fmt.Errorf("query %q: %w", expr, err)
+		}
+		return []Sample{{Labels: map[string]string{}, Value: v}}, nil
+	default:
+		return nil, fmt.Errorf("query %q: result type %q, want vector or scalar", expr, res.ResultType)
+	}
+}
+
+// Query runs expr and returns its only value; any other number of samples
+// fails t.
+func (p *Prometheus) Query(t testing.TB, expr string) float64 {
+	t.Helper()
+	samples, err := p.QueryVector(expr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(samples) != 1 {
+		t.Fatalf("query %q: got %d samples %v, want 1", expr, len(samples), samples)
+	}
+	return samples[0].Value
+}
+
+// WaitForData runs expr until it returns at least one sample with a number
+// (not NaN), or timeout passes, and returns the last result. A rate needs
+// two scrapes, so a query can be empty for a second or two after Start.
+func (p *Prometheus) WaitForData(ctx context.Context, expr string, timeout time.Duration) ([]Sample, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		samples, err := p.QueryVector(expr)
+		if err != nil {
+			return nil, err // a query that does not parse will not start to
+		}
+		if hasNumber(samples) {
+			return samples, nil
+		}
+		select {
+		case <-ctx.Done():
+			if len(samples) == 0 {
+				return samples, fmt.Errorf("query %q: no data after %s", expr, timeout)
+			}
+			return samples, fmt.Errorf("query %q: only NaN after %s: %v", expr, timeout, samples)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// CheckDashboard runs every query of the Grafana dashboard at path and fails
+// t for each that does not return data within timeout (one deadline for all
+// of them), or that returns series per replica: counters export only the
+// partitions they own, so every panel must aggregate over replicas. A query
+// may keep the instance label only when it says `by (instance)`: a panel
+// that is per replica on purpose.
+func (p *Prometheus) CheckDashboard(t testing.TB, path string, timeout time.Duration) {
+	t.Helper()
+	targets, err := DashboardTargets(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(timeout)
+	for _, tg := range targets {
+		left := time.Until(deadline)
+		if left < time.Second {
+			left = time.Second // every query still gets one honest try
+		}
+		samples, err := p.WaitForData(context.Background(), tg.Expr, left)
+		if err != nil {
+			t.Errorf("panel %q query %s: %v", tg.Panel, tg.RefID, err)
+			continue
+		}
+		if !strings.Contains(tg.Expr, "by (instance)") {
+			for _, s := range samples {
+				if _, ok := s.Labels["instance"]; ok {
+					t.Errorf("panel %q query %s: series %v keeps the instance label: sum over replicas", tg.Panel, tg.RefID, s.Labels)
+					break
+				}
+			}
+		}
+	}
+}
+
+func (p *Prometheus) get(path string, q url.Values, into any) error {
+	u := p.URL + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	resp, err := p.client.Get(u)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var env struct {
+		Status string          `json:"status"`
+		Data   json.RawMessage `json:"data"`
+		Error  string          `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		return fmt.Errorf("%s: decode: %w", resp.Status, err)
+	}
+	if env.Status != "success" {
+		return errors.New(env.Error)
+	}
+	return json.Unmarshal(env.Data, into)
+}
+
+func parseValue(pair [2]any) (float64, error) {
+	s, ok := pair[1].(string)
+	if !ok {
+		return 0, fmt.Errorf("sample value %v is not a string", pair[1])
+	}
+	return strconv.ParseFloat(s, 64)
+}
+
+func hasNumber(samples []Sample) bool {
+	for _, s := range samples {
+		if !math.IsNaN(s.Value) {
+			return true
+		}
+	}
+	return false
+}
+
+// syncBuffer collects Prometheus's output, written from exec's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
