@@ -81,10 +81,10 @@
         const cx = +path.dataset.cx, cy = +path.dataset.cy;
         const g = svgEl("g", { class: "callout" });
         g.append(svgEl("line", { x1: x, y1: y, x2: cx, y2: cy }));
-        s.box = svgEl("rect", { x: cx, y: cy - 13, width: 54, height: 26, rx: 3 });
+        s.box = svgEl("rect", { x: cx, y: cy - 13, width: 62, height: 26, rx: 3 });
         g.append(s.box);
         labels.append(g);
-        s.text = svgEl("text", { x: cx + 27, y: cy + 4.5 });
+        s.text = svgEl("text", { x: cx + 31, y: cy + 5 });
         s.oneLine = true;
       } else {
         s.text = svgEl("text", { x, y: y - 1 });
