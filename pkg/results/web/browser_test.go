@@ -53,6 +53,12 @@ func TestBrowser(t *testing.T) {
 	page.viewport(ctx, t, 1280, 900, false)
 	page.call(ctx, t, "Page.navigate", map[string]any{"url": srv.URL + "/"}, nil)
 
+	// Stage 0: nothing counted yet.
+	shown := page.waitTotals(ctx, t, srv.URL, e.results())
+	if shown.Winner != "" {
+		t.Errorf("winner banner before any vote: %q", shown.Winner)
+	}
+
 	// Stage 1: a fifth of the votes counted.
 	want := e.advance(total / 5)
 	page.waitTotals(ctx, t, srv.URL, want)
@@ -60,7 +66,7 @@ func TestBrowser(t *testing.T) {
 
 	// Stage 2: most votes in; small states are complete and called.
 	want = e.advance(total / 2)
-	shown := page.waitTotals(ctx, t, srv.URL, want)
+	shown = page.waitTotals(ctx, t, srv.URL, want)
 	if shown.NotReloaded != true {
 		t.Error("the page reloaded to update")
 	}

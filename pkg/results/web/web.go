@@ -48,7 +48,8 @@ var _ http.Handler = (*Handler)(nil)
 // New returns a handler showing what source returns. source is called for
 // every request and by every open event stream once per Interval, from many
 // goroutines: it must be safe for concurrent use and cheap (return a
-// snapshot, do not recount).
+// snapshot, do not recount). Before anything is counted it should return
+// results.Compute of an empty tally rather than a zero Results.
 func New(source func() results.Results, opt Options) *Handler {
 	if opt.Interval <= 0 {
 		opt.Interval = time.Second

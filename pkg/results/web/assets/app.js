@@ -101,7 +101,7 @@
     let fill = "", cls = "", opacity = 1, mark = "";
     switch (st.status) {
       case "not_contested": cls = "uncontested"; mark = "–"; break;
-      case "no_votes": cls = "none"; break;
+      case "no_votes": default: cls = "none"; break;
       case "tied": cls = "tied"; mark = "="; break;
       case "leading": fill = `url(#hatch-${st.leader})`; mark = letters[st.leader]; break;
       case "called": fill = color(st.leader); mark = letters[st.leader] + "✓"; break;
@@ -156,7 +156,10 @@
     freshness();
 
     const w = $("winner");
-    if (r.winner >= 0) {
+    // A zero Results (winner 0, nothing won) must not crown anyone.
+    const won = r.winner >= 0 && r.candidates[r.winner] && r.electoral_votes_to_win > 0 &&
+      r.candidates[r.winner].electoral_votes_won >= r.electoral_votes_to_win;
+    if (won) {
       const c = r.candidates[r.winner];
       w.hidden = false;
       w.style.backgroundColor = color(r.winner);
