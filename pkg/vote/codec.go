@@ -229,7 +229,8 @@ func (d *decoder) object(v *Vote) Reason {
 		}
 		break
 	}
-	if d.next() != 0 {
+	// Not d.next() != 0: next reports a NUL byte as the end.
+	if d.skipSpace(); d.pos != len(d.data) {
 		return ReasonJSON // trailing bytes after the object
 	}
 	if bad != ReasonNone {
