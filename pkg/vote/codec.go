@@ -172,7 +172,9 @@ func (d *decoder) next() byte {
 func (d *decoder) object(v *Vote) Reason {
 	if d.next() != '{' {
 		if d.pos < len(d.data) && d.validValue() {
-			return ReasonType // JSON, but not an object
+			if d.skipSpace(); d.pos == len(d.data) {
+				return ReasonType // JSON, but not an object
+			}
 		}
 		return ReasonJSON
 	}
