@@ -88,8 +88,19 @@ func MissingTool(t testing.TB, tool string) {
 // when the test ends; if the test failed, its log is printed.
 func Start(t testing.TB, targets []string) *Prometheus {
 	t.Helper()
+	p := Launch(t, targets)
+	p.WaitUp(t)
+	return p
+}
+
+// Launch is Start without the wait for the targets: for a test that starts
+// Prometheus before the processes it scrapes, so that even a short-lived
+// one (the producer exits when it is done) is scraped from its first
+// second. Call WaitUp once the processes listen.
+func Launch(t testing.TB, targets []string) *Prometheus {
+	t.Helper()
 	if len(targets) == 0 {
-		t.Fatal("promtest.Start: no targets")
+		t.Fatal("promtest: no targets")
 	}
 	bin := Binary(t)
 	dir := t.TempDir()
@@ -104,7 +115,6 @@ func Start(t testing.TB, targets []string) *Prometheus {
 	for try := 0; try < 3; try++ {
 		p, err := start(t, bin, config, filepath.Join(dir, fmt.Sprintf("data%d", try)), targets)
 		if err == nil {
-			p.waitTargets(t)
 			return p
 		}
 		lastErr = err
@@ -204,8 +214,9 @@ func (p *Prometheus) waitReady(exited <-chan error) error {
 	return fmt.Errorf("prometheus not ready after %s", readyTimeout)
 }
 
-// waitTargets waits until every target has been scraped successfully.
-func (p *Prometheus) waitTargets(t testing.TB) {
+// WaitUp waits until Prometheus has scraped every target successfully, or
+// fails t after 30s.
+func (p *Prometheus) WaitUp(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(scrapeTimeout)
 	var last string
