@@ -93,8 +93,19 @@ func ParseTimestamp(s []byte) (int64, bool) {
 		return 0, false
 	}
 	secs := daysFromCivil(y, mo, d)*86400 + h*3600 + mi*60 + sec - offset
+	// A zone can carry the instant out of the years AppendTimestamp can
+	// write (0000 to 9999 in UTC); such a vote could not be written back.
+	if secs < minUnixSec || secs > maxUnixSec {
+		return 0, false
+	}
 	return secs*1e6 + us, true
 }
+
+// The first and last second of years 0000 to 9999 UTC, in Unix seconds.
+const (
+	minUnixSec = -62167219200 // 0000-01-01T00:00:00Z
+	maxUnixSec = 253402300799 // 9999-12-31T23:59:59Z
+)
 
 func digits(b []byte) (int64, bool) {
 	var n int64
