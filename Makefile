@@ -1,0 +1,30 @@
+# votestream: see README.md. Every target works on a bare machine with Go.
+GO ?= go
+BIN := bin
+TEST_TIMEOUT ?= 15m
+
+.PHONY: all build run test vet fmt-check bench chaos clean
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./producer ./counter ./deploy/broker
+
+## run: local broker, one counter and the producer; Ctrl-C stops everything.
+run: build
+	BIN=$(BIN) ./deploy/local/run.sh
+
+## test: vet, formatting, then every test with the race detector.
+test: vet fmt-check
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "not gofmt'ed:"; echo "$$out"; exit 1; fi
+
+clean:
+	rm -rf $(BIN) vote_stream .kfake-data
+
+-include deploy/compose.mk

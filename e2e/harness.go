@@ -1,0 +1,507 @@
+// Package e2e runs votestream's real binaries against a real Kafka protocol
+// peer (kfake, as the local broker program) and checks the totals cell by
+// cell. Its helpers are shared by the end-to-end, fault and deployment
+// tests.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/votestream/votestream/pkg/vote"
+)
+
+// Bins are the paths of the built services.
+type Bins struct{ Producer, Counter, Broker string }
+
+var (
+	buildOnce sync.Once
+	bins      Bins
+	buildErr  error
+)
+
+// Binaries builds the producer, counter and broker once per test process
+// (with the race detector when the tests run with it).
+func Binaries(t testing.TB) Bins {
+	t.Helper()
+	buildOnce.Do(func() {
+		root, err := moduleRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "votestream-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		args := []string{"build", "-o", dir + "/"}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		args = append(args, "./producer", "./counter", "./deploy/broker")
+		cmd := exec.Command("go", args...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		bins = Bins{filepath.Join(dir, "producer"), filepath.Join(dir, "counter"), filepath.Join(dir, "broker")}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return bins
+}
+
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out))), nil
+}
+
+// RequireTool skips a test whose outside tool is missing, except in CI
+// (CI set), where the tool must be installed and its absence fails.
+func RequireTool(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is required in CI: %v", name, err)
+		}
+		t.Skipf("%s not installed: %v", name, err)
+	}
+	return path
+}
+
+// Proc is a running service process with its output captured.
+type Proc struct {
+	Name string
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{}
+	err  error
+}
+
+// Start runs bin with env (on top of a minimal environment) and stops it,
+// bounded, when the test ends. Its output is logged if the test fails.
+func Start(t testing.TB, name, bin string, env ...string) *Proc {
+	t.Helper()
+	p := &Proc{Name: name, done: make(chan struct{})}
+	p.cmd = exec.Command(bin)
+	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	p.cmd.Stdout = p
+	p.cmd.Stderr = p
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.Kill()
+		if t.Failed() {
+			t.Logf("--- output of %s:\n%s", name, tail(p.Output(), 200))
+		}
+	})
+	return p
+}
+
+func (p *Proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+// Output is everything the process wrote so far.
+func (p *Proc) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// Pid is the process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
+// Signal sends sig to the process.
+func (p *Proc) Signal(sig os.Signal) { _ = p.cmd.Process.Signal(sig) }
+
+// Kill ends the process with SIGKILL and waits for it.
+func (p *Proc) Kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// Stop sends SIGTERM and waits up to timeout for a clean exit, returning
+// the exit error (nil for exit 0). A process still running is killed.
+func (p *Proc) Stop(timeout time.Duration) error {
+	p.Signal(syscall.SIGTERM)
+	return p.Wait(timeout)
+}
+
+// Wait waits up to timeout for the process to exit.
+func (p *Proc) Wait(timeout time.Duration) error {
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(timeout):
+		p.Kill()
+		return fmt.Errorf("%s still running after %s: killed", p.Name, timeout)
+	}
+}
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// WaitOutput waits up to timeout for a line of output matching re and
+// returns its first submatch (or the whole match).
+func (p *Proc) WaitOutput(t testing.TB, re *regexp.Regexp, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if m := re.FindStringSubmatch(p.Output()); m != nil {
+			return m[len(m)-1]
+		}
+		if p.Exited() {
+			t.Fatalf("%s exited (%v) before printing %s\n%s", p.Name, p.err, re, tail(p.Output(), 50))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not print %s within %s\n%s", p.Name, re, timeout, tail(p.Output(), 50))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var metricsAddrRE = regexp.MustCompile(`msg="serving metrics".* addr=(\S+)`)
+
+// MetricsAddr waits for the service to bind its HTTP port and returns it.
+func (p *Proc) MetricsAddr(t testing.TB) string {
+	t.Helper()
+	return p.WaitOutput(t, metricsAddrRE, 30*time.Second)
+}
+
+func tail(s string, lines int) string {
+	all := strings.Split(s, "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
+
+// Broker is the local broker program serving on a port of its own.
+type Broker struct {
+	Addr    string
+	DataDir string
+	bin     string
+	proc    *Proc
+	t       testing.TB
+}
+
+var brokerAddrRE = regexp.MustCompile(`broker listening on (\S+)`)
+
+// StartBroker starts the broker binary on a free loopback port with its
+// data in a fresh directory.
+func StartBroker(t testing.TB) *Broker {
+	t.Helper()
+	b := &Broker{DataDir: t.TempDir(), bin: Binaries(t).Broker, t: t}
+	b.start("127.0.0.1:0")
+	return b
+}
+
+func (b *Broker) start(addr string) {
+	b.t.Helper()
+	b.proc = Start(b.t, "broker", b.bin, "BROKER_ADDR="+addr, "BROKER_DATA_DIR="+b.DataDir)
+	b.Addr = b.proc.WaitOutput(b.t, brokerAddrRE, 30*time.Second)
+}
+
+// Stop stops the broker cleanly (it saves its data on SIGTERM).
+func (b *Broker) Stop() error { return b.proc.Stop(30 * time.Second) }
+
+// Restart stops the broker and starts it again on the same port and data.
+func (b *Broker) Restart() {
+	b.t.Helper()
+	if err := b.Stop(); err != nil {
+		b.t.Fatalf("stop broker: %v", err)
+	}
+	// The port was ours a moment ago; retry briefly while the OS frees it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ln, err := net.Listen("tcp", b.Addr)
+		if err == nil {
+			ln.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("broker port %s not free again: %v", b.Addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.start(b.Addr)
+}
+
+// Env names one test's topics and group, unique so tests never share them.
+type Env struct {
+	Brokers, Topic, CheckpointTopic, DLQTopic, Group string
+	Partitions                                       int
+}
+
+// NewEnv returns fresh names on broker b.
+func NewEnv(t testing.TB, b *Broker, partitions int) Env {
+	var r [4]byte
+	_, _ = rand.Read(r[:])
+	id := strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")) + "-" + hex.EncodeToString(r[:])
+	return Env{
+		Brokers: b.Addr, Topic: "votes-" + id, CheckpointTopic: "ckpt-" + id, DLQTopic: "dlq-" + id,
+		Group: "group-" + id, Partitions: partitions,
+	}
+}
+
+// Vars is the environment both services need for this Env, plus extra.
+func (e Env) Vars(extra ...string) []string {
+	return append([]string{
+		"KAFKA_BROKERS=" + e.Brokers,
+		"KAFKA_TOPIC=" + e.Topic,
+		"KAFKA_CHECKPOINT_TOPIC=" + e.CheckpointTopic,
+		"KAFKA_DLQ_TOPIC=" + e.DLQTopic,
+		fmt.Sprintf("KAFKA_PARTITIONS=%d", e.Partitions),
+		"GROUP_ID=" + e.Group,
+		"HTTP_ADDR=127.0.0.1:0",
+	}, extra...)
+}
+
+// Counts is what one counter's /metrics says it has counted.
+type Counts struct {
+	Tally      vote.Tally
+	Rejected   map[string]int64
+	Partitions int
+}
+
+// Scrape reads a counter's /metrics.
+func Scrape(ctx context.Context, addr string) (*Counts, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /metrics: %s", res.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(res.Body)
+	if err != nil {
+		return nil, fmt.Errorf("parse /metrics: %w", err)
+	}
+	c := &Counts{Rejected: make(map[string]int64)}
+	for _, m := range families["votestream_votes"].GetMetric() {
+		var cand, state, age string
+		for _, l := range m.GetLabel() {
+			switch l.GetName() {
+			case "candidate":
+				cand = l.GetValue()
+			case "state":
+				state = l.GetValue()
+			case "age_group":
+				age = l.GetValue()
+			}
+		}
+		ci, ok1 := vote.ParseCandidate([]byte(cand))
+		si, ok2 := vote.ParseState([]byte(state))
+		ai, ok3 := vote.ParseAgeGroup([]byte(age))
+		if !ok1 || !ok2 || !ok3 {
+			return nil, fmt.Errorf("metric with unknown labels %q %q %q", cand, state, age)
+		}
+		c.Tally[ci][si][ai] += int64(m.GetGauge().GetValue())
+	}
+	for _, m := range families["votestream_rejected_records"].GetMetric() {
+		c.Rejected[m.GetLabel()[0].GetValue()] += int64(m.GetGauge().GetValue())
+	}
+	for _, m := range families["votestream_counter_partitions_owned"].GetMetric() {
+		c.Partitions += int(m.GetGauge().GetValue())
+	}
+	return c, nil
+}
+
+// Sum scrapes every address and adds their counts up.
+func Sum(ctx context.Context, addrs []string) (*Counts, error) {
+	total := &Counts{Rejected: make(map[string]int64)}
+	for _, a := range addrs {
+		c, err := Scrape(ctx, a)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", a, err)
+		}
+		total.Tally.Merge(&c.Tally)
+		for r, n := range c.Rejected {
+			total.Rejected[r] += n
+		}
+		total.Partitions += c.Partitions
+	}
+	return total, nil
+}
+
+// WaitCounted polls the counters' metrics until together they own every
+// partition and have counted want votes, and the sum stays the same for
+// settle, then returns it. It fails after timeout.
+func WaitCounted(t testing.TB, addrs func() []string, partitions int, want int64, settle, timeout time.Duration) *Counts {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var (
+		last    *Counts
+		lastErr error
+		since   time.Time
+	)
+	for {
+		c, err := Sum(ctx, addrs())
+		switch {
+		case err != nil:
+			lastErr, since = err, time.Time{}
+		case c.Tally.Total() == want && c.Partitions == partitions:
+			if since.IsZero() || last.Tally != c.Tally {
+				since = time.Now()
+			}
+			if time.Since(since) >= settle {
+				return c
+			}
+		default:
+			since = time.Time{}
+		}
+		if c != nil {
+			last = c
+		}
+		select {
+		case <-ctx.Done():
+			got := int64(-1)
+			parts := -1
+			if last != nil {
+				got, parts = last.Tally.Total(), last.Partitions
+			}
+			t.Fatalf("counters did not reach %d votes over %d partitions within %s: last saw %d votes over %d partitions (last error: %v)",
+				want, partitions, timeout, got, parts, lastErr)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// CheckTally fails the test for every cell where got differs from want.
+func CheckTally(t testing.TB, what string, got, want *vote.Tally) {
+	t.Helper()
+	diffs := got.Diff(want, -1)
+	for i, d := range diffs {
+		if i == 10 {
+			t.Errorf("%s: ... and %d more wrong cells", what, len(diffs)-10)
+			break
+		}
+		t.Errorf("%s: %s / %s / %s: got %d, want %d", what, d.Candidate, d.State, d.AgeGroup, d.Got, d.Want)
+	}
+	if len(diffs) == 0 {
+		t.Logf("%s: all %d cells exact (%d votes)", what, vote.NumCandidates*vote.NumStates*vote.NumAgeGroups, got.Total())
+	}
+}
+
+// fileVote is the seed's JSON schema, read with encoding/json so the file
+// check does not trust votestream's own decoder.
+type fileVote struct {
+	VoteID    string `json:"vote_id"`
+	Timestamp string `json:"timestamp"`
+	State     string `json:"state"`
+	Candidate string `json:"candidate"`
+	AgeGroup  string `json:"age_group"`
+	VoteCount int    `json:"vote_count"`
+}
+
+// ReadVoteFiles tallies every votes_N.json in dir and checks no vote ID
+// appears twice.
+func ReadVoteFiles(dir string) (vote.Tally, int, error) {
+	var t vote.Tally
+	files, err := filepath.Glob(filepath.Join(dir, "votes_*.json"))
+	if err != nil {
+		return t, 0, err
+	}
+	seen := make(map[string]struct{})
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return t, 0, err
+		}
+		var votes []fileVote
+		if err := json.Unmarshal(b, &votes); err != nil {
+			return t, 0, fmt.Errorf("%s: %w", f, err)
+		}
+		for _, v := range votes {
+			c, ok1 := vote.ParseCandidate([]byte(v.Candidate))
+			s, ok2 := vote.ParseState([]byte(v.State))
+			a, ok3 := vote.ParseAgeGroup([]byte(v.AgeGroup))
+			if !ok1 || !ok2 || !ok3 || v.VoteCount != 1 || len(v.VoteID) != 36 || v.Timestamp == "" {
+				return t, 0, fmt.Errorf("%s: invalid vote %+v", f, v)
+			}
+			if _, dup := seen[v.VoteID]; dup {
+				return t, 0, fmt.Errorf("%s: vote %s appears twice", f, v.VoteID)
+			}
+			seen[v.VoteID] = struct{}{}
+			t[c][s][a]++
+		}
+	}
+	return t, len(files), nil
+}
+
+// Kcat runs kcat with args, feeding it stdin, bounded by 30s.
+func Kcat(t testing.TB, stdin io.Reader, args ...string) string {
+	t.Helper()
+	bin := RequireTool(t, "kcat")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdin = stdin
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kcat %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// Lines returns the non-empty lines of s.
+func Lines(s string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
