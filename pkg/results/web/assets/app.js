@@ -214,23 +214,34 @@
     // States.
     $("states").tBodies[0].replaceChildren(...r.states.map((st) => {
       const tr = el("tr", { "data-state": st.code });
-      const leader = el("td");
-      if (st.leader >= 0) leader.append(chip(st.leader, st.status !== "called"), ` ${shortName(r.candidates[st.leader].name)}`);
-      else leader.textContent = "—";
-      const race = raceText(st);
+      const name = el("td");
+      name.append(el("span", { class: "st-name" }, `${st.name} `), el("span", { class: "st-code" }, st.code));
+      const race = el("td", { class: `race race-${st.status}` });
+      if (st.leader >= 0) race.append(chip(st.leader, st.status !== "called"), " ");
+      race.append(st.status === "called" ? `✓ ${raceText(st)}` : raceText(st));
       tr.append(
-        el("td", {}, `${st.name} (${st.code})`),
+        name,
         el("td", { class: "num" }, st.electoral_votes),
         el("td", { class: "num" }, st.status === "not_contested" ? "—" : pct(st.percent_reporting)),
-        leader,
-        el("td", { class: "num" }, st.leader >= 0 ? `+${num.format(st.margin)} (${st.margin_points.toFixed(1)} pts)` : "—"),
-        el("td", { class: `race-${st.status}` }, st.status === "called" ? `✓ ${race}` : race),
+        race,
+        margin(st),
         el("td", { class: "num counted" }, num.format(st.counted)),
         el("td", { class: "num" }, num.format(st.expected)));
       return tr;
     }));
 
     if (map.ready) r.states.forEach(paintState);
+  }
+
+  // "+37 votes, 10.3 pts"; phones show the points only.
+  function margin(st) {
+    const td = el("td", { class: "num" });
+    if (st.leader < 0) {
+      td.textContent = "—";
+    } else {
+      td.append(el("span", { class: "m-votes" }, `+${num.format(st.margin)} · `), `${st.margin_points.toFixed(1)} pts`);
+    }
+    return td;
   }
 
   function freshness() {
