@@ -182,7 +182,7 @@ func (d *decoder) object(v *Vote) Reason {
 	var seen uint8
 	// A bad value is remembered while the rest is still checked for being
 	// well-formed JSON: malformed input is reported as such first.
-	bad := ReasonNone
+	bad, badAt := ReasonNone, 0
 	for i := 0; ; i++ {
 		c := d.next()
 		if c == '}' && i == 0 {
@@ -201,13 +201,14 @@ func (d *decoder) object(v *Vote) Reason {
 		}
 		d.pos++
 		d.skipSpace()
+		at := d.pos
 		f := fieldIndex(key)
 		if f < 0 || seen&(1<<f) != 0 {
 			if !d.validValue() {
 				return ReasonJSON
 			}
 			if bad == ReasonNone {
-				bad = ReasonField
+				bad, badAt = ReasonField, at
 			}
 		} else {
 			seen |= 1 << f
@@ -216,7 +217,7 @@ func (d *decoder) object(v *Vote) Reason {
 					return r
 				}
 				if bad == ReasonNone {
-					bad = r
+					bad, badAt = r, at
 				}
 			}
 		}
@@ -236,6 +237,7 @@ func (d *decoder) object(v *Vote) Reason {
 		return ReasonJSON // trailing bytes after the object
 	}
 	if bad != ReasonNone {
+		d.pos = badAt // the error's offset: where the bad value starts
 		return bad
 	}
 	if seen != 1<<numFields-1 {
