@@ -505,3 +505,6 @@ func Lines(s string) []string {
 	}
 	return out
 }
+
+// reMatch compiles a pattern for WaitOutput.
+func reMatch(pattern string) *regexp.Regexp { return regexp.MustCompile(pattern) }
