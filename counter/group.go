@@ -30,6 +30,8 @@ type counter struct {
 	owned   *owned
 	ready   func(bool)
 	batchID int64
+	// partitions is the votes topic's partition count.
+	partitions int
 }
 
 // errFatal marks errors that recreating the group cannot fix.
@@ -164,8 +166,15 @@ func (c *counter) generation(ctx context.Context, gen *kafka.Generation, ids []i
 	// the wait is over.
 	tick := time.NewTicker(c.cfg.BatchMaxWait)
 	defer tick.Stop()
+	// The readers see the high watermark only with records; ask the broker
+	// too, so lag still shows when a reader is stuck.
+	ends := time.NewTicker(endOffsetsInterval)
+	defer ends.Stop()
 	for {
 		select {
+		case <-ends.C:
+			c.refreshEnds(ctx, parts)
+			continue
 		case <-ctx.Done():
 			// Revoked or shutting down: stop reading, then save everything
 			// counted, within a bound well inside the rebalance timeout.
@@ -186,6 +195,24 @@ func (c *counter) generation(ctx context.Context, gen *kafka.Generation, ids []i
 		if err := c.microBatch(ctx, gen, parts, &pending, false); err != nil && ctx.Err() == nil {
 			c.log.Error("micro-batch", "err", err)
 		}
+	}
+}
+
+const endOffsetsInterval = 5 * time.Second
+
+// refreshEnds updates the owned partitions' high watermarks from the broker.
+func (c *counter) refreshEnds(ctx context.Context, parts []*partition) {
+	ctx, cancel := context.WithTimeout(ctx, endOffsetsInterval)
+	defer cancel()
+	ends, err := c.client.EndOffsets(ctx, c.cfg.Kafka.Topic, c.partitions)
+	if err != nil {
+		c.log.Debug("end offsets", "err", err)
+		return
+	}
+	for _, p := range parts {
+		p.mu.Lock()
+		p.hwm = max(p.hwm, ends[p.id])
+		p.mu.Unlock()
 	}
 }
 

@@ -66,10 +66,11 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 			dlq: cfg.Kafka.DLQTopic, dlqN: parts[cfg.Kafka.DLQTopic],
 			owner: cfg.ReplicaID, log: log,
 		},
-		log:     log,
-		metrics: m,
-		owned:   own,
-		ready:   srv.SetReady,
+		log:        log,
+		partitions: parts[cfg.Kafka.Topic],
+		metrics:    m,
+		owned:      own,
+		ready:      srv.SetReady,
 	}
 	if err := c.run(ctx); err != nil {
 		return err
