@@ -55,6 +55,7 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	log.Info("serving metrics", "addr", srv.Addr())
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -90,6 +91,7 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	if err := p.resume(ctx); err != nil {
 		return fmt.Errorf("find where to resume: %w", err)
 	}
+	m.published.Add(float64(p.skipped))
 	files := &fileDrop{dir: cfg.OutputDir, log: log, errors: m.fileErrors}
 	if err := files.init(); err != nil {
 		log.Error("JSON file drop disabled", "dir", cfg.OutputDir, "err", err)
@@ -202,7 +204,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		expected: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "votes_expected",
 			Help: "Votes in the whole election at this SCALE."}),
 		published: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "votes_published_total",
-			Help: "Votes acknowledged by Kafka in this run."}),
+			Help: "Votes of this election acknowledged by Kafka: those found in the topic at start plus those published since."}),
 		batches: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "batches_total",
 			Help: "Batches published in this run."}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "publish_duration_seconds",

@@ -1,0 +1,56 @@
+package e2e
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/votestream/votestream/deploy/promtest"
+	"github.com/votestream/votestream/pkg/votegen"
+)
+
+// TestDashboardQueries runs every query of the Grafana dashboard against a
+// real Prometheus scraping two real counter replicas and the producer during
+// an end-to-end run: each returns data, and the total-votes query equals the
+// exact total.
+func TestDashboardQueries(t *testing.T) {
+	promtest.Binary(t) // skip (or fail in CI) before starting anything
+	bin := Binaries(t)
+	broker := StartBroker(t)
+	env := NewEnv(t, broker, 6)
+	cfg := votegen.Config{Seed: 99, Scale: 0.001}
+	want, err := votegen.TrueTotals(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counterEnv := env.Vars("BATCH_MAX_WAIT=200ms")
+	c1 := Start(t, "counter-1", bin.Counter, append(counterEnv, "REPLICA_ID=c1")...)
+	c2 := Start(t, "counter-2", bin.Counter, append(counterEnv, "REPLICA_ID=c2")...)
+	counters := []string{c1.MetricsAddr(t), c2.MetricsAddr(t)}
+	// 23 batches 300ms apart: the producer lives long enough to be scraped.
+	prod := Start(t, "producer", bin.Producer, env.Vars("SEED=99", "SCALE=0.001",
+		"VOTES_PER_BATCH=10000", "BATCH_INTERVAL=300ms", "OUTPUT_DIR=")...)
+	prodAddr := prod.MetricsAddr(t)
+
+	prom := promtest.Start(t, append([]string{prodAddr}, counters...))
+	prom.CheckDashboard(t, "../deploy/grafana/dashboards/election.json", time.Minute)
+
+	if err := prod.Wait(2 * time.Minute); err != nil {
+		t.Fatalf("producer: %v", err)
+	}
+	got := WaitCounted(t, func() []string { return counters }, env.Partitions, want.Total(), 500*time.Millisecond, time.Minute)
+	CheckTally(t, "counters vs generator", &got.Tally, &want)
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		total := prom.Query(t, "sum(votestream_votes)")
+		if total == float64(want.Total()) {
+			t.Logf("dashboard total votes: %.0f, exact", total)
+			break
+		}
+		if time.Now().After(deadline) || total > float64(want.Total()) || math.IsNaN(total) {
+			t.Fatalf("dashboard total votes: got %v, want %d", total, want.Total())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
