@@ -175,7 +175,9 @@ type Validator interface{ Validate() error }
 func Parse(cfg Validator, environ []string) error {
 	vars := make(map[string]string, len(environ))
 	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok {
+		// An empty name would be read as the value of every untagged
+		// field (Kafka, Log); Windows has such entries ("=C:=C:\\dir").
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
 			vars[k] = v
 		}
 	}
