@@ -171,7 +171,9 @@ func (b *Broker) Validate() error {
 type Validator interface{ Validate() error }
 
 // Parse fills cfg from environ (os.Environ's "KEY=value" form) and validates
-// it. Every error names the variable at fault.
+// it. Every error names the variable at fault. A variable set to the empty
+// string is empty, not its default: OUTPUT_DIR= disables the JSON files and
+// GROUP_ID= is an error.
 func Parse(cfg Validator, environ []string) error {
 	vars := make(map[string]string, len(environ))
 	for _, kv := range environ {
@@ -184,7 +186,24 @@ func Parse(cfg Validator, environ []string) error {
 	if err := env.ParseWithOptions(cfg, env.Options{Environment: vars}); err != nil {
 		return explain(cfg, err)
 	}
+	clearEmpty(reflect.ValueOf(cfg).Elem(), vars)
 	return cfg.Validate()
+}
+
+// clearEmpty zeroes the fields whose variable is set but empty, which env
+// fills with the default instead.
+func clearEmpty(v reflect.Value, vars map[string]string) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if key, _, _ := strings.Cut(f.Tag.Get("env"), ","); key != "" {
+			if val, ok := vars[key]; ok && val == "" {
+				v.Field(i).SetZero()
+			}
+		} else if f.Type.Kind() == reflect.Struct {
+			clearEmpty(v.Field(i), vars)
+		}
+	}
 }
 
 // explain rewrites env's errors, which name Go fields, to name variables.
