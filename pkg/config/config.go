@@ -226,6 +226,12 @@ func explain(cfg any, err error) error {
 // unwrapAll drops strconv's and time's package prefixes, which say nothing
 // to someone setting an environment variable.
 func unwrapAll(err error) string {
+	// env wraps some errors ("unable to parse duration: time: ..."), which
+	// hides the prefixes from TrimPrefix.
+	var pve env.ParseValueError
+	if errors.As(err, &pve) && pve.Err != nil {
+		err = pve.Err
+	}
 	msg := err.Error()
 	for _, p := range []string{"strconv.ParseInt: ", "strconv.ParseFloat: ", "strconv.ParseBool: ", "strconv.ParseUint: ", "time: "} {
 		msg = strings.TrimPrefix(msg, p)
