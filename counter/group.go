@@ -60,11 +60,9 @@ func (c *counter) run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("consumer group: %w", err)
 		}
-		var gens sync.WaitGroup
-		err = c.generations(ctx, cg, &gens)
-		// Order matters: the generation under way checkpoints first (it
-		// ends with ctx too), then Close leaves the group.
-		gens.Wait()
+		// generations returns once the generation under way has written its
+		// final checkpoint; only then does Close leave the group.
+		err = c.generations(ctx, cg)
 		cg.Close()
 		c.ready(false)
 		if err == nil || ctx.Err() != nil {
@@ -84,10 +82,12 @@ func (c *counter) run(ctx context.Context) error {
 
 // generations serves one ConsumerGroup's generations until ctx ends or the
 // group goes wrong.
-func (c *counter) generations(ctx context.Context, cg *kafka.ConsumerGroup, wg *sync.WaitGroup) error {
+func (c *counter) generations(ctx context.Context, cg *kafka.ConsumerGroup) error {
 	joinDeadline := c.cfg.RebalanceTimeout + c.cfg.SessionTimeout + 10*time.Second
-	fatal := make(chan error, 1)
 	for {
+		// Next is asked for only between generations (it blocks while one
+		// runs, by design), so the deadline measures a join, not a
+		// generation.
 		nctx, cancel := context.WithTimeout(ctx, joinDeadline)
 		gen, err := cg.Next(nctx)
 		cancel()
@@ -99,11 +99,6 @@ func (c *counter) generations(ctx context.Context, cg *kafka.ConsumerGroup, wg *
 		case err != nil:
 			return err
 		}
-		select {
-		case err := <-fatal:
-			return err
-		default:
-		}
 		c.metrics.rebalances.Inc()
 		var parts []int
 		for _, a := range gen.Assignments[c.cfg.Kafka.Topic] {
@@ -111,23 +106,20 @@ func (c *counter) generations(ctx context.Context, cg *kafka.ConsumerGroup, wg *
 		}
 		sort.Ints(parts)
 		c.log.Info("generation joined", "generation", gen.ID, "member", gen.MemberID, "partitions", parts)
-		wg.Add(1)
+		done := make(chan error, 1)
 		gen.Start(func(gctx context.Context) {
-			defer wg.Done()
 			// The generation ends when the group rebalances or we stop.
 			gctx, cancel := context.WithCancel(gctx)
 			defer context.AfterFunc(ctx, cancel)()
 			defer cancel()
-			if err := c.generation(gctx, gen, parts); err != nil {
-				c.log.Error("generation failed", "generation", gen.ID, "err", err)
-				if errors.Is(err, errFatal) {
-					select {
-					case fatal <- err:
-					default:
-					}
-				}
-			}
+			done <- c.generation(gctx, gen, parts)
 		})
+		if err := <-done; err != nil {
+			c.log.Error("generation failed", "generation", gen.ID, "err", err)
+			if errors.Is(err, errFatal) {
+				return err
+			}
+		}
 	}
 }
 
