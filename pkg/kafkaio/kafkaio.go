@@ -280,6 +280,9 @@ func Compression(name string) kafka.Compression {
 func (c *Client) Produce(ctx context.Context, topic string, partition int, compression kafka.Compression, records []kafka.Record) error {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
+		if attempt > 1 {
+			rewind(records)
+		}
 		res, err := c.Client.Produce(ctx, &kafka.ProduceRequest{
 			Topic:        topic,
 			Partition:    partition,
@@ -305,6 +308,19 @@ func (c *Client) Produce(ctx context.Context, topic string, partition int, compr
 		case <-time.After(jitter(backoff)):
 		}
 		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// rewind moves every key and value back to its start. kafka-go reads a
+// record's Bytes as it encodes the request, so a retry with the same
+// records would otherwise send empty keys and values.
+func rewind(records []kafka.Record) {
+	for i := range records {
+		for _, b := range []kafka.Bytes{records[i].Key, records[i].Value} {
+			if s, ok := b.(io.Seeker); ok {
+				_, _ = s.Seek(0, io.SeekStart)
+			}
+		}
 	}
 }
 
