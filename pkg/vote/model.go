@@ -123,24 +123,17 @@ func ParseCandidate(name []byte) (Candidate, bool) {
 
 // ParseState finds a state by its exact name.
 func ParseState(name []byte) (State, bool) {
-	// Binary search: the table is sorted by name except DC, checked last.
-	lo, hi := 0, NumStates-2
-	for lo < hi {
-		m := (lo + hi) / 2
-		if states[m].Name < string(name) {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	if states[lo].Name == string(name) {
-		return State(lo), true
-	}
-	if string(name) == states[NumStates-1].Name {
-		return NumStates - 1, true
-	}
-	return 0, false
+	s, ok := stateByName[string(name)] // no allocation: the compiler looks up in place
+	return s, ok
 }
+
+var stateByName = func() map[string]State {
+	m := make(map[string]State, NumStates)
+	for i := range states {
+		m[states[i].Name] = State(i)
+	}
+	return m
+}()
 
 // ParseAgeGroup finds an age group by its exact label.
 func ParseAgeGroup(label []byte) (AgeGroup, bool) {
