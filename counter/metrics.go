@@ -1,6 +1,7 @@
 package main
 
 import (
+	"sort"
 	"strconv"
 	"sync"
 
@@ -152,6 +153,7 @@ type metrics struct {
 	batchDuration prometheus.Histogram
 	rebalances    prometheus.Counter
 	restore       prometheus.Histogram
+	latency       *latencyHistogram
 }
 
 func newMetrics(reg prometheus.Registerer, o *owned) *metrics {
@@ -168,11 +170,60 @@ func newMetrics(reg prometheus.Registerer, o *owned) *metrics {
 		restore: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "restore_duration_seconds",
 			Help: "Time from joining a generation to counting again (checkpoints loaded).", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 	}
+	m.latency = newLatencyHistogram(prometheus.BuildFQName(ns, sub, "vote_latency_seconds"),
+		"Time from each counted vote's record timestamp to the checkpoint that shows it in /metrics.",
+		prometheus.ExponentialBuckets(0.005, 2, 12))
 	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rejected_records_total",
 		Help: "Records this process rejected, by reason."}, []string{"reason"})
 	for r := vote.ReasonEmpty; r < vote.NumReasons; r++ {
 		m.rejected[r] = rejected.WithLabelValues(r.String())
 	}
-	reg.MustRegister(m.records, m.batches, m.batchDuration, m.rebalances, m.restore, rejected, newCollector(o))
+	reg.MustRegister(m.records, m.batches, m.batchDuration, m.rebalances, m.restore, rejected, newCollector(o), m.latency)
 	return m
+}
+
+// latencyHistogram is a histogram observed many samples at a time: votes
+// are observed per checkpoint, by runs that share a millisecond timestamp,
+// which prometheus.Histogram could only take one Observe per vote.
+type latencyHistogram struct {
+	desc  *prometheus.Desc
+	upper []float64
+
+	mu     sync.Mutex
+	counts []uint64 // per bucket, not cumulative; the last is +Inf
+	count  uint64
+	sum    float64
+}
+
+func newLatencyHistogram(name, help string, buckets []float64) *latencyHistogram {
+	return &latencyHistogram{
+		desc:   prometheus.NewDesc(name, help, nil, nil),
+		upper:  buckets,
+		counts: make([]uint64, len(buckets)+1),
+	}
+}
+
+// observeN records n samples of v seconds.
+func (h *latencyHistogram) observeN(v float64, n uint64) {
+	i := sort.SearchFloat64s(h.upper, v) // first bucket with upper bound >= v
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.counts[i] += n
+	h.count += n
+	h.sum += v * float64(n)
+}
+
+func (h *latencyHistogram) Describe(ch chan<- *prometheus.Desc) { ch <- h.desc }
+
+func (h *latencyHistogram) Collect(ch chan<- prometheus.Metric) {
+	h.mu.Lock()
+	buckets := make(map[float64]uint64, len(h.upper))
+	var cum uint64
+	for i, le := range h.upper {
+		cum += h.counts[i]
+		buckets[le] = cum
+	}
+	count, sum := h.count, h.sum
+	h.mu.Unlock()
+	ch <- prometheus.MustNewConstHistogram(h.desc, count, sum, buckets)
 }

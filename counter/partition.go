@@ -16,8 +16,13 @@ import (
 // not copied.
 const maxPendingDeadLetters = 10000
 
+// maxPendingStamps bounds the timestamp runs a partition keeps for the
+// latency histogram between checkpoints; past it runs are merged into the
+// last one, which only makes the histogram coarser.
+const maxPendingStamps = 4096
+
 // partition is one owned partition's live counting state. Its reader
-// goroutine applies records under mu; the micro-batch loop snapshots it.
+// goroutine applies each fetch under mu; the micro-batch loop snapshots it.
 type partition struct {
 	id int
 
@@ -25,33 +30,75 @@ type partition struct {
 	state checkpoint.State // covers offsets [0, state.Offset)
 	dead  []kafka.Message  // rejected since the last checkpoint, for the DLQ
 	hwm   int64            // the partition's high watermark, last seen
+	// stamps are the record timestamps counted since the last checkpoint,
+	// run-length encoded by millisecond: the latency histogram's input.
+	stamps []stampRun
 	// saved is the offset of the last checkpoint written.
 	saved int64
+
+	// rejects is the reader goroutine's own scratch: the records of the
+	// last fetch that were rejected, to report outside the lock.
+	rejects []rejection
 }
 
-// apply counts one record and moves the partition past it. It returns why
-// the record was rejected, or vote.ReasonNone.
-func (p *partition) apply(m *kafka.Message) vote.Reason {
+// stampRun is n consecutive counted records with the same timestamp (Unix
+// milliseconds).
+type stampRun struct{ ms, n int64 }
+
+type rejection struct {
+	offset int64
+	reason vote.Reason
+}
+
+// applyFetch counts one fetch's records, in offset order, under one lock,
+// and moves the partition past them. It returns how many records it read
+// and those it rejected; the slice is reused by the next call. The
+// per-record path does not allocate for valid votes.
+func (p *partition) applyFetch(topic string, f *kafkaio.Fetch) (int64, []rejection) {
+	p.rejects = p.rejects[:0]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n int64
+	for m := f.Next(); m != nil; m = f.Next() {
+		n++
+		p.applyRecord(topic, m)
+	}
+	if f.Last >= 0 {
+		p.state.Offset = f.Last + 1
+	}
+	p.hwm = max(p.hwm, f.HighWatermark)
+	return n, p.rejects
+}
+
+// applyRecord counts one record; p.mu is held.
+func (p *partition) applyRecord(topic string, m *kafkaio.FetchedRecord) {
 	var v vote.Vote
 	reason := vote.ReasonNone
 	if err := vote.Decode(m.Value, &v); err != nil {
 		reason = err.(*vote.DecodeError).Reason
 	}
-	producer, seq := producerSeq(m.Headers)
-
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if reason == vote.ReasonNone {
+		producer, seq := producerSeq(m.Headers)
 		reason = p.state.Count(&v, producer, seq)
 	} else {
 		p.state.Reject(reason)
 	}
-	if reason != vote.ReasonNone && len(p.dead) < maxPendingDeadLetters {
-		p.dead = append(p.dead, deadLetter(m, reason))
+	if reason != vote.ReasonNone {
+		if len(p.dead) < maxPendingDeadLetters {
+			p.dead = append(p.dead, deadLetter(topic, p.id, m, reason))
+		}
+		p.rejects = append(p.rejects, rejection{m.Offset, reason})
+		return
 	}
-	p.state.Offset = m.Offset + 1
-	p.hwm = m.HighWaterMark
-	return reason
+	p.stamp(m.Time.UnixMilli())
+}
+
+func (p *partition) stamp(ms int64) {
+	if n := len(p.stamps); n > 0 && (p.stamps[n-1].ms == ms || n >= maxPendingStamps) {
+		p.stamps[n-1].n++
+		return
+	}
+	p.stamps = append(p.stamps, stampRun{ms, 1})
 }
 
 // producerSeq reads votestream's producer headers without allocating. A
@@ -80,15 +127,15 @@ func producerSeq(hs []kafka.Header) (producer []byte, seq int64) {
 
 // deadLetter copies a rejected record for the dead-letter topic, with
 // headers saying where it came from and why it was rejected.
-func deadLetter(m *kafka.Message, r vote.Reason) kafka.Message {
+func deadLetter(topic string, partition int, m *kafkaio.FetchedRecord, r vote.Reason) kafka.Message {
 	hs := make([]kafka.Header, 0, len(m.Headers)+4)
 	for _, h := range m.Headers {
 		hs = append(hs, kafka.Header{Key: h.Key, Value: append([]byte(nil), h.Value...)})
 	}
 	hs = append(hs,
 		kafka.Header{Key: "votestream-reason", Value: []byte(r.String())},
-		kafka.Header{Key: "votestream-source-topic", Value: []byte(m.Topic)},
-		kafka.Header{Key: "votestream-source-partition", Value: itoa(int64(m.Partition))},
+		kafka.Header{Key: "votestream-source-topic", Value: []byte(topic)},
+		kafka.Header{Key: "votestream-source-partition", Value: itoa(int64(partition))},
 		kafka.Header{Key: "votestream-source-offset", Value: itoa(m.Offset)},
 	)
 	value := m.Value
@@ -96,7 +143,7 @@ func deadLetter(m *kafka.Message, r vote.Reason) kafka.Message {
 		value = value[:vote.MaxRecordSize] // keep the DLQ small: the head says enough
 	}
 	return kafka.Message{
-		Partition: m.Partition,
+		Partition: partition,
 		Key:       append([]byte(nil), m.Key...),
 		Value:     append([]byte(nil), value...),
 		Headers:   hs,
@@ -117,22 +164,25 @@ func itoa(n int64) []byte {
 	return append([]byte(nil), b[i:]...)
 }
 
-// snapshot returns a copy of the state and takes the pending dead letters,
-// or reports false when nothing changed since the last checkpoint.
-func (p *partition) snapshot() (*checkpoint.State, []kafka.Message, int64, bool) {
+// snapshot returns a copy of the state and takes the pending dead letters
+// and timestamps, or reports false when nothing changed since the last
+// checkpoint.
+func (p *partition) snapshot() (*checkpoint.State, []kafka.Message, []stampRun, int64, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.state.Offset == p.saved {
-		return nil, nil, p.hwm, false
+		return nil, nil, nil, p.hwm, false
 	}
-	dead := p.dead
-	p.dead = nil
-	return p.state.Clone(), dead, p.hwm, true
+	dead, stamps := p.dead, p.stamps
+	p.dead, p.stamps = nil, nil
+	return p.state.Clone(), dead, stamps, p.hwm, true
 }
 
-// requeue puts back dead letters whose checkpoint failed, ahead of newer ones.
-func (p *partition) requeue(dead []kafka.Message) {
+// requeue puts back dead letters and timestamps whose checkpoint failed,
+// ahead of newer ones.
+func (p *partition) requeue(dead []kafka.Message, stamps []stampRun) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.dead = append(dead, p.dead...)
+	p.stamps = append(stamps, p.stamps...)
 }
