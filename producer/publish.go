@@ -131,6 +131,7 @@ func (p *publisher) publishPartition(ctx context.Context, part int, first int64,
 	var (
 		buf     []byte
 		records []kafka.Record
+		headers []kafka.Header // two per record, allocated per request
 		sent    int64
 	)
 	flush := func() error {
@@ -141,7 +142,7 @@ func (p *publisher) publishPartition(ctx context.Context, part int, first int64,
 			return err
 		}
 		sent += int64(len(records))
-		records, buf = records[:0], nil
+		records, buf, headers = records[:0], nil, nil
 		return nil
 	}
 	for i := start; i < int64(len(votes)); i += P {
@@ -159,6 +160,7 @@ func (p *publisher) publishPartition(ctx context.Context, part int, first int64,
 		// slices of an earlier request valid while it is retried.
 		if buf == nil {
 			buf = make([]byte, 0, maxRequestBytes+1024)
+			headers = make([]kafka.Header, 0, 2*maxRequestBytes/150)
 		}
 		off := len(buf)
 		buf = vote.AppendJSON(buf, v)
@@ -169,14 +171,15 @@ func (p *publisher) publishPartition(ctx context.Context, part int, first int64,
 		off = len(buf)
 		buf = strconv.AppendInt(buf, seq, 10)
 		seqb := buf[off:]
+		h := len(headers)
+		headers = append(headers,
+			kafka.Header{Key: kafkaio.HeaderProducer, Value: producer},
+			kafka.Header{Key: kafkaio.HeaderSeq, Value: seqb})
 		records = append(records, kafka.Record{
-			Time:  time.UnixMicro(v.Time),
-			Key:   kafka.NewBytes(key),
-			Value: kafka.NewBytes(val),
-			Headers: []kafka.Header{
-				{Key: kafkaio.HeaderProducer, Value: producer},
-				{Key: kafkaio.HeaderSeq, Value: seqb},
-			},
+			Time:    time.UnixMicro(v.Time),
+			Key:     kafka.NewBytes(key),
+			Value:   kafka.NewBytes(val),
+			Headers: headers[h : h+2 : h+2],
 		})
 	}
 	if err := flush(); err != nil {
