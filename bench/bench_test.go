@@ -1,0 +1,53 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/votestream/votestream/e2e"
+)
+
+// TestMain lets the bench start this test binary as its workers, as it
+// starts its own binary under make bench.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "naive-produce", "naive-count", "raw-read":
+			main()
+			os.Exit(0)
+		}
+	}
+	os.Exit(m.Run())
+}
+
+// TestBenchSmoke runs the whole bench on a tiny election, so make bench
+// cannot rot: every step runs against the real binaries and the counts
+// are checked exactly, only the numbers are meaningless.
+func TestBenchSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker and the services")
+	}
+	bins := e2e.Binaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cfg, err := parseConfig([]string{"-bin", filepath.Dir(bins.Producer), "-scale", "0.0005", "-rate-scale", "0.0005",
+		"-timeout", "2m"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, log bytes.Buffer
+	if err := orchestrate(ctx, cfg, &out, &log); err != nil {
+		t.Fatalf("bench: %v\n%s", err, log.String())
+	}
+	for _, want := range []string{"raw read ceiling", "naive producer", "naive counter", "votestream counter", "end to end", "latency at 100k votes/s", "broker (kfake)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	t.Logf("\n%s", out.String())
+}

@@ -1,0 +1,54 @@
+// Command bench measures votestream against its ceiling and naive
+// baselines in one run, on one local broker: the raw consume-and-discard
+// rate of a topic, a naive producer and counter (uuid + encoding/json +
+// kafka-go), the real producer and counter binaries, the whole pipeline end
+// to end, and the latency from a vote's timestamp to /metrics. It prints a
+// Markdown table with rates, ratios, peak RSS (VmHWM) and wall times.
+//
+//	go run ./bench -bin bin             # what make bench runs
+//	go run ./bench naive-produce -h      # a worker, run by the bench itself
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "naive-produce", "naive-count", "raw-read":
+			f, err := parseWorker(args[0], args[1:])
+			if err != nil {
+				return err
+			}
+			switch args[0] {
+			case "naive-produce":
+				return naiveProduce(ctx, f, stdout)
+			case "naive-count":
+				return naiveCount(ctx, f, stdout)
+			default:
+				return readAll(ctx, f, stdout, nil)
+			}
+		}
+	}
+	cfg, err := parseConfig(args, stderr)
+	if err != nil {
+		return err
+	}
+	return orchestrate(ctx, cfg, stdout, stderr)
+}

@@ -1,0 +1,592 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/votestream/votestream/e2e"
+	"github.com/votestream/votestream/pkg/config"
+	"github.com/votestream/votestream/pkg/kafkaio"
+	"github.com/votestream/votestream/pkg/vote"
+	"github.com/votestream/votestream/pkg/votegen"
+)
+
+type benchConfig struct {
+	bin        string  // directory with producer, counter, broker
+	scale      float64 // end-to-end and latency runs (the seed's sample)
+	rateScale  float64 // throughput runs: larger, so start-up is a small part
+	seed       uint64
+	partitions int
+	latency    bool
+	naive      bool
+	timeout    time.Duration // bounds every wait
+	keep       bool
+}
+
+func parseConfig(args []string, stderr io.Writer) (benchConfig, error) {
+	var c benchConfig
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.bin, "bin", "bin", "directory holding the producer, counter and broker binaries")
+	fs.Float64Var(&c.scale, "scale", 0.005, "SCALE of the end-to-end and latency runs")
+	fs.Float64Var(&c.rateScale, "rate-scale", 0.02, "SCALE of the throughput runs (ceiling, baselines, producer, counter)")
+	fs.Uint64Var(&c.seed, "seed", 20241105, "SEED of every election")
+	fs.IntVar(&c.partitions, "partitions", 12, "partitions of every topic")
+	fs.BoolVar(&c.latency, "latency", true, "measure vote-to-/metrics latency at 100k votes/s")
+	fs.BoolVar(&c.naive, "naive", true, "run the naive baselines")
+	fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "bound on each step")
+	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (broker data, logs)")
+	return c, fs.Parse(args)
+}
+
+type row struct {
+	name    string
+	votes   int64
+	seconds float64 // the rate's denominator: the measured stage's own time
+	versus  string  // ratio to the ceiling or the baseline
+	rssMiB  float64
+	wall    float64 // process start to done
+	cpu     float64 // CPU seconds of the process, start to exit
+}
+
+func (r row) rate() float64 {
+	if r.seconds <= 0 {
+		return 0
+	}
+	return float64(r.votes) / r.seconds
+}
+
+type bench struct {
+	cfg    benchConfig
+	self   string
+	work   string
+	broker *proc
+	addr   string
+	client *kafkaio.Client
+	log    io.Writer
+	n      int
+
+	totalVotes int64 // votes written to the broker, for bytes per vote
+}
+
+// names is one run's topics and group, unique in the broker.
+type names struct{ topic, ckpt, dlq, group string }
+
+func (b *bench) newNames(what string) names {
+	b.n++
+	var r [3]byte
+	_, _ = rand.Read(r[:])
+	id := fmt.Sprintf("%s-%d-%s", what, b.n, hex.EncodeToString(r[:]))
+	return names{"votes-" + id, "ckpt-" + id, "dlq-" + id, "group-" + id}
+}
+
+func (b *bench) env(n names, extra ...string) []string {
+	return append([]string{
+		"KAFKA_BROKERS=" + b.addr, "KAFKA_TOPIC=" + n.topic, "KAFKA_CHECKPOINT_TOPIC=" + n.ckpt,
+		"KAFKA_DLQ_TOPIC=" + n.dlq, "GROUP_ID=" + n.group, "KAFKA_PARTITIONS=" + strconv.Itoa(b.cfg.partitions),
+		"HTTP_ADDR=127.0.0.1:0", "REPLICA_ID=bench",
+	}, extra...)
+}
+
+func (b *bench) createTopics(ctx context.Context, n names) error {
+	k := config.Kafka{Brokers: []string{b.addr}, Topic: n.topic, CheckpointTopic: n.ckpt, DLQTopic: n.dlq, Partitions: b.cfg.partitions,
+		ReplicationFactor: 1, CreateTopics: true, DialTimeout: 10 * time.Second}
+	c, err := kafkaio.New(k, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.EnsureTopics(ctx, kafkaio.Topics(k))
+	return err
+}
+
+func orchestrate(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "votestream-bench-")
+	if err != nil {
+		return err
+	}
+	if !cfg.keep {
+		defer os.RemoveAll(work)
+	}
+	b := &bench{cfg: cfg, self: self, work: work, log: stderr}
+	for _, name := range []string{"producer", "counter", "broker"} {
+		if _, err := os.Stat(filepath.Join(cfg.bin, name)); err != nil {
+			return fmt.Errorf("binary %s: %w (run make build)", name, err)
+		}
+	}
+
+	// The broker, with its data on disk so its disk use can be reported.
+	dataDir := filepath.Join(work, "kfake")
+	b.broker, err = startProc("broker", filepath.Join(cfg.bin, "broker"), nil,
+		[]string{"BROKER_ADDR=127.0.0.1:0", "BROKER_DATA_DIR=" + dataDir})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := b.broker.stop(time.Minute); err != nil {
+			fmt.Fprintln(stderr, "broker:", err)
+		}
+	}()
+	if b.addr, err = b.broker.waitOutput(regexp.MustCompile(`broker listening on (\S+)`), 30*time.Second); err != nil {
+		return err
+	}
+	b.client, err = kafkaio.New(config.Kafka{Brokers: []string{b.addr}, ClientID: "votestream-bench", DialTimeout: 10 * time.Second},
+		slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer b.client.Close()
+
+	rateVotes := mustTotal(cfg.seed, cfg.rateScale)
+	fmt.Fprintf(stderr, "bench: broker %s, throughput runs of %d votes, end-to-end of %d\n", b.addr, rateVotes, mustTotal(cfg.seed, cfg.scale))
+	var rows []row
+
+	// Producers: naive first, then votestream without and with files.
+	var naiveProd row
+	if cfg.naive {
+		if naiveProd, err = b.naiveProducer(ctx, rateVotes); err != nil {
+			return err
+		}
+	}
+	vsTopic := b.newNames("produce")
+	prod, err := b.producer(ctx, vsTopic, cfg.rateScale, "votestream producer, file drop off", "")
+	if err != nil {
+		return err
+	}
+	files := filepath.Join(work, "vote_stream")
+	prodFiles, err := b.producer(ctx, b.newNames("produce-files"), cfg.rateScale, "votestream producer, file drop on", files)
+	if err != nil {
+		return err
+	}
+	os.RemoveAll(files)
+
+	// Readers of the votestream topic: the ceilings, the naive counter,
+	// votestream's counter.
+	ceilFetch, err := b.rawRead(ctx, vsTopic.topic, "fetch", "raw read ceiling (kafka.Client.Fetch, discard)")
+	if err != nil {
+		return err
+	}
+	ceilReader, err := b.rawRead(ctx, vsTopic.topic, "reader", "raw read (kafka.Reader, discard)")
+	if err != nil {
+		return err
+	}
+	ceiling := max(ceilFetch.rate(), ceilReader.rate())
+	var naiveCnt row
+	if cfg.naive {
+		if naiveCnt, err = b.naiveCounter(ctx, vsTopic.topic); err != nil {
+			return err
+		}
+	}
+	cnt, err := b.counter(ctx, vsTopic, cfg.rateScale)
+	if err != nil {
+		return err
+	}
+
+	for _, r := range []*row{&ceilFetch, &ceilReader, &naiveCnt, &cnt} {
+		if r.name != "" {
+			r.versus = fmt.Sprintf("%.2f of ceiling", r.rate()/ceiling)
+		}
+	}
+	rows = append(rows, ceilFetch, ceilReader)
+	if cfg.naive {
+		rows = append(rows, naiveCnt)
+	}
+	rows = append(rows, cnt)
+	if cfg.naive {
+		naiveProd.versus = "1.00 (baseline)"
+		prod.versus = fmt.Sprintf("%.2fx naive", prod.rate()/naiveProd.rate())
+		prodFiles.versus = fmt.Sprintf("%.2fx naive", prodFiles.rate()/naiveProd.rate())
+		rows = append(rows, naiveProd)
+	}
+	rows = append(rows, prod, prodFiles)
+
+	e2eRow, err := b.endToEnd(ctx, cfg.scale)
+	if err != nil {
+		return err
+	}
+	e2eRow.versus = fmt.Sprintf("%.2f%% of the seed's 273 s", 100*e2eRow.wall/273)
+	rows = append(rows, e2eRow)
+
+	var lat string
+	if cfg.latency {
+		if lat, err = b.latency(ctx, cfg.scale); err != nil {
+			return err
+		}
+	}
+
+	brokerRSS := b.broker.peakMiB()
+	disk := dirSize(dataDir)
+	printTable(stdout, rows)
+	fmt.Fprintf(stdout, "\nbroker (kfake): peak RSS %.0f MiB, disk %.1f MiB for %d votes in %d topics (%.0f bytes/vote)\n",
+		brokerRSS, float64(disk)/(1<<20), b.totalVotes, b.n, float64(disk)/float64(max(b.totalVotes, 1)))
+	if lat != "" {
+		fmt.Fprintln(stdout, lat)
+	}
+	fmt.Fprintf(stdout, "machine: %s, %d CPUs, %s/%s, %s\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	return nil
+}
+
+func mustTotal(seed uint64, scale float64) int64 {
+	g, err := votegen.New(votegen.Config{Seed: seed, Scale: scale})
+	if err != nil {
+		panic(err)
+	}
+	return g.Total()
+}
+
+// worker runs one of this binary's sub-commands and reads its
+// "records=N seconds=S" line.
+func (b *bench) worker(ctx context.Context, name string, args ...string) (row, error) {
+	p, err := startProc(name, b.self, args, nil)
+	if err != nil {
+		return row{}, err
+	}
+	if err := p.wait(b.cfg.timeout); err != nil {
+		return row{}, err
+	}
+	m := regexp.MustCompile(`records=(\d+) seconds=([\d.]+)`).FindStringSubmatch(p.output())
+	if m == nil {
+		return row{}, fmt.Errorf("%s printed no result:\n%s", name, tail(p.output(), 20))
+	}
+	n, _ := strconv.ParseInt(m[1], 10, 64)
+	s, _ := strconv.ParseFloat(m[2], 64)
+	return row{name: name, votes: n, seconds: s, rssMiB: p.peakMiB(), wall: p.end.Sub(p.start).Seconds(), cpu: p.cpuSeconds()}, nil
+}
+
+func (b *bench) naiveProducer(ctx context.Context, votes int64) (row, error) {
+	n := b.newNames("naive")
+	if err := b.createTopics(ctx, n); err != nil {
+		return row{}, err
+	}
+	b.totalVotes += votes
+	return b.worker(ctx, "naive producer (uuid + encoding/json + kafka.Writer)", "naive-produce",
+		"-brokers", b.addr, "-topic", n.topic, "-votes", strconv.FormatInt(votes, 10))
+}
+
+func (b *bench) rawRead(ctx context.Context, topic, mode, name string) (row, error) {
+	return b.worker(ctx, name, "raw-read", "-brokers", b.addr, "-topic", topic, "-mode", mode)
+}
+
+func (b *bench) naiveCounter(ctx context.Context, topic string) (row, error) {
+	return b.worker(ctx, "naive counter (kafka.Reader + encoding/json)", "naive-count", "-brokers", b.addr, "-topic", topic, "-mode", "reader")
+}
+
+var elapsedRE = regexp.MustCompile(`msg="election published".* elapsed=(\S+)`)
+
+// producer publishes a whole election as fast as it can; its rate is over
+// the time it logs from its first batch to the last acknowledgement.
+func (b *bench) producer(ctx context.Context, n names, scale float64, name, outDir string) (row, error) {
+	p, err := startProc("producer", filepath.Join(b.cfg.bin, "producer"), nil, b.env(n,
+		"SEED="+strconv.FormatUint(b.cfg.seed, 10), "SCALE="+strconv.FormatFloat(scale, 'g', -1, 64),
+		"BATCH_INTERVAL=0", "OUTPUT_DIR="+outDir))
+	if err != nil {
+		return row{}, err
+	}
+	if err := p.wait(b.cfg.timeout); err != nil {
+		return row{}, err
+	}
+	m := elapsedRE.FindStringSubmatch(p.output())
+	if m == nil {
+		return row{}, fmt.Errorf("producer did not log its elapsed time:\n%s", tail(p.output(), 20))
+	}
+	d, err := time.ParseDuration(m[1])
+	if err != nil {
+		return row{}, err
+	}
+	votes := mustTotal(b.cfg.seed, scale)
+	b.totalVotes += votes
+	return row{name: name, votes: votes, seconds: d.Seconds(), rssMiB: p.peakMiB(), wall: p.end.Sub(p.start).Seconds(), cpu: p.cpuSeconds()}, nil
+}
+
+var metricsAddrRE = regexp.MustCompile(`msg="serving metrics".* addr=(\S+)`)
+
+// startCounter starts a counter and waits until it owns its partitions.
+func (b *bench) startCounter(n names, extra ...string) (*proc, string, time.Time, error) {
+	p, err := startProc("counter", filepath.Join(b.cfg.bin, "counter"), nil, b.env(n, extra...))
+	if err != nil {
+		return nil, "", time.Time{}, err
+	}
+	addr, err := p.waitOutput(metricsAddrRE, 30*time.Second)
+	if err != nil {
+		p.kill()
+		return nil, "", time.Time{}, err
+	}
+	deadline := time.Now().Add(b.cfg.timeout)
+	for time.Now().Before(deadline) {
+		res, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return p, addr, time.Now(), nil
+			}
+		}
+		if p.exited() {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	p.kill()
+	return nil, "", time.Time{}, fmt.Errorf("counter not ready within %s:\n%s", b.cfg.timeout, tail(p.output(), 20))
+}
+
+// waitExact polls the counter's /metrics until it shows want exactly over
+// every partition, and returns when it first did.
+func (b *bench) waitExact(ctx context.Context, addr string, want *vote.Tally) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
+	defer cancel()
+	for {
+		c, err := e2e.Scrape(ctx, addr)
+		if err == nil && c.Partitions == b.cfg.partitions && c.Tally.Total() >= want.Total() {
+			at := time.Now()
+			if d := c.Tally.Diff(want, 5); len(d) > 0 || c.Tally.Total() != want.Total() {
+				return at, fmt.Errorf("counted %d votes, want %d; wrong cells: %+v", c.Tally.Total(), want.Total(), d)
+			}
+			for r, n := range c.Rejected {
+				if n != 0 {
+					return at, fmt.Errorf("rejected %d records as %s", n, r)
+				}
+			}
+			return at, nil
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("counter did not reach %d votes: %w (last error %v)", want.Total(), ctx.Err(), err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// counter counts a topic that is already complete: its rate is over the
+// time from owning the partitions to showing every vote, checkpointed, in
+// /metrics.
+func (b *bench) counter(ctx context.Context, topic names, scale float64) (row, error) {
+	want, err := votegen.TrueTotals(votegen.Config{Seed: b.cfg.seed, Scale: scale})
+	if err != nil {
+		return row{}, err
+	}
+	n := b.newNames("count")
+	n.topic = topic.topic
+	p, addr, ready, err := b.startCounter(n)
+	if err != nil {
+		return row{}, err
+	}
+	done, err := b.waitExact(ctx, addr, &want)
+	if err != nil {
+		p.kill()
+		return row{}, err
+	}
+	r := row{name: "votestream counter (checkpoints on)", votes: want.Total(), seconds: done.Sub(ready).Seconds(),
+		rssMiB: p.peakMiB(), wall: done.Sub(p.start).Seconds()}
+	err = p.stop(30 * time.Second)
+	r.cpu = p.cpuSeconds()
+	return r, err
+}
+
+// endToEnd runs a counter, waits until it owns its partitions, then starts
+// the producer: the time is from the producer's start to every vote shown,
+// exactly, in /metrics.
+func (b *bench) endToEnd(ctx context.Context, scale float64) (row, error) {
+	want, err := votegen.TrueTotals(votegen.Config{Seed: b.cfg.seed, Scale: scale})
+	if err != nil {
+		return row{}, err
+	}
+	n := b.newNames("e2e")
+	c, addr, _, err := b.startCounter(n)
+	if err != nil {
+		return row{}, err
+	}
+	defer c.stop(30 * time.Second)
+	p, err := startProc("producer", filepath.Join(b.cfg.bin, "producer"), nil, b.env(n,
+		"SEED="+strconv.FormatUint(b.cfg.seed, 10), "SCALE="+strconv.FormatFloat(scale, 'g', -1, 64),
+		"BATCH_INTERVAL=0", "OUTPUT_DIR="))
+	if err != nil {
+		return row{}, err
+	}
+	done, err := b.waitExact(ctx, addr, &want)
+	if err != nil {
+		p.kill()
+		return row{}, err
+	}
+	if err := p.wait(b.cfg.timeout); err != nil {
+		return row{}, err
+	}
+	b.totalVotes += want.Total()
+	secs := done.Sub(p.start).Seconds()
+	return row{name: "end to end: generate, publish, count exactly", votes: want.Total(), seconds: secs, wall: secs,
+		rssMiB: max(p.peakMiB(), c.peakMiB())}, nil
+}
+
+// latency publishes at 100k votes/s (10,000 votes every 100 ms) to a
+// running counter and reads its vote latency histogram.
+func (b *bench) latency(ctx context.Context, scale float64) (string, error) {
+	want, err := votegen.TrueTotals(votegen.Config{Seed: b.cfg.seed, Scale: scale})
+	if err != nil {
+		return "", err
+	}
+	n := b.newNames("latency")
+	c, addr, _, err := b.startCounter(n)
+	if err != nil {
+		return "", err
+	}
+	defer c.stop(30 * time.Second)
+	p, err := startProc("producer", filepath.Join(b.cfg.bin, "producer"), nil, b.env(n,
+		"SEED="+strconv.FormatUint(b.cfg.seed, 10), "SCALE="+strconv.FormatFloat(scale, 'g', -1, 64),
+		"VOTES_PER_BATCH=10000", "BATCH_INTERVAL=100ms", "OUTPUT_DIR="))
+	if err != nil {
+		return "", err
+	}
+	if _, err := b.waitExact(ctx, addr, &want); err != nil {
+		p.kill()
+		return "", err
+	}
+	if err := p.wait(b.cfg.timeout); err != nil {
+		return "", err
+	}
+	b.totalVotes += want.Total()
+	h, err := scrapeHistogram(ctx, addr, "votestream_counter_vote_latency_seconds")
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("latency at 100k votes/s (%d votes, record timestamp to checkpointed in /metrics): p50 %.0f ms, p99 %.0f ms, max bucket %s",
+		want.Total(), 1000*h.quantile(0.5), 1000*h.quantile(0.99), h.maxBucket()), nil
+}
+
+type histogram struct {
+	count   float64
+	buckets []struct{ le, n float64 } // cumulative
+}
+
+// quantile interpolates linearly inside the bucket holding q, as
+// Prometheus' histogram_quantile does.
+func (h histogram) quantile(q float64) float64 {
+	rank := q * h.count
+	prevLe, prevN := 0.0, 0.0
+	for _, bk := range h.buckets {
+		if bk.n >= rank {
+			if math.IsInf(bk.le, 1) {
+				return prevLe
+			}
+			if bk.n == prevN {
+				return bk.le
+			}
+			return prevLe + (bk.le-prevLe)*(rank-prevN)/(bk.n-prevN)
+		}
+		prevLe, prevN = bk.le, bk.n
+	}
+	return math.NaN()
+}
+
+func (h histogram) maxBucket() string {
+	prevN := 0.0
+	last := ""
+	for _, bk := range h.buckets {
+		if bk.n > prevN {
+			last = fmt.Sprintf("<= %g s", bk.le)
+		}
+		prevN = bk.n
+	}
+	return last
+}
+
+func scrapeHistogram(ctx context.Context, addr, name string) (histogram, error) {
+	var h histogram
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return h, err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return h, err
+	}
+	defer res.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(res.Body)
+	if err != nil {
+		return h, err
+	}
+	f, ok := fams[name]
+	if !ok || len(f.GetMetric()) == 0 {
+		return h, fmt.Errorf("no %s in /metrics", name)
+	}
+	hist := f.GetMetric()[0].GetHistogram()
+	h.count = float64(hist.GetSampleCount())
+	for _, bk := range hist.GetBucket() {
+		h.buckets = append(h.buckets, struct{ le, n float64 }{bk.GetUpperBound(), float64(bk.GetCumulativeCount())})
+	}
+	h.buckets = append(h.buckets, struct{ le, n float64 }{math.Inf(1), h.count})
+	if h.count == 0 {
+		return h, errors.New("latency histogram is empty")
+	}
+	return h, nil
+}
+
+func printTable(w io.Writer, rows []row) {
+	fmt.Fprintln(w, "| run | votes | votes/s | ratio | peak RSS | wall | CPU µs/vote |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | --- | ---: | ---: | ---: |")
+	for _, r := range rows {
+		cpu := "-"
+		if r.cpu > 0 {
+			cpu = fmt.Sprintf("%.2f", 1e6*r.cpu/float64(r.votes))
+		}
+		fmt.Fprintf(w, "| %s | %d | %s | %s | %.0f MiB | %.2f s | %s |\n", r.name, r.votes, human(r.rate()), r.versus, r.rssMiB, r.wall, cpu)
+	}
+}
+
+func human(r float64) string {
+	switch {
+	case r >= 1e6:
+		return fmt.Sprintf("%.2f M", r/1e6)
+	case r >= 1e3:
+		return fmt.Sprintf("%.0f k", r/1e3)
+	}
+	return fmt.Sprintf("%.0f", r)
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
