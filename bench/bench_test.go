@@ -35,7 +35,7 @@ func TestBenchSmoke(t *testing.T) {
 	bins := e2e.Binaries(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cfg, err := parseConfig([]string{"-bin", filepath.Dir(bins.Producer), "-scale", "0.0005", "-rate-scale", "0.0005",
+	cfg, err := parseConfig([]string{"-bin", filepath.Dir(bins.Producer), "-scale", "0.0002", "-rate-scale", "0.0002",
 		"-timeout", "2m"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
