@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build run test vet fmt-check bench chaos clean
+.PHONY: all build run test vet fmt-check clean
 all: build
 
 build:
@@ -13,9 +13,11 @@ build:
 run: build
 	BIN=$(BIN) ./deploy/local/run.sh
 
-## test: vet, formatting, then every test with the race detector.
+## test: vet, formatting, every test with the race detector, then every
+## benchmark once so none can rot.
 test: vet fmt-check
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
 vet:
 	$(GO) vet ./...
@@ -28,3 +30,4 @@ clean:
 	rm -rf $(BIN) vote_stream .kfake-data
 
 -include deploy/compose.mk
+-include bench/bench.mk
