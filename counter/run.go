@@ -24,15 +24,21 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	log := logging.New(cfg.Log, stderr).With("component", "counter", "replica", cfg.ReplicaID)
 	log.Info("starting", "group", cfg.GroupID, "topic", cfg.Kafka.Topic, "brokers", cfg.Kafka.Brokers,
 		"batch_max_records", cfg.BatchMaxRecords, "batch_max_wait", cfg.BatchMaxWait)
+	view, err := newElectionFromConfig(cfg, log)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
 
 	// Instrumentation and listeners, bound before any Kafka work.
 	reg := telemetry.NewRegistry()
 	own := newOwned()
 	m := newMetrics(reg, own)
+	reg.MustRegister(newElectionCollector(view, cfg.ReplicaID))
 	srv, err := telemetry.Listen(cfg.HTTPAddr, reg, log)
 	if err != nil {
 		return err
 	}
+	page := mountElection(srv, view)
 	log.Info("serving metrics", "addr", srv.Addr())
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -42,7 +48,7 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 		}
 	})
 	// The HTTP server stops last, so /metrics shows the final checkpoint.
-	defer func() { stopHTTP(); wg.Wait() }()
+	defer func() { page.Close(); stopHTTP(); wg.Wait() }()
 
 	// Kafka.
 	client, err := kafkaio.New(cfg.Kafka, log)
@@ -57,6 +63,8 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	// The whole-election view stops before the Kafka client closes.
+	defer startElection(ctx, view, client, cfg, parts[cfg.Kafka.CheckpointTopic], stdout)()
 
 	c := &counter{
 		cfg:    cfg,

@@ -123,6 +123,10 @@ type Counter struct {
 	SessionTimeout   time.Duration `env:"GROUP_SESSION_TIMEOUT" envDefault:"10s"`
 	RebalanceTimeout time.Duration `env:"GROUP_REBALANCE_TIMEOUT" envDefault:"10s"`
 	HTTPAddr         string        `env:"HTTP_ADDR" envDefault:":9102"`
+	// Scale and IncludeDC must be the producer's: they say how many votes
+	// each state expects, from which percent reporting and race calls follow.
+	Scale     float64 `env:"SCALE" envDefault:"0.005"`
+	IncludeDC bool    `env:"INCLUDE_DC" envDefault:"false"`
 }
 
 // Validate reports the first setting that cannot work.
@@ -144,6 +148,8 @@ func (c *Counter) Validate() error {
 		return fmt.Errorf("GROUP_SESSION_TIMEOUT: %s: must be at least 1s", c.SessionTimeout)
 	case c.RebalanceTimeout < time.Second:
 		return fmt.Errorf("GROUP_REBALANCE_TIMEOUT: %s: must be at least 1s", c.RebalanceTimeout)
+	case !(c.Scale > 0 && c.Scale <= 1):
+		return fmt.Errorf("SCALE: %v: must be more than 0 and at most 1, and the producer's", c.Scale)
 	}
 	return nil
 }

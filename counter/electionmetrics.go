@@ -1,0 +1,83 @@
+package main
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/votestream/votestream/pkg/results"
+	"github.com/votestream/votestream/pkg/telemetry"
+)
+
+// electionCollector exports the whole-election view. Every replica holds the
+// same view, so every replica exports it, labelled with its replica: a
+// query must aggregate them with max, never sum (for example
+// max by (candidate, status) (votestream_electoral_votes)). Exporting from
+// every replica rather than from one elected by partition ownership keeps
+// the series unbroken through rebalances and restarts.
+type electionCollector struct {
+	view *election
+
+	electoralVotes, popularVotes, reporting, leader, called, age *prometheus.Desc
+}
+
+func newElectionCollector(view *election, replica string) *electionCollector {
+	const ns = telemetry.Namespace
+	labels := prometheus.Labels{"replica": replica}
+	desc := func(name, help string, variable ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(ns, "", name),
+			help+" Whole election, exported by every replica: aggregate replicas with max, not sum.", variable, labels)
+	}
+	return &electionCollector{
+		view: view,
+		electoralVotes: desc("electoral_votes",
+			"Electoral votes per candidate from called states (status=won) and from states led but not called (status=leading).",
+			"candidate", "status"),
+		popularVotes: desc("election_popular_votes", "Votes counted per candidate, every partition.", "candidate"),
+		reporting: desc("state_reporting_ratio",
+			"Votes counted over votes expected in a contested state (SCALE, INCLUDE_DC), 0 to 1.", "state"),
+		leader: desc("state_leader",
+			"1 for the candidate with strictly the most votes in a contested state, 0 for the others (all 0 on a tie or before any vote).",
+			"state", "candidate"),
+		called: desc("state_called", "1 when a contested state's race is called: the remaining votes cannot change its leader.", "state"),
+		age: desc("election_view_age_seconds",
+			"Age of the whole-election view: every checkpoint written before it is included. Absent until every checkpoint partition has been read."),
+	}
+}
+
+func (c *electionCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.electoralVotes, c.popularVotes, c.reporting, c.leader, c.called, c.age} {
+		ch <- d
+	}
+}
+
+func (c *electionCollector) Collect(ch chan<- prometheus.Metric) {
+	r := c.view.results()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, cand := range r.Candidates {
+		gauge(c.electoralVotes, float64(cand.ElectoralVotesWon), cand.Name, "won")
+		gauge(c.electoralVotes, float64(cand.ElectoralVotesLeading), cand.Name, "leading")
+		gauge(c.popularVotes, float64(cand.Votes), cand.Name)
+	}
+	for _, s := range r.States {
+		if s.Status == results.NotContested {
+			continue
+		}
+		gauge(c.reporting, s.PercentReporting/100, s.Name)
+		for _, cand := range r.Candidates {
+			v := 0.0
+			if s.Leader == cand.ID {
+				v = 1
+			}
+			gauge(c.leader, v, s.Name, cand.Name)
+		}
+		v := 0.0
+		if s.Status == results.Called {
+			v = 1
+		}
+		gauge(c.called, v, s.Name)
+	}
+	if !r.AsOf.IsZero() {
+		gauge(c.age, max(c.view.now().Sub(r.AsOf).Seconds(), 0))
+	}
+}
