@@ -1,0 +1,147 @@
+package main
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/votestream/votestream/pkg/checkpoint"
+	"github.com/votestream/votestream/pkg/results"
+	"github.com/votestream/votestream/pkg/vote"
+)
+
+// stateWith returns partition p's state at offset with n votes for
+// candidate c in state s.
+func stateWith(p int, offset int64, c vote.Candidate, s vote.State, n int64) *checkpoint.State {
+	st := &checkpoint.State{Partition: int32(p), Offset: offset}
+	st.Tally[c][s][0] = n
+	return st
+}
+
+func TestElectionKeepsNewestState(t *testing.T) {
+	var expected [vote.NumStates]int64
+	expected[0], expected[1] = 10, 10
+	e := newElection(expected, "r1", slog.New(slog.DiscardHandler))
+	e.parts = 2
+
+	for _, tc := range []struct {
+		name        string
+		p           int
+		st          *checkpoint.State
+		wantCounted int64
+		wantOffsets map[int]int64
+	}{
+		{"first of partition 0", 0, stateWith(0, 5, 0, 0, 5), 5, map[int]int64{0: 5}},
+		{"partition 1 adds", 1, stateWith(1, 3, 1, 1, 3), 8, map[int]int64{0: 5, 1: 3}},
+		{"newer replaces", 0, stateWith(0, 9, 0, 0, 9), 12, map[int]int64{0: 9, 1: 3}},
+		// A zombie's late checkpoint of an earlier offset is older news.
+		{"older ignored", 0, stateWith(0, 7, 0, 0, 7), 12, map[int]int64{0: 9, 1: 3}},
+		{"same offset ignored", 1, stateWith(1, 3, 2, 1, 3), 12, map[int]int64{0: 9, 1: 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e.apply(tc.p, tc.st)
+			r := e.results()
+			if r.Counted != tc.wantCounted {
+				t.Errorf("counted: got %d, want %d", r.Counted, tc.wantCounted)
+			}
+			if len(r.Offsets) != len(tc.wantOffsets) {
+				t.Errorf("offsets: got %v, want %v", r.Offsets, tc.wantOffsets)
+			}
+			for p, off := range tc.wantOffsets {
+				if r.Offsets[p] != off {
+					t.Errorf("offsets: got %v, want %v", r.Offsets, tc.wantOffsets)
+				}
+			}
+			if r.Source != "r1" {
+				t.Errorf("source: got %q, want r1", r.Source)
+			}
+		})
+	}
+}
+
+func TestElectionAsOf(t *testing.T) {
+	var expected [vote.NumStates]int64
+	expected[0] = 10
+	e := newElection(expected, "r1", slog.New(slog.DiscardHandler))
+	e.parts = 2
+	t0 := time.Date(2024, 11, 5, 20, 0, 0, 0, time.UTC)
+	if got := e.results().AsOf; !got.IsZero() {
+		t.Errorf("as of before any sync: got %s, want zero", got)
+	}
+	e.markSynced(0, t0.Add(time.Second))
+	if got := e.results().AsOf; !got.IsZero() {
+		t.Errorf("as of with one partition of two synced: got %s, want zero", got)
+	}
+	e.markSynced(1, t0)
+	if got := e.results().AsOf; !got.Equal(t0) {
+		t.Errorf("as of: got %s, want the oldest sync %s", got, t0)
+	}
+}
+
+func TestElectionMetrics(t *testing.T) {
+	var expected [vote.NumStates]int64
+	expected[0], expected[1] = 10, 4 // Alabama, Alaska
+	e := newElection(expected, "r1", slog.New(slog.DiscardHandler))
+	e.parts = 1
+	e.apply(0, stateWith(0, 10, 1, 0, 10)) // Alabama: all 10 to Harris, called
+	now := time.Now()
+	e.now = func() time.Time { return now }
+	e.markSynced(0, now.Add(-2*time.Second))
+
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(newElectionCollector(e, "r1"))
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	series := map[string]int{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			key := f.GetName()
+			for _, l := range m.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			got[key] = m.GetGauge().GetValue()
+			series[f.GetName()]++
+		}
+	}
+	for _, tc := range []struct {
+		key  string
+		want float64
+	}{
+		{"votestream_electoral_votes,candidate=Kamala Harris,replica=r1,status=won", 9},
+		{"votestream_electoral_votes,candidate=Kamala Harris,replica=r1,status=leading", 0},
+		{"votestream_electoral_votes,candidate=Donald J. Trump,replica=r1,status=won", 0},
+		{"votestream_election_popular_votes,candidate=Kamala Harris,replica=r1", 10},
+		{"votestream_state_reporting_ratio,replica=r1,state=Alabama", 1},
+		{"votestream_state_reporting_ratio,replica=r1,state=Alaska", 0},
+		{"votestream_state_leader,candidate=Kamala Harris,replica=r1,state=Alabama", 1},
+		{"votestream_state_leader,candidate=Donald J. Trump,replica=r1,state=Alabama", 0},
+		{"votestream_state_leader,candidate=Kamala Harris,replica=r1,state=Alaska", 0},
+		{"votestream_state_called,replica=r1,state=Alabama", 1},
+		{"votestream_state_called,replica=r1,state=Alaska", 0},
+		{"votestream_election_view_age_seconds,replica=r1", 2},
+	} {
+		if g, ok := got[tc.key]; !ok || g != tc.want {
+			t.Errorf("%s: got %v (present: %v), want %v", tc.key, g, ok, tc.want)
+		}
+	}
+	// Only contested states have series: here Alabama and Alaska.
+	for name, want := range map[string]int{
+		"votestream_electoral_votes":        2 * vote.NumCandidates,
+		"votestream_state_reporting_ratio":  2,
+		"votestream_state_leader":           2 * vote.NumCandidates,
+		"votestream_state_called":           2,
+		"votestream_election_popular_votes": vote.NumCandidates,
+	} {
+		if series[name] != want {
+			t.Errorf("%s: got %d series, want %d", name, series[name], want)
+		}
+	}
+	if r := e.results(); r.States[0].Status != results.Called {
+		t.Errorf("test setup: Alabama %s, want called", r.States[0].Status)
+	}
+}
