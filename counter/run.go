@@ -22,12 +22,12 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 		cfg.ReplicaID, _ = os.Hostname()
 	}
 	log := logging.New(cfg.Log, stderr).With("component", "counter", "replica", cfg.ReplicaID)
-	log.Info("starting", "group", cfg.GroupID, "topic", cfg.Kafka.Topic, "brokers", cfg.Kafka.Brokers,
-		"batch_max_records", cfg.BatchMaxRecords, "batch_max_wait", cfg.BatchMaxWait)
 	view, err := newElectionFromConfig(cfg, log)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	log.Info("starting", "group", cfg.GroupID, "topic", cfg.Kafka.Topic, "brokers", cfg.Kafka.Brokers,
+		"batch_max_records", cfg.BatchMaxRecords, "batch_max_wait", cfg.BatchMaxWait)
 
 	// Instrumentation and listeners, bound before any Kafka work.
 	reg := telemetry.NewRegistry()
