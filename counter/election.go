@@ -91,7 +91,11 @@ func (e *election) recompute() {
 	}
 	e.dirty = false
 	e.total = vote.Tally{}
-	offsets := make(map[int]int64, len(e.states))
+	// A partition with no checkpoint yet covers no offset: [0, 0).
+	offsets := make(map[int]int64, e.parts)
+	for p := range e.parts {
+		offsets[p] = 0
+	}
 	for p, st := range e.states {
 		e.total.Merge(&st.Tally)
 		offsets[p] = st.Offset
@@ -161,7 +165,7 @@ func (e *election) markSynced(p int, at time.Time) {
 // reconnecting by itself after any error.
 func (e *election) follow(ctx context.Context, client *kafkaio.Client, topic string, parts int, wait time.Duration) {
 	e.mu.Lock()
-	e.parts = parts
+	e.parts, e.dirty = parts, true
 	e.mu.Unlock()
 	var wg sync.WaitGroup
 	for p := range parts {
@@ -179,12 +183,18 @@ func (e *election) followPartition(ctx context.Context, client *kafkaio.Client, 
 	if err != nil {
 		return // ctx ended
 	}
-	offset := kafka.FirstOffset
+	first := func() (int64, error) {
+		first, _, err := client.Offsets(ctx, topic, p)
+		return first, err
+	}
+	var offset int64
 	if last != nil {
 		if st := e.decode(p, *last); st != nil {
 			e.apply(p, st)
 		}
 		offset = last.Offset + 1
+	} else if offset, err = retry(ctx, e.log, "election view: read first offset", first); err != nil {
+		return // ctx ended
 	}
 	backoff := 200 * time.Millisecond
 	for ctx.Err() == nil {
@@ -195,7 +205,10 @@ func (e *election) followPartition(ctx context.Context, client *kafkaio.Client, 
 				return
 			}
 			if errors.Is(err, kafka.OffsetOutOfRange) {
-				offset = kafka.FirstOffset // the head was deleted: start again from what is left
+				// The head was deleted: go on from what is left.
+				if f, ferr := first(); ferr == nil {
+					offset = f
+				}
 			}
 			e.log.Warn("election view: fetch failed, retrying", "partition", p, "err", err, "in", backoff)
 			if !sleep(ctx, backoff) {

@@ -24,7 +24,10 @@ func TestElectionKeepsNewestState(t *testing.T) {
 	var expected [vote.NumStates]int64
 	expected[0], expected[1] = 10, 10
 	e := newElection(expected, "r1", slog.New(slog.DiscardHandler))
-	e.parts = 2
+	e.parts, e.dirty = 2, true
+	if got := e.results().Offsets; len(got) != 2 || got[0] != 0 || got[1] != 0 {
+		t.Errorf("offsets before any checkpoint: got %v, want both partitions at 0", got)
+	}
 
 	for _, tc := range []struct {
 		name        string
@@ -33,7 +36,7 @@ func TestElectionKeepsNewestState(t *testing.T) {
 		wantCounted int64
 		wantOffsets map[int]int64
 	}{
-		{"first of partition 0", 0, stateWith(0, 5, 0, 0, 5), 5, map[int]int64{0: 5}},
+		{"first of partition 0", 0, stateWith(0, 5, 0, 0, 5), 5, map[int]int64{0: 5, 1: 0}},
 		{"partition 1 adds", 1, stateWith(1, 3, 1, 1, 3), 8, map[int]int64{0: 5, 1: 3}},
 		{"newer replaces", 0, stateWith(0, 9, 0, 0, 9), 12, map[int]int64{0: 9, 1: 3}},
 		// A zombie's late checkpoint of an earlier offset is older news.
