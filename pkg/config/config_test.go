@@ -53,6 +53,7 @@ func TestDefaults(t *testing.T) {
 			SessionTimeout:   10 * time.Second,
 			RebalanceTimeout: 10 * time.Second,
 			HTTPAddr:         ":9102",
+			Scale:            0.005,
 		}},
 		{"broker", &config.Broker{}, &config.Broker{
 			Log:     defaultLog,
@@ -135,6 +136,9 @@ func TestParseErrors(t *testing.T) {
 		{"scale negative", producer, []string{"SCALE=-0.1"}, "SCALE", "must be more than 0"},
 		{"scale NaN", producer, []string{"SCALE=NaN"}, "SCALE", "NaN"},
 		{"scale not a number", producer, []string{"SCALE=half"}, "SCALE", "invalid syntax"},
+		{"counter scale 0", counter, []string{"SCALE=0"}, "SCALE", "0: must be more than 0"},
+		{"counter scale 2", counter, []string{"SCALE=2"}, "SCALE", "2: must be more than 0 and at most 1, and the producer's"},
+		{"counter include dc", counter, []string{"INCLUDE_DC=maybe"}, "INCLUDE_DC", "invalid syntax"},
 		{"include DC not a bool", producer, []string{"INCLUDE_DC=maybe"}, "INCLUDE_DC", "invalid syntax"},
 		{"compression", producer, []string{"KAFKA_COMPRESSION=foo"}, "KAFKA_COMPRESSION", `"foo": must be none, gzip`},
 		{"log format", producer, []string{"LOG_FORMAT=xml"}, "LOG_FORMAT", `"xml": must be text or json`},
@@ -199,7 +203,7 @@ func broker() config.Validator   { return &config.Broker{} }
 // other packages do.
 func TestValidateDirect(t *testing.T) {
 	c := config.Counter{Kafka: defaultKafka, Log: defaultLog, BatchMaxRecords: 1, BatchMaxWait: time.Second,
-		SessionTimeout: time.Second, RebalanceTimeout: time.Second}
+		SessionTimeout: time.Second, RebalanceTimeout: time.Second, Scale: 0.005}
 	if err := c.Validate(); err == nil || err.Error() != "GROUP_ID: empty" {
 		t.Errorf("Counter without GroupID: Validate() = %v, want GROUP_ID: empty", err)
 	}
