@@ -27,9 +27,9 @@ func TestDashboardQueries(t *testing.T) {
 	c1 := Start(t, "counter-1", bin.Counter, append(counterEnv, "REPLICA_ID=c1")...)
 	c2 := Start(t, "counter-2", bin.Counter, append(counterEnv, "REPLICA_ID=c2")...)
 	counters := []string{c1.MetricsAddr(t), c2.MetricsAddr(t)}
-	// 23 batches 300ms apart: the producer lives long enough to be scraped.
+	// 23 batches 600ms apart: the producer lives long enough to be scraped.
 	prod := Start(t, "producer", bin.Producer, env.Vars("SEED=99", "SCALE=0.001",
-		"VOTES_PER_BATCH=10000", "BATCH_INTERVAL=300ms", "OUTPUT_DIR=")...)
+		"VOTES_PER_BATCH=10000", "BATCH_INTERVAL=600ms", "OUTPUT_DIR=")...)
 	prodAddr := prod.MetricsAddr(t)
 
 	prom := promtest.Start(t, append([]string{prodAddr}, counters...))

@@ -83,7 +83,7 @@ func MissingTool(t testing.TB, tool string) {
 }
 
 // Start runs Prometheus on a free 127.0.0.1 port, scraping every target
-// (host:port, serving /metrics) once a second under job "votestream", and
+// (host:port, serving /metrics) every 2 s under job "votestream", and
 // waits until it has scraped every target successfully. The server stops
 // when the test ends; if the test failed, its log is printed.
 func Start(t testing.TB, targets []string) *Prometheus {
@@ -174,7 +174,7 @@ func start(t testing.TB, bin, config, data string, targets []string) (*Prometheu
 
 func configYAML(targets []string) []byte {
 	var b bytes.Buffer
-	b.WriteString("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n")
+	b.WriteString("global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\n  evaluation_interval: 1s\n")
 	b.WriteString("scrape_configs:\n  - job_name: " + Job + "\n    static_configs:\n      - targets:\n")
 	for _, tg := range targets {
 		b.WriteString("          - " + strconv.Quote(tg) + "\n")
