@@ -88,6 +88,15 @@ func counterMetrics(i, n int) string {
 	for _, p := range r.partitions {
 		fmt.Fprintf(&b, "votestream_counter_partition_offset{partition=\"%d\"} %d\n", p, 100*n)
 	}
+	// The whole-election view: every replica exports the same values.
+	replica := fmt.Sprintf("r%d", i)
+	b.WriteString("# TYPE votestream_electoral_votes gauge\n")
+	fmt.Fprintf(&b, "votestream_electoral_votes{candidate=\"Kamala Harris\",status=\"won\",replica=%q} 54\n", replica)
+	fmt.Fprintf(&b, "votestream_electoral_votes{candidate=\"Donald J. Trump\",status=\"leading\",replica=%q} 17\n", replica)
+	b.WriteString("# TYPE votestream_state_called gauge\n")
+	fmt.Fprintf(&b, "votestream_state_called{state=\"California\",replica=%q} 1\n", replica)
+	fmt.Fprintf(&b, "votestream_state_called{state=\"Ohio\",replica=%q} 0\n", replica)
+	fmt.Fprintf(&b, "# TYPE votestream_election_view_age_seconds gauge\nvotestream_election_view_age_seconds{replica=%q} 0.4\n", replica)
 	return b.String()
 }
 
