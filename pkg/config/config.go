@@ -24,6 +24,8 @@ type Kafka struct {
 	CreateTopics      bool          `env:"KAFKA_CREATE_TOPICS" envDefault:"true"`
 	ClientID          string        `env:"KAFKA_CLIENT_ID" envDefault:"votestream"`
 	DialTimeout       time.Duration `env:"KAFKA_DIAL_TIMEOUT" envDefault:"10s"`
+	TLS               TLS
+	SASL              SASL
 }
 
 // Validate reports the first setting that cannot work.
@@ -50,7 +52,7 @@ func (k *Kafka) Validate() error {
 	case k.DialTimeout <= 0:
 		return fmt.Errorf("KAFKA_DIAL_TIMEOUT: %s: must be positive", k.DialTimeout)
 	}
-	return nil
+	return k.validateSecurity()
 }
 
 // Log chooses how a service logs.

@@ -37,16 +37,25 @@ type Client struct {
 
 // New builds a client from cfg. It does not connect: call Ping.
 func New(cfg config.Kafka, log *slog.Logger) (*Client, error) {
+	tlsConfig, mechanism, err := Security(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	warnInsecure(cfg, log)
 	dialer := &kafka.Dialer{
-		ClientID:  cfg.ClientID,
-		Timeout:   cfg.DialTimeout,
-		DualStack: true,
+		ClientID:      cfg.ClientID,
+		Timeout:       cfg.DialTimeout,
+		DualStack:     true,
+		TLS:           tlsConfig,
+		SASLMechanism: mechanism,
 	}
 	transport := &kafka.Transport{
 		ClientID:    cfg.ClientID,
 		DialTimeout: cfg.DialTimeout,
 		MetadataTTL: 10 * time.Second,
 		IdleTimeout: 5 * time.Minute,
+		TLS:         tlsConfig,
+		SASL:        mechanism,
 	}
 	return &Client{
 		Client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport},
