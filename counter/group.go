@@ -37,6 +37,16 @@ type counter struct {
 // errFatal marks errors that recreating the group cannot fix.
 var errFatal = errors.New("fatal")
 
+// fatalError is an error that stops the counter; it reads as the error it
+// wraps, so the one line the user sees says what is wrong.
+type fatalError struct{ err error }
+
+func (e fatalError) Error() string        { return e.err.Error() }
+func (e fatalError) Unwrap() error        { return e.err }
+func (e fatalError) Is(target error) bool { return target == errFatal }
+
+func fatal(err error) error { return fatalError{err} }
+
 // run consumes until ctx ends. kafka-go's ConsumerGroup can stay stuck in
 // Next after "Unknown Member ID" when a peer leaves (kafka-go issue 781), so
 // a Next that neither yields a generation nor an error within a join
@@ -96,6 +106,12 @@ func (c *counter) generations(ctx context.Context, cg *kafka.ConsumerGroup) erro
 			return nil
 		case errors.Is(err, context.DeadlineExceeded):
 			return fmt.Errorf("no generation within %s", joinDeadline)
+		case errors.Is(err, kafka.GroupAuthorizationFailed):
+			return fatal(c.client.Denied(err, kafkaio.OpRead, kafkaio.Group(c.cfg.GroupID)))
+		case kafkaio.IsDenied(err):
+			return fatal(c.client.Denied(err, kafkaio.OpRead, kafkaio.Topic(c.cfg.Kafka.Topic)))
+		case kafkaio.IsAuth(err):
+			return fatal(err)
 		case err != nil:
 			return err
 		}
@@ -115,10 +131,10 @@ func (c *counter) generations(ctx context.Context, cg *kafka.ConsumerGroup) erro
 			done <- c.generation(gctx, gen, parts)
 		})
 		if err := <-done; err != nil {
-			c.log.Error("generation failed", "generation", gen.ID, "err", err)
 			if errors.Is(err, errFatal) {
-				return err
+				return err // the counter stops and says why, in one line
 			}
+			c.log.Error("generation failed", "generation", gen.ID, "err", err)
 		}
 	}
 }
@@ -131,7 +147,7 @@ func (c *counter) generation(ctx context.Context, gen *kafka.Generation, ids []i
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("%w: %v", errFatal, err)
+		return fatal(err)
 	}
 	parts := make([]*partition, len(ids))
 	for i, id := range ids {
@@ -150,8 +166,17 @@ func (c *counter) generation(ctx context.Context, gen *kafka.Generation, ids []i
 	signals := newBatchSignals()
 	var pending atomic.Int64
 	var readers sync.WaitGroup
+	// A reader or micro-batch the broker refuses (a missing ACL) stops the
+	// counter: no retry can fix it.
+	failures := make(chan error, 1)
+	fail := func(err error) {
+		select {
+		case failures <- fatal(err):
+		default:
+		}
+	}
 	for _, p := range parts {
-		readers.Go(func() { c.read(readCtx, p, signals, &pending) })
+		readers.Go(func() { c.read(readCtx, p, signals, &pending, fail) })
 	}
 
 	// The micro-batch loop: checkpoint when enough records are pending, when
@@ -167,25 +192,37 @@ func (c *counter) generation(ctx context.Context, gen *kafka.Generation, ids []i
 	// too, so lag still shows when a reader is stuck.
 	ends := time.NewTicker(endOffsetsInterval)
 	defer ends.Stop()
+	// release ends the generation (revoked, shutting down or failed): stop
+	// reading, then save everything counted, within a bound well inside the
+	// rebalance timeout.
+	release := func(failure error) error {
+		stopReaders()
+		readers.Wait()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.RebalanceTimeout/2)
+		err := c.microBatch(sctx, gen, parts, &pending, true)
+		cancel()
+		c.owned.drop(ids)
+		if failure != nil {
+			return failure
+		}
+		if kafkaio.IsAuth(err) {
+			return fatal(err)
+		}
+		if err != nil {
+			return fmt.Errorf("final checkpoint: %w", err)
+		}
+		c.log.Info("partitions released", "generation", gen.ID, "partitions", ids)
+		return nil
+	}
 	for {
 		select {
 		case <-ends.C:
 			c.refreshEnds(ctx, parts)
 			continue
+		case err := <-failures:
+			return release(err)
 		case <-ctx.Done():
-			// Revoked or shutting down: stop reading, then save everything
-			// counted, within a bound well inside the rebalance timeout.
-			stopReaders()
-			readers.Wait()
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.RebalanceTimeout/2)
-			err := c.microBatch(sctx, gen, parts, &pending, true)
-			cancel()
-			c.owned.drop(ids)
-			if err != nil {
-				return fmt.Errorf("final checkpoint: %w", err)
-			}
-			c.log.Info("partitions released", "generation", gen.ID, "partitions", ids)
-			return nil
+			return release(nil)
 		case <-tick.C:
 		case <-signals.full:
 		case <-signals.caughtUp:
@@ -198,6 +235,10 @@ func (c *counter) generation(ctx context.Context, gen *kafka.Generation, ids []i
 			}
 		}
 		if err := c.microBatch(ctx, gen, parts, &pending, false); err != nil && ctx.Err() == nil {
+			if kafkaio.IsAuth(err) {
+				fail(err)
+				continue
+			}
 			c.log.Error("micro-batch", "err", err)
 		}
 		last = time.Now()
@@ -231,7 +272,7 @@ const fetchMaxBytes = 256 << 10
 
 // read counts one partition's records from its checkpointed offset on, a
 // whole fetch at a time.
-func (c *counter) read(ctx context.Context, p *partition, signals batchSignals, pending *atomic.Int64) {
+func (c *counter) read(ctx context.Context, p *partition, signals batchSignals, pending *atomic.Int64, fail func(error)) {
 	p.mu.Lock()
 	offset := p.state.Offset
 	p.mu.Unlock()
@@ -256,6 +297,10 @@ func (c *counter) read(ctx context.Context, p *partition, signals batchSignals, 
 		}
 		return nil
 	})
+	if kafkaio.IsAuth(err) {
+		fail(err)
+		return
+	}
 	if err != nil && ctx.Err() == nil {
 		c.log.Error("read", "partition", p.id, "err", err)
 	}

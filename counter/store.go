@@ -124,7 +124,8 @@ func retry[T any](ctx context.Context, log *slog.Logger, what string, fn func() 
 	for {
 		v, err := fn()
 		// A corrupt checkpoint stays corrupt: say so rather than spin.
-		if err == nil || ctx.Err() != nil || errors.Is(err, checkpoint.ErrCorrupt) {
+		// Nor can a retry grant a missing ACL.
+		if err == nil || ctx.Err() != nil || errors.Is(err, checkpoint.ErrCorrupt) || kafkaio.IsAuth(err) {
 			return v, err
 		}
 		log.Warn(what+" failed, retrying", "err", err, "in", backoff)

@@ -127,6 +127,9 @@ func (c *Client) Consume(ctx context.Context, topic string, partition int, offse
 			if ctx.Err() != nil {
 				return nil
 			}
+			if IsDenied(err) {
+				return c.Denied(err, OpRead, Topic(topic))
+			}
 			if fatal(err) || errors.Is(err, kafka.OffsetOutOfRange) {
 				return fmt.Errorf("fetch %s/%d at %d: %w", topic, partition, offset, err)
 			}

@@ -79,6 +79,9 @@ func (c *Client) Ping(ctx context.Context) error {
 	defer cancel()
 	_, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}})
 	if err != nil {
+		if e := c.explainConnect(ctx, err); e != nil {
+			return e
+		}
 		return c.explain(err)
 	}
 	return nil
@@ -134,7 +137,10 @@ func (c *Client) EnsureTopics(ctx context.Context, specs []TopicSpec) (map[strin
 			continue
 		}
 		if !c.cfg.CreateTopics {
-			return nil, fmt.Errorf("topic %q does not exist and KAFKA_CREATE_TOPICS=false: create it with %d partitions%s", s.Name, s.Partitions, policyHint(s))
+			// kafka-go's metadata cache cannot tell a missing topic from
+			// one this user may not describe, so name both.
+			return nil, fmt.Errorf("topic %q does not exist (or %s may not DESCRIBE it) and KAFKA_CREATE_TOPICS=false: create it with %d partitions%s",
+				s.Name, c.principal(), s.Partitions, policyHint(s))
 		}
 		tc := kafka.TopicConfig{Topic: s.Name, NumPartitions: s.Partitions, ReplicationFactor: c.cfg.ReplicationFactor}
 		if s.Compacted {
@@ -150,11 +156,20 @@ func (c *Client) EnsureTopics(ctx context.Context, specs []TopicSpec) (map[strin
 		if err != nil {
 			return nil, c.explain(err)
 		}
-		for name, err := range res.Errors {
-			if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-				return nil, fmt.Errorf("create topic %q: %w", name, err)
+		for _, tc := range missing {
+			err := res.Errors[tc.Topic]
+			switch {
+			case IsDenied(err):
+				return nil, authf("topic %q is not visible to %s, which may not create it: if it exists, grant DESCRIBE on it; if not, create the missing topics (%s) or grant CREATE on the cluster",
+					tc.Topic, c.principal(), describeSpecs(specs, have))
+			case errors.Is(err, kafka.TopicAlreadyExists):
+				// It exists but metadata did not show it: not allowed to
+				// see it.
+				return nil, c.Denied(kafka.TopicAuthorizationFailed, OpDescribe, Topic(tc.Topic))
+			case err != nil:
+				return nil, fmt.Errorf("create topic %q: %w", tc.Topic, err)
 			}
-			c.log.Info("topic created", "topic", name)
+			c.log.Info("topic created", "topic", tc.Topic)
 		}
 		if have, err = c.waitPartitions(ctx, specs); err != nil {
 			return nil, err
@@ -164,6 +179,17 @@ func (c *Client) EnsureTopics(ctx context.Context, specs []TopicSpec) (map[strin
 		return nil, err
 	}
 	return have, nil
+}
+
+// describeSpecs says how to create the missing topics by hand.
+func describeSpecs(specs []TopicSpec, have map[string]int) string {
+	var out []string
+	for _, s := range specs {
+		if _, ok := have[s.Name]; !ok {
+			out = append(out, fmt.Sprintf("%s with %d partitions%s", s.Name, s.Partitions, policyHint(s)))
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 func policyHint(s TopicSpec) string {
@@ -192,8 +218,8 @@ func (c *Client) partitionCounts(ctx context.Context, specs []TopicSpec) (map[st
 		case t.Error == nil:
 			have[t.Name] = len(t.Partitions)
 		case errors.Is(t.Error, kafka.UnknownTopicOrPartition):
-		case errors.Is(t.Error, kafka.TopicAuthorizationFailed):
-			return nil, fmt.Errorf("not authorized to describe topic %q: grant DESCRIBE (and READ/WRITE) on it to this user", t.Name)
+		case IsDenied(t.Error):
+			return nil, c.Denied(t.Error, OpDescribe, Topic(t.Name))
 		default:
 			return nil, fmt.Errorf("topic %q: %w", t.Name, t.Error)
 		}
@@ -237,12 +263,16 @@ func (c *Client) checkShape(ctx context.Context, specs []TopicSpec, have map[str
 	if err != nil {
 		// Some hosted clusters refuse DescribeConfigs; the shape check is a
 		// courtesy, not a requirement for exact counts, so carry on.
-		c.log.Warn("cannot check topic configs", "err", err)
+		c.log.Warn("cannot check the topics' cleanup.policy", "err", err)
 		return nil
 	}
 	for _, r := range res.Resources {
+		if IsDenied(r.Error) {
+			c.log.Warn("cannot check the topic's cleanup.policy: grant DESCRIBE_CONFIGS on it to check it at start", "topic", r.ResourceName, "principal", c.principal())
+			continue
+		}
 		if r.Error != nil {
-			c.log.Warn("cannot check topic config", "topic", r.ResourceName, "err", r.Error)
+			c.log.Warn("cannot check the topic's cleanup.policy", "topic", r.ResourceName, "err", r.Error)
 			continue
 		}
 		for _, s := range specs {
@@ -255,10 +285,12 @@ func (c *Client) checkShape(ctx context.Context, specs []TopicSpec, have map[str
 				}
 				compacted := strings.Contains(e.ConfigValue, "compact")
 				if s.Compacted && !compacted {
-					return fmt.Errorf("topic %q has cleanup.policy=%s: it must be compact (kafka-configs --alter --add-config cleanup.policy=compact)", s.Name, e.ConfigValue)
+					return fmt.Errorf("topic %q has cleanup.policy=%s: it must be compact (kafka-configs --bootstrap-server %s --alter --entity-type topics --entity-name %s --add-config cleanup.policy=compact)",
+						s.Name, e.ConfigValue, c.cfg.Brokers[0], s.Name)
 				}
 				if !s.Compacted && compacted {
-					return fmt.Errorf("topic %q has cleanup.policy=%s: votes must not be compacted away; use cleanup.policy=delete", s.Name, e.ConfigValue)
+					return fmt.Errorf("topic %q has cleanup.policy=%s: its records must not be compacted away (kafka-configs --bootstrap-server %s --alter --entity-type topics --entity-name %s --add-config cleanup.policy=delete)",
+						s.Name, e.ConfigValue, c.cfg.Brokers[0], s.Name)
 				}
 			}
 		}
@@ -304,6 +336,9 @@ func (c *Client) Produce(ctx context.Context, topic string, partition int, compr
 		}
 		if err == nil {
 			return nil
+		}
+		if IsDenied(err) {
+			return c.Denied(err, OpWrite, Topic(topic))
 		}
 		if fatal(err) {
 			return fmt.Errorf("produce to %s/%d: %w", topic, partition, err)
@@ -356,12 +391,12 @@ func (c *Client) Offsets(ctx context.Context, topic string, partition int) (firs
 		Topics: map[string][]kafka.OffsetRequest{topic: {kafka.FirstOffsetOf(partition), kafka.LastOffsetOf(partition)}},
 	})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, c.Denied(err, OpDescribe, Topic(topic))
 	}
 	for _, p := range res.Topics[topic] {
 		if p.Partition == partition {
 			if p.Error != nil {
-				return 0, 0, p.Error
+				return 0, 0, c.Denied(p.Error, OpDescribe, Topic(topic))
 			}
 			return p.FirstOffset, p.LastOffset, nil
 		}
@@ -377,10 +412,13 @@ func (c *Client) EndOffsets(ctx context.Context, topic string, partitions int) (
 	}
 	res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
-		return nil, err
+		return nil, c.Denied(err, OpDescribe, Topic(topic))
 	}
 	out := make(map[int]int64, partitions)
 	for _, p := range res.Topics[topic] {
+		if IsDenied(p.Error) {
+			return nil, c.Denied(p.Error, OpDescribe, Topic(topic))
+		}
 		if p.Error != nil {
 			return nil, fmt.Errorf("%s/%d: %w", topic, p.Partition, p.Error)
 		}
@@ -428,8 +466,14 @@ func (c *Client) readRange(ctx context.Context, topic string, partition int, lo,
 			Topic: topic, Partition: partition, Offset: off,
 			MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 500 * time.Millisecond,
 		})
+		if IsDenied(err) {
+			return nil, c.Denied(err, OpRead, Topic(topic))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("fetch %s/%d at %d: %w", topic, partition, off, err)
+		}
+		if IsDenied(res.Error) {
+			return nil, c.Denied(res.Error, OpRead, Topic(topic))
 		}
 		if res.Error != nil {
 			return nil, fmt.Errorf("fetch %s/%d at %d: %w", topic, partition, off, res.Error)

@@ -1,14 +1,20 @@
 package kafkaio
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
+	"syscall"
+	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
@@ -110,10 +116,136 @@ func warnInsecure(cfg config.Kafka, log *slog.Logger) {
 	}
 }
 
-// errAuth marks errors of authentication or authorization: retrying cannot
-// fix them, so the services stop with them.
-var errAuth = errors.New("not authorized")
+// authError is a failure of TLS, authentication or authorization, already
+// explained in one line: retrying cannot fix it, so the services stop.
+type authError struct{ msg string }
+
+func (e *authError) Error() string { return e.msg }
+
+func authf(format string, args ...any) error {
+	return &authError{msg: fmt.Sprintf(format, args...)}
+}
 
 // IsAuth reports whether err is a failure of authentication, TLS
 // verification or authorization, which no retry can fix.
-func IsAuth(err error) bool { return errors.Is(err, errAuth) || fatal(err) }
+func IsAuth(err error) bool {
+	var ae *authError
+	return errors.As(err, &ae) || IsDenied(err) ||
+		errors.Is(err, kafka.SASLAuthenticationFailed) || errors.Is(err, kafka.UnsupportedSASLMechanism)
+}
+
+// Operations named in authorization errors, as Kafka's ACLs name them.
+const (
+	OpRead     = "READ"
+	OpWrite    = "WRITE"
+	OpDescribe = "DESCRIBE"
+	OpCreate   = "CREATE"
+)
+
+// IsDenied reports whether err is the broker refusing an operation for
+// lack of an ACL.
+func IsDenied(err error) bool {
+	for _, e := range []error{
+		kafka.TopicAuthorizationFailed, kafka.GroupAuthorizationFailed,
+		kafka.ClusterAuthorizationFailed, kafka.TransactionalIDAuthorizationFailed,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// Denied explains an authorization failure as the ACL that is missing:
+// operation op on resource ("topic \"votes\"", "group \"vote-counter\"").
+// Other errors are returned as they are.
+func (c *Client) Denied(err error, op, resource string) error {
+	if !IsDenied(err) {
+		return err
+	}
+	return authf("%s may not %s %s: grant %s on %s to it with an ACL",
+		c.principal(), op, resource, op, resource)
+}
+
+// principal names the Kafka user this client authenticates as.
+func (c *Client) principal() string {
+	switch {
+	case c.cfg.SASL.Mechanism != "":
+		return "User:" + c.cfg.SASL.Username
+	case c.cfg.TLS.CertFile != "":
+		return "the client certificate's user"
+	}
+	return "User:ANONYMOUS"
+}
+
+// Topic and Group name a resource in Denied's messages.
+func Topic(name string) string { return fmt.Sprintf("topic %q", name) }
+
+// Group names a consumer group in Denied's messages.
+func Group(name string) string { return fmt.Sprintf("group %q", name) }
+
+// explainConnect turns a failure to connect (TLS, SASL, network) into one
+// line a user can act on, probing the broker when the error alone cannot
+// tell. It returns nil when err is not such a failure.
+func (c *Client) explainConnect(ctx context.Context, err error) error {
+	brokers := strings.Join(c.cfg.Brokers, ",")
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostErr   x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		header    tls.RecordHeaderError
+		remote    *net.OpError
+	)
+	switch {
+	case errors.As(err, &unknownCA):
+		hint := "set KAFKA_TLS_CA_FILE to the CA that signed the brokers' certificates"
+		if c.cfg.TLS.CAFile != "" {
+			hint = fmt.Sprintf("KAFKA_TLS_CA_FILE (%s) is not the CA that signed them", c.cfg.TLS.CAFile)
+		}
+		return authf("TLS: kafka at %s has a certificate signed by an unknown authority: %s", brokers, hint)
+	case errors.As(err, &hostErr):
+		return authf("TLS: kafka at %s: %v: set KAFKA_TLS_SERVER_NAME to a name the certificate holds, or use that name in KAFKA_BROKERS", brokers, strings.TrimPrefix(hostErr.Error(), "x509: "))
+	case errors.As(err, &invalid):
+		return authf("TLS: kafka at %s has an invalid certificate: %v", brokers, strings.TrimPrefix(invalid.Error(), "x509: "))
+	case errors.As(err, &header):
+		return authf("TLS: kafka at %s does not speak TLS on this port: set KAFKA_TLS=false or use the brokers' TLS port", brokers)
+	case errors.As(err, &remote) && remote.Op == "remote error":
+		// A TLS alert from the broker, most often about our certificate.
+		return authf("TLS: kafka at %s refused the handshake (%v): check KAFKA_TLS_CERT_FILE and KAFKA_TLS_KEY_FILE (a client certificate the cluster trusts)", brokers, remote.Err)
+	case errors.Is(err, kafka.SASLAuthenticationFailed):
+		return c.saslFailed(brokers)
+	case errors.Is(err, kafka.UnsupportedSASLMechanism):
+		return authf("SASL: kafka at %s does not enable %s: set KAFKA_SASL_MECHANISM to one it does", brokers, c.cfg.SASL.Mechanism)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		// Brokers close the connection on a client that fails to
+		// authenticate (some without saying why) or that speaks
+		// plaintext to a TLS listener: find out which.
+		if !c.cfg.TLS.Enabled && c.speaksTLS(ctx) {
+			return authf("kafka at %s expects TLS: set KAFKA_TLS=true", brokers)
+		}
+		if c.cfg.SASL.Mechanism == "" {
+			return authf("kafka at %s closed the connection: it probably requires authentication: set KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD_FILE (or a client certificate)", brokers)
+		}
+		return c.saslFailed(brokers)
+	}
+	return nil
+}
+
+func (c *Client) saslFailed(brokers string) error {
+	return authf("SASL %s authentication as %q failed at kafka at %s: check KAFKA_SASL_USERNAME, the password (KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE) and that the user has %s credentials",
+		c.cfg.SASL.Mechanism, c.cfg.SASL.Username, brokers, c.cfg.SASL.Mechanism)
+}
+
+// speaksTLS reports whether the first broker completes a TLS handshake. It
+// sends nothing else, and no credentials.
+func (c *Client) speaksTLS(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, min(c.cfg.DialTimeout, 3*time.Second))
+	defer cancel()
+	d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // a probe: nothing is sent
+	conn, err := d.DialContext(ctx, "tcp", c.cfg.Brokers[0])
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
