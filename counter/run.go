@@ -26,7 +26,9 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	// Never the password: only how the counter authenticates.
 	log.Info("starting", "group", cfg.GroupID, "topic", cfg.Kafka.Topic, "brokers", cfg.Kafka.Brokers,
+		"tls", cfg.Kafka.TLS.Enabled, "sasl_mechanism", cfg.Kafka.SASL.Mechanism, "sasl_username", cfg.Kafka.SASL.Username,
 		"batch_max_records", cfg.BatchMaxRecords, "batch_max_wait", cfg.BatchMaxWait)
 
 	// Instrumentation and listeners, bound before any Kafka work.

@@ -69,7 +69,7 @@ func TestSecurePipeline(t *testing.T) {
 			// counter from a file: both ways must work and stay secret.
 			prod := Start(t, "producer", bin.Producer, append(r.env.Vars(
 				"SEED="+strconv.Itoa(testSeed), "SCALE="+strconv.FormatFloat(secureScale, 'g', -1, 64),
-				"BATCH_INTERVAL=0", "VOTES_PER_BATCH=20000", "OUTPUT_DIR="),
+				"BATCH_INTERVAL=0", "VOTES_PER_BATCH=20000", "OUTPUT_DIR="+t.TempDir()),
 				passwordInEnv(cluster.Vars(t, r.producer), r.producer.Password)...)...)
 			if err := prod.Wait(90 * time.Second); err != nil {
 				t.Fatalf("producer: %v", err)
@@ -157,7 +157,7 @@ func TestSecureFailures(t *testing.T) {
 	votes := func(t *testing.T, c *SecureCluster, env Env) {
 		c.EnsureTopics(t, env)
 		admin := User{Mechanism: c.Admin.Mechanism, Name: c.Admin.Name, Password: c.Admin.Password}
-		p := Start(t, "producer", bin.Producer, append(env.Vars("SEED=1", "SCALE=0.00001", "BATCH_INTERVAL=0", "OUTPUT_DIR="), c.Vars(t, admin)...)...)
+		p := Start(t, "producer", bin.Producer, append(env.Vars("SEED=1", "SCALE=0.00001", "BATCH_INTERVAL=0", "OUTPUT_DIR="+t.TempDir()), c.Vars(t, admin)...)...)
 		if err := p.Wait(60 * time.Second); err != nil {
 			t.Fatalf("producer: %v", err)
 		}
@@ -270,7 +270,7 @@ func TestSecureFailures(t *testing.T) {
 			if c.setup != nil {
 				c.setup(t, cluster, c.env)
 			}
-			vars := append(c.env.Vars("KAFKA_DIAL_TIMEOUT=5s", "OUTPUT_DIR=", "SCALE=0.00001", "GROUP_SESSION_TIMEOUT=3s"), cluster.Vars(t, c.user)...)
+			vars := append(c.env.Vars("KAFKA_DIAL_TIMEOUT=5s", "OUTPUT_DIR="+t.TempDir(), "SCALE=0.00001", "GROUP_SESSION_TIMEOUT=3s"), cluster.Vars(t, c.user)...)
 			if c.vars != nil {
 				vars = c.vars(cluster, vars)
 			}

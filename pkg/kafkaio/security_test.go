@@ -1,0 +1,189 @@
+package kafkaio
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl/plain"
+
+	"github.com/votestream/votestream/pkg/config"
+)
+
+const testPassword = "s3cret-Pa55word"
+
+// selfSigned writes a self-signed certificate and its key as PEM files.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})))
+	return certFile, keyFile
+}
+
+func writeFile(t *testing.T, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSecurityTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	notPEM := filepath.Join(dir, "not.pem")
+	writeFile(t, notPEM, "hello")
+
+	t.Run("off", func(t *testing.T) {
+		tc, mech, err := Security(config.Kafka{})
+		if tc != nil || mech != nil || err != nil {
+			t.Errorf("got %v, %v, %v; want nothing", tc, mech, err)
+		}
+	})
+	t.Run("system roots", func(t *testing.T) {
+		tc, _, err := Security(config.Kafka{TLS: config.TLS{Enabled: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.RootCAs != nil || tc.InsecureSkipVerify || tc.MinVersion != tls.VersionTLS12 || len(tc.Certificates) != 0 {
+			t.Errorf("got %+v; want system roots, verification, TLS 1.2 or later, no client certificate", tc)
+		}
+	})
+	t.Run("all", func(t *testing.T) {
+		tc, _, err := Security(config.Kafka{TLS: config.TLS{
+			Enabled: true, CAFile: cert, CertFile: cert, KeyFile: key, ServerName: "kafka.example", InsecureSkipVerify: true,
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.RootCAs == nil || len(tc.Certificates) != 1 || tc.ServerName != "kafka.example" || !tc.InsecureSkipVerify {
+			t.Errorf("got %+v; want the CA, the client certificate, the server name and skip-verify", tc)
+		}
+	})
+	for _, tt := range []struct {
+		name string
+		tls  config.TLS
+		want string
+	}{
+		{"missing CA", config.TLS{Enabled: true, CAFile: filepath.Join(dir, "nope.pem")}, "KAFKA_TLS_CA_FILE: open "},
+		{"CA not PEM", config.TLS{Enabled: true, CAFile: notPEM}, "KAFKA_TLS_CA_FILE: " + notPEM + ": no PEM certificate in it"},
+		{"missing key", config.TLS{Enabled: true, CertFile: cert, KeyFile: filepath.Join(dir, "nope.key")}, "KAFKA_TLS_CERT_FILE, KAFKA_TLS_KEY_FILE: "},
+		{"key not PEM", config.TLS{Enabled: true, CertFile: cert, KeyFile: notPEM}, "KAFKA_TLS_CERT_FILE, KAFKA_TLS_KEY_FILE: "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := Security(config.Kafka{TLS: tt.tls})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestSecuritySASL(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "password")
+	writeFile(t, pwFile, testPassword+"\n")
+	empty := filepath.Join(dir, "empty")
+	writeFile(t, empty, "\n")
+
+	for _, mech := range []string{config.SASLPlain, config.SASLScramSHA256, config.SASLScramSHA512} {
+		t.Run(mech, func(t *testing.T) {
+			_, m, err := Security(config.Kafka{SASL: config.SASL{Mechanism: mech, Username: "u", Password: testPassword}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Name() != mech {
+				t.Errorf("got mechanism %s, want %s", m.Name(), mech)
+			}
+		})
+	}
+	t.Run("password file", func(t *testing.T) {
+		_, m, err := Security(config.Kafka{SASL: config.SASL{Mechanism: config.SASLPlain, Username: "u", PasswordFile: pwFile}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.(plain.Mechanism).Password; got != testPassword {
+			t.Errorf("got password %q, want the file's without its newline", got)
+		}
+	})
+	for _, tt := range []struct {
+		name string
+		sasl config.SASL
+		want string
+	}{
+		{"missing file", config.SASL{Mechanism: config.SASLPlain, Username: "u", PasswordFile: filepath.Join(dir, "nope")}, "KAFKA_SASL_PASSWORD_FILE: open "},
+		{"empty file", config.SASL{Mechanism: config.SASLScramSHA512, Username: "u", PasswordFile: empty}, "KAFKA_SASL_PASSWORD_FILE: " + empty + " is empty"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := Security(config.Kafka{SASL: tt.sasl})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestNewSharesSecurity checks the consumer groups' Dialer and the
+// Transport get the same TLS and SASL, and that New warns about the
+// settings that weaken them without showing the password.
+func TestNewSharesSecurity(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	cfg := config.Kafka{
+		Brokers: []string{"kafka:9093"}, DialTimeout: time.Second,
+		TLS:  config.TLS{Enabled: true, InsecureSkipVerify: true},
+		SASL: config.SASL{Mechanism: config.SASLScramSHA512, Username: "u", Password: testPassword},
+	}
+	c, err := New(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := c.Transport.(*kafka.Transport)
+	if c.Dialer.TLS == nil || c.Dialer.TLS != tr.TLS {
+		t.Errorf("Dialer TLS %p, Transport TLS %p: want the same config", c.Dialer.TLS, tr.TLS)
+	}
+	if c.Dialer.SASLMechanism == nil || c.Dialer.SASLMechanism != tr.SASL {
+		t.Errorf("Dialer SASL %v, Transport SASL %v: want the same mechanism", c.Dialer.SASLMechanism, tr.SASL)
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "KAFKA_TLS_INSECURE_SKIP_VERIFY") {
+		t.Errorf("want a warning about KAFKA_TLS_INSECURE_SKIP_VERIFY, got:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), testPassword) {
+		t.Errorf("the password shows in the log:\n%s", logs.String())
+	}
+
+	_, err = New(config.Kafka{TLS: config.TLS{Enabled: true, CAFile: "/nonexistent/ca.pem"}}, log)
+	if err == nil || !strings.HasPrefix(err.Error(), "config: KAFKA_TLS_CA_FILE: ") {
+		t.Errorf("got %v, want a config error naming KAFKA_TLS_CA_FILE", err)
+	}
+}
