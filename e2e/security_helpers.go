@@ -151,13 +151,31 @@ type SecureCluster struct {
 // test ends.
 func StartSecureCluster(t testing.TB, users ...User) *SecureCluster {
 	t.Helper()
+	return startSecureCluster(t, false, users...)
+}
+
+// StartMTLSCluster is StartSecureCluster whose broker also requires a
+// client certificate signed by CA (SASL still names the user).
+func StartMTLSCluster(t testing.TB, users ...User) *SecureCluster {
+	t.Helper()
+	return startSecureCluster(t, true, users...)
+}
+
+func startSecureCluster(t testing.TB, mtls bool, users ...User) *SecureCluster {
+	t.Helper()
 	dir := t.TempDir()
 	ca := NewCA(t, dir, "votestream-test-ca")
 	cert := ca.Issue(t, "kafka", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, false)
 	c := &SecureCluster{CA: ca, dir: dir, Admin: User{Mechanism: config.SASLScramSHA512, Name: "admin", Password: RandomPassword(t)}}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if mtls {
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+		tc.ClientCAs = x509.NewCertPool()
+		tc.ClientCAs.AddCert(ca.cert)
+	}
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
-		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}),
+		kfake.TLS(tc),
 		kfake.EnableSASL(),
 		kfake.EnableACLs(),
 		kfake.Superuser(c.Admin.Mechanism, c.Admin.Name, c.Admin.Password),

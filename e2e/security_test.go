@@ -319,3 +319,38 @@ func setVar(vars []string, key, value string) []string {
 	}
 	return out
 }
+
+// TestMutualTLS runs a counter against a broker that requires a client
+// certificate: with one signed by the cluster's CA it joins its group and
+// stops cleanly; without one it exits at once saying which settings to set.
+func TestMutualTLS(t *testing.T) {
+	bin := Binaries(t)
+	env := NewEnv(t, &Broker{}, 2)
+	user := User{Mechanism: config.SASLScramSHA256, Name: "counter", Password: RandomPassword(t), ACLs: slices.Concat(CounterACLs(env), CreateACL())}
+	cluster := StartMTLSCluster(t, user)
+	env.Brokers = cluster.Addr
+	certFile, keyFile := SaveKeyPair(t, t.TempDir(), "client", cluster.CA.Issue(t, "counter", nil, nil, true))
+	vars := append(env.Vars("KAFKA_DIAL_TIMEOUT=5s", "GROUP_SESSION_TIMEOUT=3s"), cluster.Vars(t, user)...)
+
+	t.Run("with a client certificate", func(t *testing.T) {
+		p := Start(t, "counter", bin.Counter, append(vars, "KAFKA_TLS_CERT_FILE="+certFile, "KAFKA_TLS_KEY_FILE="+keyFile)...)
+		p.WaitOutput(t, reMatch(`msg="partitions restored"`), 30*time.Second)
+		if err := p.Stop(30 * time.Second); err != nil {
+			t.Errorf("counter: %v", err)
+		}
+	})
+	t.Run("without", func(t *testing.T) {
+		p := Start(t, "counter", bin.Counter, vars...)
+		if err := p.Wait(20 * time.Second); err == nil {
+			t.Fatalf("exited 0; want a failure:\n%s", p.Output())
+		}
+		out := p.Output()
+		if want := "check KAFKA_TLS_CERT_FILE and KAFKA_TLS_KEY_FILE"; !strings.Contains(out, want) {
+			t.Errorf("want an error containing %q, got:\n%s", want, out)
+		}
+		if strings.Contains(out, user.Password) {
+			t.Errorf("the password appears in the output:\n%s", out)
+		}
+		t.Log(lastLine(out, "counter:"))
+	})
+}
