@@ -178,7 +178,7 @@ func (c *Client) principal() string {
 	return "User:ANONYMOUS"
 }
 
-// Topic and Group name a resource in Denied's messages.
+// Topic names a topic in Denied's messages.
 func Topic(name string) string { return fmt.Sprintf("topic %q", name) }
 
 // Group names a consumer group in Denied's messages.
