@@ -354,3 +354,17 @@ func TestMutualTLS(t *testing.T) {
 		t.Log(lastLine(out, "counter:"))
 	})
 }
+
+// TestTLSToPlaintext points a service with KAFKA_TLS=true at the local
+// plaintext broker: it must say the port does not speak TLS.
+func TestTLSToPlaintext(t *testing.T) {
+	bin := Binaries(t)
+	env := NewEnv(t, StartBroker(t), 1)
+	p := Start(t, "producer", bin.Producer, env.Vars("KAFKA_TLS=true", "KAFKA_DIAL_TIMEOUT=5s", "OUTPUT_DIR="+t.TempDir())...)
+	if err := p.Wait(20 * time.Second); err == nil {
+		t.Fatalf("exited 0; want a failure:\n%s", p.Output())
+	}
+	if want := "does not speak TLS on this port: set KAFKA_TLS=false"; !strings.Contains(p.Output(), want) {
+		t.Errorf("want an error containing %q, got:\n%s", want, p.Output())
+	}
+}

@@ -163,9 +163,9 @@ func (c *Client) EnsureTopics(ctx context.Context, specs []TopicSpec) (map[strin
 				return nil, authf("topic %q is not visible to %s, which may not create it: if it exists, grant DESCRIBE on it; if not, create the missing topics (%s) or grant CREATE on the cluster",
 					tc.Topic, c.principal(), describeSpecs(specs, have))
 			case errors.Is(err, kafka.TopicAlreadyExists):
-				// It exists but metadata did not show it: not allowed to
-				// see it.
-				return nil, c.Denied(kafka.TopicAuthorizationFailed, OpDescribe, Topic(tc.Topic))
+				// Another service created it meanwhile, or this user may
+				// not see it: waitPartitions tells which.
+				continue
 			case err != nil:
 				return nil, fmt.Errorf("create topic %q: %w", tc.Topic, err)
 			}
@@ -237,6 +237,14 @@ func (c *Client) waitPartitions(ctx context.Context, specs []TopicSpec) (map[str
 		}
 		select {
 		case <-ctx.Done():
+			for _, s := range specs {
+				if _, ok := have[s.Name]; !ok && err == nil {
+					// The broker says the topic exists (it was created, or
+					// creating it said it already was) yet metadata does
+					// not show it: this user may not see it.
+					return nil, authf("topic %q exists but %s cannot see it: grant DESCRIBE on it (READ or WRITE imply it)", s.Name, c.principal())
+				}
+			}
 			return nil, fmt.Errorf("topics not ready after creation: %w", ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
