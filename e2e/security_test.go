@@ -360,7 +360,7 @@ func TestMutualTLS(t *testing.T) {
 func TestTLSToPlaintext(t *testing.T) {
 	bin := Binaries(t)
 	env := NewEnv(t, StartBroker(t), 1)
-	p := Start(t, "producer", bin.Producer, env.Vars("KAFKA_TLS=true", "KAFKA_DIAL_TIMEOUT=5s", "OUTPUT_DIR="+t.TempDir())...)
+	p := Start(t, "producer", bin.Producer, env.Vars("KAFKA_TLS=true", "KAFKA_DIAL_TIMEOUT=2s", "OUTPUT_DIR="+t.TempDir())...)
 	if err := p.Wait(20 * time.Second); err == nil {
 		t.Fatalf("exited 0; want a failure:\n%s", p.Output())
 	}

@@ -75,9 +75,9 @@ func (c *Client) Close() {
 // Ping asks the cluster for its metadata within the dial timeout, so that
 // an unreachable or misconfigured cluster is reported at start in one line.
 func (c *Client) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	mctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
-	_, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}})
+	_, err := c.Metadata(mctx, &kafka.MetadataRequest{Topics: []string{}})
 	if err != nil {
 		if e := c.explainConnect(ctx, err); e != nil {
 			return e

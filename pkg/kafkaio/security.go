@@ -216,6 +216,12 @@ func (c *Client) explainConnect(ctx context.Context, err error) error {
 		return c.saslFailed(brokers)
 	case errors.Is(err, kafka.UnsupportedSASLMechanism):
 		return authf("SASL: kafka at %s does not enable %s: set KAFKA_SASL_MECHANISM to one it does", brokers, c.cfg.SASL.Mechanism)
+	case errors.Is(err, context.DeadlineExceeded) && c.cfg.TLS.Enabled:
+		// A plaintext broker waits for the rest of what it takes for a
+		// request when it gets a TLS hello: no answer, no error.
+		if c.reachable(ctx) && !c.speaksTLS(ctx) {
+			return authf("TLS: kafka at %s does not speak TLS on this port: set KAFKA_TLS=false or use the brokers' TLS port", brokers)
+		}
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
 		// Brokers close the connection on a client that fails to
 		// authenticate (some without saying why) or that speaks
@@ -234,6 +240,19 @@ func (c *Client) explainConnect(ctx context.Context, err error) error {
 func (c *Client) saslFailed(brokers string) error {
 	return authf("SASL %s authentication as %q failed at kafka at %s: check KAFKA_SASL_USERNAME, the password (KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE) and that the user has %s credentials",
 		c.cfg.SASL.Mechanism, c.cfg.SASL.Username, brokers, c.cfg.SASL.Mechanism)
+}
+
+// reachable reports whether the first broker accepts a TCP connection.
+func (c *Client) reachable(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, min(c.cfg.DialTimeout, 3*time.Second))
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", c.cfg.Brokers[0])
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }
 
 // speaksTLS reports whether the first broker completes a TLS handshake. It
