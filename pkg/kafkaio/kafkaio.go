@@ -92,7 +92,7 @@ func (c *Client) explain(err error) error {
 	brokers := strings.Join(c.cfg.Brokers, ",")
 	var netErr *net.OpError
 	switch {
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return fmt.Errorf("kafka at %s did not answer within %s (KAFKA_BROKERS, KAFKA_DIAL_TIMEOUT): %w", brokers, c.cfg.DialTimeout, err)
 	case errors.As(err, &netErr):
 		return fmt.Errorf("cannot reach kafka at %s (KAFKA_BROKERS): %v", brokers, netErr.Err)
