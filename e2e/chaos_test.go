@@ -139,7 +139,7 @@ func newElection(t *testing.T, seed uint64) election {
 // faults need votes flowing while they are injected.
 func (e election) producerVars(d time.Duration, extra ...string) []string {
 	total := e.want.Total()
-	perBatch := int64(pick(1000, 10000))
+	perBatch := perBatch()
 	batches := (total + perBatch - 1) / perBatch
 	interval := d / time.Duration(batches)
 	return append([]string{
@@ -149,6 +149,9 @@ func (e election) producerVars(d time.Duration, extra ...string) []string {
 		"BATCH_INTERVAL=" + interval.String(),
 	}, extra...)
 }
+
+// perBatch is VOTES_PER_BATCH in fault tests.
+func perBatch() int64 { return pick[int64](1000, 10000) }
 
 // fleet is a set of counter replicas in one group, started, killed and
 // restarted by name.
@@ -256,28 +259,38 @@ type partitionView map[int][]int64
 
 // viewPartitions scrapes votestream_counter_partition_offset from addrs.
 func viewPartitions(ctx context.Context, addrs []string) (partitionView, error) {
-	v := partitionView{}
+	v, _, err := viewOwners(ctx, addrs)
+	return v, err
+}
+
+// viewOwners is viewPartitions that also says how many replicas own at
+// least one partition.
+func viewOwners(ctx context.Context, addrs []string) (v partitionView, owners int, err error) {
+	v = partitionView{}
 	for _, a := range addrs {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+a+"/metrics", nil)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		parser := expfmt.NewTextParser(model.UTF8Validation)
 		families, err := parser.TextToMetricFamilies(res.Body)
 		res.Body.Close()
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", a, err)
+			return nil, 0, fmt.Errorf("%s: %w", a, err)
+		}
+		if len(families["votestream_counter_partition_offset"].GetMetric()) > 0 {
+			owners++
 		}
 		for _, m := range families["votestream_counter_partition_offset"].GetMetric() {
 			id, _ := strconv.Atoi(m.GetLabel()[0].GetValue())
 			v[id] = append(v[id], int64(m.GetGauge().GetValue()))
 		}
 	}
-	return v, nil
+	return v, owners, nil
 }
 
 // complete reports whether every partition is owned by exactly one replica.
@@ -291,7 +304,8 @@ func (v partitionView) complete(partitions int) bool {
 }
 
 // waitResumed waits until every partition is owned by exactly one live
-// replica and has moved past its offset in before (or reached end, when the
+// replica, the partitions are spread over as many live replicas as can have
+// one (so a rebalance the step causes has happened), and each has moved past its offset in before (or reached end, when the
 // producer has published everything), and returns how long that took from
 // since. It returns an error after timeout.
 func waitResumed(f *fleet, partitions int, before map[int]int64, ends func() map[int]int64, since time.Time, timeout time.Duration) (time.Duration, error) {
@@ -299,11 +313,12 @@ func waitResumed(f *fleet, partitions int, before map[int]int64, ends func() map
 	var last partitionView
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		v, err := viewPartitions(ctx, f.live())
+		live := f.live()
+		v, owners, err := viewOwners(ctx, live)
 		cancel()
 		if err == nil {
 			last = v
-			if v.complete(partitions) {
+			if v.complete(partitions) && owners == min(len(live), partitions) {
 				end := ends()
 				ok := true
 				for p := range partitions {

@@ -148,7 +148,7 @@ func TestChaosBrokerRestart(t *testing.T) {
 		before := offsetsNow(f)
 		start := time.Now()
 		broker.Restart()
-		d, err := waitResumed(f, env.Partitions, before, ends, start, 2*time.Minute)
+		d, err := waitResumed(f, env.Partitions, before, ends, start, time.Minute)
 		if err != nil {
 			t.Fatalf("after broker restart %d: %v", i+1, err)
 		}
