@@ -1,0 +1,171 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/votestream/votestream/pkg/kafkaio"
+	"github.com/votestream/votestream/pkg/vote"
+)
+
+// readTopic reads every record of every partition of topic, from the first
+// offset to the end, bounded by timeout.
+func readTopic(t *testing.T, brokers, topic string, partitions int, timeout time.Duration) map[int][]kafka.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out := make(map[int][]kafka.Message, partitions)
+	for p := range partitions {
+		conn, err := kafka.DialLeader(ctx, "tcp", brokers, topic, p)
+		if err != nil {
+			t.Fatalf("dial %s/%d: %v", topic, p, err)
+		}
+		first, end, err := conn.ReadOffsets()
+		conn.Close()
+		if err != nil {
+			t.Fatalf("offsets of %s/%d: %v", topic, p, err)
+		}
+		if end == first {
+			continue
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{brokers}, Topic: topic, Partition: p, MaxBytes: 16 << 20})
+		if err := r.SetOffset(first); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				r.Close()
+				t.Fatalf("read %s/%d: %v (have %d of offsets %d..%d)", topic, p, err, len(out[p]), first, end)
+			}
+			out[p] = append(out[p], m)
+			if m.Offset >= end-1 {
+				break
+			}
+		}
+		r.Close()
+	}
+	return out
+}
+
+func header(m *kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// TestChaosProducerKill kills the producer with SIGKILL at random moments
+// and restarts it with the same SEED each time: it must resume where the
+// log ends, so the topic holds every vote exactly once (read back whole:
+// vote IDs unique, sequences 0..N-1 each once in their partition, every
+// cell and quota exact), the JSON files hold the same votes, and the
+// counters count them exactly with no duplicate to reject.
+func TestChaosProducerKill(t *testing.T) {
+	bin := Binaries(t)
+	broker := StartBroker(t)
+	env := NewEnv(t, broker, pick(6, 12))
+	el := newElection(t, 3004)
+	outDir := t.TempDir()
+	f := newFleet(t, env)
+	f.start("a")
+	vars := env.Vars(el.producerVars(pick(20*time.Second, 60*time.Second), "OUTPUT_DIR="+outDir)...)
+	prod := Start(t, "producer", bin.Producer, vars...)
+
+	kills := pick(3, 5)
+	total := el.want.Total()
+	var longest time.Duration
+	resumedRE := regexp.MustCompile(`msg="resuming: votes of this election already in the topic are skipped" .*votes=(\d+)`)
+	for i := range kills {
+		// Somewhere in this kill's share of the run.
+		share := total / int64(kills+1)
+		waitPublished(t, prod, share*int64(i)+rand.Int64N(share)+1, 2*time.Minute)
+		if prod.Exited() {
+			t.Fatalf("the producer finished before kill %d: pace it slower", i+1)
+		}
+		at := published(prod)
+		killed := time.Now()
+		prod.Kill()
+		prod = Start(t, fmt.Sprintf("producer-%d", i+1), bin.Producer, vars...)
+		skipped, _ := strconv.ParseInt(prod.WaitOutput(t, resumedRE, time.Minute), 10, 64)
+		if skipped < at {
+			t.Errorf("kill %d: last progress said %d published, but the restart skips only %d", i+1, at, skipped)
+		}
+		prod.WaitOutput(t, progressRE, time.Minute)
+		d := time.Since(killed)
+		longest = max(longest, d)
+		t.Logf("kill %d at %d published: restart skipped %d, publishing again after %s", i+1, at, skipped, d.Round(time.Millisecond))
+	}
+	waitProducer(t, prod)
+
+	// The topic, read back whole.
+	var topicTally vote.Tally
+	ids := make(map[string]struct{}, total)
+	recs := readTopic(t, env.Brokers, env.Topic, env.Partitions, time.Minute)
+	n := int64(0)
+	for p, ms := range recs {
+		wantSeq := int64(p)
+		for i := range ms {
+			m := &ms[i]
+			var v fileVote
+			if err := json.Unmarshal(m.Value, &v); err != nil {
+				t.Fatalf("%d/%d: %v", p, m.Offset, err)
+			}
+			if _, dup := ids[v.VoteID]; dup {
+				t.Errorf("%d/%d: vote %s is in the topic twice", p, m.Offset, v.VoteID)
+			}
+			ids[v.VoteID] = struct{}{}
+			seq, err := strconv.ParseInt(header(m, kafkaio.HeaderSeq), 10, 64)
+			if err != nil || seq != wantSeq {
+				t.Fatalf("%d/%d: sequence %q, want %d: a vote skipped or repeated", p, m.Offset, header(m, kafkaio.HeaderSeq), wantSeq)
+			}
+			wantSeq += int64(env.Partitions)
+			c, ok1 := vote.ParseCandidate([]byte(v.Candidate))
+			s, ok2 := vote.ParseState([]byte(v.State))
+			a, ok3 := vote.ParseAgeGroup([]byte(v.AgeGroup))
+			if !ok1 || !ok2 || !ok3 {
+				t.Fatalf("%d/%d: invalid vote %+v", p, m.Offset, v)
+			}
+			topicTally[c][s][a]++
+			n++
+		}
+	}
+	if n != total {
+		t.Errorf("topic holds %d records, want %d", n, total)
+	}
+	CheckTally(t, "topic vs generator", &topicTally, &el.want)
+	for s := range vote.NumStates {
+		var got, want int64
+		for c := range vote.NumCandidates {
+			got += topicTally.StateTotal(vote.Candidate(c), vote.State(s))
+			want += el.want.StateTotal(vote.Candidate(c), vote.State(s))
+		}
+		if got != want {
+			t.Errorf("quota of %s: topic has %d votes, want %d", vote.State(s), got, want)
+		}
+	}
+
+	files, nfiles, err := ReadVoteFiles(outDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int((total + perBatch() - 1) / perBatch()); nfiles != want {
+		t.Errorf("got %d JSON files, want %d", nfiles, want)
+	}
+	CheckTally(t, "JSON files vs generator", &files, &el.want)
+
+	finish(t, f, env, &el.want, chaosRow{Fault: "producer SIGKILL, restart with same SEED", Injected: kills, LongestRecovery: longest,
+		RecoveryMeaning: "kill to restarted producer publishing again",
+		ExtraNotes:      "topic read back: every vote once, sequences contiguous per partition, quotas exact; JSON files exact"}, nil)
+	f.stopAll()
+}
