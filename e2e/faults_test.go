@@ -70,7 +70,7 @@ func TestChaosScaling(t *testing.T) {
 	f := newFleet(t, env)
 	ends := topicEnds(t, env)
 	f.start("r0")
-	prod := Start(t, "producer", bin.Producer, env.Vars(el.producerVars(pick(75*time.Second, 150*time.Second), "OUTPUT_DIR=")...)...)
+	prod := Start(t, "producer", bin.Producer, env.Vars(el.producerVars(pick(30*time.Second, 150*time.Second), "OUTPUT_DIR=")...)...)
 	// Let the first replica get going before the churn.
 	if _, err := waitResumed(f, partitions, map[int]int64{}, ends, time.Now(), time.Minute); err != nil {
 		t.Fatal(err)
@@ -135,7 +135,7 @@ func TestChaosBrokerRestart(t *testing.T) {
 	f.start("a")
 	f.start("b")
 	ends := topicEnds(t, env)
-	prod := Start(t, "producer", bin.Producer, env.Vars(el.producerVars(pick(40*time.Second, 90*time.Second), "OUTPUT_DIR=")...)...)
+	prod := Start(t, "producer", bin.Producer, env.Vars(el.producerVars(pick(30*time.Second, 90*time.Second), "OUTPUT_DIR=")...)...)
 
 	restarts := pick(2, 3)
 	var longest time.Duration
@@ -177,7 +177,7 @@ func TestChaosStalledReplica(t *testing.T) {
 	f.start("a")
 	f.start("b")
 	ends := topicEnds(t, env)
-	prod := Start(t, "producer", bin.Producer, env.Vars(el.producerVars(pick(40*time.Second, 90*time.Second), "OUTPUT_DIR=")...)...)
+	prod := Start(t, "producer", bin.Producer, env.Vars(el.producerVars(pick(30*time.Second, 90*time.Second), "OUTPUT_DIR=")...)...)
 
 	stalls := pick(1, 2)
 	total := el.want.Total()
