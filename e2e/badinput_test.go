@@ -27,7 +27,7 @@ func TestChaosBadInput(t *testing.T) {
 	f := newFleet(t, env)
 	f.start("a")
 	f.start("b")
-	prod := Start(t, "producer", bin.Producer, env.Vars(el.producerVars(pick(20*time.Second, 60*time.Second), "OUTPUT_DIR=")...)...)
+	prod := Start(t, "producer", bin.Producer, env.Vars(el.producerVars(pick(12*time.Second, 60*time.Second), "OUTPUT_DIR=")...)...)
 	waitPublished(t, prod, el.want.Total()/4, 2*time.Minute)
 
 	const good = `{"vote_id":"6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b","timestamp":"2024-11-05T09:46:40.000000Z","state":"Ohio","candidate":"Jill Stein","age_group":"26-40","vote_count":1}`

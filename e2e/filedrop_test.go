@@ -39,7 +39,7 @@ func TestChaosFileDrop(t *testing.T) {
 			tc.setup(t, dir)
 			f := newFleet(t, env)
 			f.start("a")
-			prod := Start(t, "producer", bin.Producer, env.Vars(el.producerVars(pick(10*time.Second, 30*time.Second), "OUTPUT_DIR="+dir)...)...)
+			prod := Start(t, "producer", bin.Producer, env.Vars(el.producerVars(pick(6*time.Second, 30*time.Second), "OUTPUT_DIR="+dir)...)...)
 			addr := prod.MetricsAddr(t)
 			// The error is counted while the producer runs.
 			var fileErrors float64

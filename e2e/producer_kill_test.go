@@ -4,60 +4,47 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"regexp"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
+	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
 )
 
-// readTopic reads every record of every partition of topic, from the first
-// offset to the end, bounded by timeout.
-func readTopic(t *testing.T, brokers, topic string, partitions int, timeout time.Duration) map[int][]kafka.Message {
+// readTopic reads every record of every partition of topic, in log order,
+// bounded by timeout.
+func readTopic(t *testing.T, brokers, topic string, partitions int, timeout time.Duration) map[int][]kafkaio.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	out := make(map[int][]kafka.Message, partitions)
+	c, err := kafkaio.New(config.Kafka{Brokers: []string{brokers}, DialTimeout: 10 * time.Second, ClientID: "e2e"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	out := make(map[int][]kafkaio.Record, partitions)
 	for p := range partitions {
-		conn, err := kafka.DialLeader(ctx, "tcp", brokers, topic, p)
+		// One window as large as the partition: fn sees it from the end.
+		err := c.ScanBack(ctx, topic, p, 1<<40, func(r kafkaio.Record) bool {
+			out[p] = append(out[p], r)
+			return true
+		})
 		if err != nil {
-			t.Fatalf("dial %s/%d: %v", topic, p, err)
+			t.Fatalf("read %s/%d: %v", topic, p, err)
 		}
-		first, end, err := conn.ReadOffsets()
-		conn.Close()
-		if err != nil {
-			t.Fatalf("offsets of %s/%d: %v", topic, p, err)
-		}
-		if end == first {
-			continue
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{brokers}, Topic: topic, Partition: p, MaxBytes: 16 << 20})
-		if err := r.SetOffset(first); err != nil {
-			t.Fatal(err)
-		}
-		for {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				r.Close()
-				t.Fatalf("read %s/%d: %v (have %d of offsets %d..%d)", topic, p, err, len(out[p]), first, end)
-			}
-			out[p] = append(out[p], m)
-			if m.Offset >= end-1 {
-				break
-			}
-		}
-		r.Close()
+		slices.Reverse(out[p])
 	}
 	return out
 }
 
-func header(m *kafka.Message, key string) string {
-	for _, h := range m.Headers {
+func header(r *kafkaio.Record, key string) string {
+	for _, h := range r.Headers {
 		if h.Key == key {
 			return string(h.Value)
 		}
