@@ -304,38 +304,39 @@ func (v partitionView) complete(partitions int) bool {
 }
 
 // waitResumed waits until every partition is owned by exactly one live
-// replica, the partitions are spread over as many live replicas as can have
-// one (so a rebalance the step causes has happened), and each has moved past its offset in before (or reached end, when the
-// producer has published everything), and returns how long that took from
-// since. It returns an error after timeout.
-func waitResumed(f *fleet, partitions int, before map[int]int64, ends func() map[int]int64, since time.Time, timeout time.Duration) (time.Duration, error) {
+// replica and has moved past its offset in before (or reached the end, once
+// the producer has published everything), and returns how long that took
+// from since, and when each partition first did. With spread, the
+// partitions must also be spread over as many live replicas as can have
+// one, so the rebalance a scaling step causes has happened. It returns an
+// error after timeout.
+func waitResumed(f *fleet, partitions int, spread bool, before map[int]int64, ends func() map[int]int64, since time.Time, timeout time.Duration) (time.Duration, map[int]time.Duration, error) {
 	deadline := time.Now().Add(timeout)
+	each := map[int]time.Duration{}
 	var last partitionView
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		live := f.live()
 		v, owners, err := viewOwners(ctx, live)
 		cancel()
-		if err == nil {
+		if err == nil && (!spread || owners == min(len(live), partitions)) {
 			last = v
-			if v.complete(partitions) && owners == min(len(live), partitions) {
-				end := ends()
-				ok := true
-				for p := range partitions {
-					off := v[p][0]
-					if off <= before[p] && off < end[p] {
-						ok = false
-						break
-					}
+			end := ends()
+			for p := range partitions {
+				if _, done := each[p]; done || len(v[p]) != 1 {
+					continue
 				}
-				if ok {
-					return time.Since(since), nil
+				if off := v[p][0]; off > before[p] || off >= end[p] {
+					each[p] = time.Since(since)
 				}
+			}
+			if v.complete(partitions) && len(each) == partitions {
+				return time.Since(since), each, nil
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return 0, fmt.Errorf("partitions not all owned once and moving within %s: last view %v", timeout, last)
+	return 0, each, fmt.Errorf("partitions not all owned once and moving within %s: last view %v", timeout, last)
 }
 
 // offsetsNow returns every partition's checkpointed offset (the lowest if

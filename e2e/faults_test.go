@@ -72,7 +72,7 @@ func TestChaosScaling(t *testing.T) {
 	f.start("r0")
 	prod := Start(t, "producer", bin.Producer, env.Vars(el.producerVars(pick(30*time.Second, 150*time.Second), "OUTPUT_DIR=")...)...)
 	// Let the first replica get going before the churn.
-	if _, err := waitResumed(f, partitions, map[int]int64{}, ends, time.Now(), time.Minute); err != nil {
+	if _, _, err := waitResumed(f, partitions, false, map[int]int64{}, ends, time.Now(), time.Minute); err != nil {
 		t.Fatal(err)
 	}
 
@@ -95,11 +95,15 @@ func TestChaosScaling(t *testing.T) {
 				f.stop(n)
 			}
 		}
-		d, err := waitResumed(f, partitions, before, ends, start, time.Minute)
+		d, each, err := waitResumed(f, partitions, true, before, ends, start, time.Minute)
 		if err != nil {
 			t.Fatalf("%d -> %d replicas: %v", len(have), want, err)
 		}
-		line := fmt.Sprintf("%d -> %d replicas: every partition owned once and moving after %s", len(have), want, d.Round(time.Millisecond))
+		var per []string
+		for p := range partitions {
+			per = append(per, fmt.Sprintf("p%d %s", p, each[p].Round(time.Millisecond)))
+		}
+		line := fmt.Sprintf("%d -> %d replicas: every partition owned once and moving after %s (%s)", len(have), want, d.Round(time.Millisecond), strings.Join(per, ", "))
 		t.Log(line)
 		lines = append(lines, fmt.Sprintf("%d->%d %s", len(have), want, d.Round(10*time.Millisecond)))
 		longest = max(longest, d)
@@ -148,7 +152,7 @@ func TestChaosBrokerRestart(t *testing.T) {
 		before := offsetsNow(f)
 		start := time.Now()
 		broker.Restart()
-		d, err := waitResumed(f, env.Partitions, before, ends, start, time.Minute)
+		d, _, err := waitResumed(f, env.Partitions, false, before, ends, start, time.Minute)
 		if err != nil {
 			t.Fatalf("after broker restart %d: %v", i+1, err)
 		}
@@ -191,7 +195,7 @@ func TestChaosStalledReplica(t *testing.T) {
 		stopped := time.Now()
 		zombie.Signal(syscall.SIGSTOP)
 		// b takes every partition once a's session (2s) has expired.
-		d, err := waitResumed(f, env.Partitions, before, ends, stopped, time.Minute)
+		d, _, err := waitResumed(f, env.Partitions, false, before, ends, stopped, time.Minute)
 		if err != nil {
 			zombie.Signal(syscall.SIGCONT)
 			t.Fatalf("stall %d: b did not take over: %v", i+1, err)
