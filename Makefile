@@ -31,3 +31,4 @@ clean:
 
 -include deploy/compose.mk
 -include bench/bench.mk
+-include e2e/chaos.mk
