@@ -56,12 +56,14 @@ func TestChaosConfig(t *testing.T) {
 		{both, []string{"KAFKA_BROKERS="}, "KAFKA_BROKERS", "empty"},
 		{both, []string{"KAFKA_BROKERS=" + closed, "KAFKA_DIAL_TIMEOUT=2s"}, "KAFKA_BROKERS", "connection refused"},
 		{both, []string{"KAFKA_BROKERS=" + silent.Addr().String(), "KAFKA_DIAL_TIMEOUT=2s"}, "KAFKA_DIAL_TIMEOUT", "did not answer within 2s"},
+		{[]string{"broker"}, []string{"BROKER_ADDR=nowhere"}, "BROKER_ADDR", "not host:port"},
+		{[]string{"broker"}, []string{"LOG_FORMAT=xml"}, "LOG_FORMAT", "must be text or json"},
 	}
 	for _, c := range cases {
 		for _, svc := range c.services {
 			t.Run(svc+"/"+strings.Join(c.env, ","), func(t *testing.T) {
 				t.Parallel()
-				bin := map[string]string{"producer": bins.Producer, "counter": bins.Counter}[svc]
+				bin := map[string]string{"producer": bins.Producer, "counter": bins.Counter, "broker": bins.Broker}[svc]
 				cmd := exec.Command(bin)
 				// Anything not under test points at the unreachable port, so a
 				// setting that is wrongly accepted fails fast too.
@@ -88,8 +90,11 @@ func TestChaosConfig(t *testing.T) {
 					t.Errorf("took %s to fail, want within seconds", took)
 				}
 				var errLines []string
+				if strings.Contains(string(out), "WARNING: DATA RACE") {
+					t.Errorf("data race:\n%s", out)
+				}
 				for _, l := range Lines(string(out)) {
-					if strings.Contains(l, "level=INFO") || strings.Contains(l, "WARNING: DATA RACE") {
+					if strings.Contains(l, "level=INFO") {
 						continue
 					}
 					errLines = append(errLines, l)
