@@ -42,6 +42,24 @@ func BenchmarkAppendJSON(b *testing.B) {
 	b.SetBytes(int64(len(buf)))
 }
 
+// BenchmarkEncoderAppendJSON encodes votes that share one timestamp, as a
+// producer's batch does.
+func BenchmarkEncoderAppendJSON(b *testing.B) {
+	votes := benchVotes(b)
+	for i := range votes {
+		votes[i].Time = votes[0].Time
+	}
+	var e vote.Encoder
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		buf = e.AppendJSON(buf[:0], &votes[i%len(votes)])
+		i++
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
 func BenchmarkDecode(b *testing.B) {
 	recs := benchRecords(b)
 	var v vote.Vote

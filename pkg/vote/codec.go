@@ -68,13 +68,42 @@ const (
 var fieldNames = [numFields]string{"vote_id", "timestamp", "state", "candidate", "age_group", "vote_count"}
 
 // AppendJSON appends v as one compact JSON object, the Kafka record format.
-func AppendJSON(dst []byte, v *Vote) []byte { return appendJSON(dst, v, false) }
+func AppendJSON(dst []byte, v *Vote) []byte { return appendJSON(dst, v, false, nil) }
 
 // AppendFileJSON appends v as Python's json.dump writes it (", " and ": "
 // separators), the seed's file format.
-func AppendFileJSON(dst []byte, v *Vote) []byte { return appendJSON(dst, v, true) }
+func AppendFileJSON(dst []byte, v *Vote) []byte { return appendJSON(dst, v, true, nil) }
 
-func appendJSON(dst []byte, v *Vote, spaced bool) []byte {
+// Encoder appends votes exactly as AppendJSON and AppendFileJSON do, but
+// formats a timestamp once for a run of votes cast at the same instant, as
+// a producer's batch is: the timestamp is about half the work of encoding a
+// vote. The zero value is ready to use; an Encoder is not safe for
+// concurrent use.
+type Encoder struct {
+	t  int64
+	ts []byte // t formatted, empty before the first vote
+}
+
+// AppendJSON is AppendJSON with the timestamp cached.
+func (e *Encoder) AppendJSON(dst []byte, v *Vote) []byte {
+	return appendJSON(dst, v, false, e.timestamp(v.Time))
+}
+
+// AppendFileJSON is AppendFileJSON with the timestamp cached.
+func (e *Encoder) AppendFileJSON(dst []byte, v *Vote) []byte {
+	return appendJSON(dst, v, true, e.timestamp(v.Time))
+}
+
+func (e *Encoder) timestamp(t int64) []byte {
+	if len(e.ts) == 0 || e.t != t {
+		e.t, e.ts = t, AppendTimestamp(e.ts[:0], t)
+	}
+	return e.ts
+}
+
+// appendJSON writes v with its timestamp formatted as ts, or formatted
+// afresh when ts is nil.
+func appendJSON(dst []byte, v *Vote, spaced bool, ts []byte) []byte {
 	sep, colon := `,"`, `":"`
 	if spaced {
 		sep, colon = `, "`, `": "`
@@ -86,7 +115,11 @@ func appendJSON(dst []byte, v *Vote, spaced bool) []byte {
 	dst = append(dst, sep...)
 	dst = append(dst, `timestamp`...)
 	dst = append(dst, colon...)
-	dst = AppendTimestamp(dst, v.Time)
+	if ts != nil {
+		dst = append(dst, ts...)
+	} else {
+		dst = AppendTimestamp(dst, v.Time)
+	}
 	dst = append(dst, '"')
 	dst = append(dst, sep...)
 	dst = append(dst, `state`...)

@@ -622,3 +622,44 @@ func mutate(r *rand.Rand, b []byte) []byte {
 	}
 	return out
 }
+
+// TestEncoderMatchesAppend checks the cached-timestamp Encoder writes the
+// same bytes as AppendJSON and AppendFileJSON, in runs of votes sharing a
+// time and across changes of time, including a change back.
+func TestEncoderMatchesAppend(t *testing.T) {
+	r := rand.New(rand.NewPCG(12, 12))
+	var e vote.Encoder
+	times := []int64{1730837730123456, 1730837730123456, 1730837730123457, 0, -1, 1730837730123456}
+	for i := range 3000 {
+		v := randomVote(r)
+		if i%7 != 0 {
+			v.Time = times[(i/50)%len(times)]
+		}
+		if got, want := e.AppendJSON([]byte("x"), &v), vote.AppendJSON([]byte("x"), &v); string(got) != string(want) {
+			t.Fatalf("vote %d: Encoder.AppendJSON = %s, want %s", i, got, want)
+		}
+		if got, want := e.AppendFileJSON(nil, &v), vote.AppendFileJSON(nil, &v); string(got) != string(want) {
+			t.Fatalf("vote %d: Encoder.AppendFileJSON = %s, want %s", i, got, want)
+		}
+	}
+}
+
+func TestEncoderDoesNotAllocate(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 13))
+	votes := make([]vote.Vote, 64)
+	for i := range votes {
+		votes[i] = randomVote(r)
+		votes[i].Time = 1730837730123456 + int64(i/8)
+	}
+	var e vote.Encoder
+	buf := make([]byte, 0, 512)
+	buf = e.AppendJSON(buf, &votes[0]) // the first call sizes the cache
+	i := 0
+	allocs := testing.AllocsPerRun(1000, func() {
+		buf = e.AppendJSON(buf[:0], &votes[i%len(votes)])
+		i++
+	})
+	if allocs != 0 {
+		t.Errorf("Encoder.AppendJSON allocates %.1f times per vote, want 0", allocs)
+	}
+}
