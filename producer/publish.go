@@ -32,6 +32,8 @@ type publisher struct {
 	// partition p (-1 for none): found at start, advanced as we publish.
 	last    []int64
 	skipped int64 // votes found already published at start
+
+	writers []*partitionWriter // one per partition, made on first use
 }
 
 // resume reads the end of every partition to find this producer's last
@@ -102,15 +104,16 @@ func recordSeq(hs []kafka.Header) (producer string, seq int64, ok bool) {
 // many it sent (votes already in the topic are skipped). It returns once
 // every record is acknowledged by all in-sync replicas.
 func (p *publisher) publish(ctx context.Context, first int64, votes []vote.Vote) (int64, error) {
+	p.initWriters()
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		err  error
 		sent int64
 	)
-	for part := 0; part < p.partitions; part++ {
+	for _, w := range p.writers {
 		wg.Go(func() {
-			n, perr := p.publishPartition(ctx, part, first, votes)
+			n, perr := w.publish(ctx, first, votes)
 			mu.Lock()
 			defer mu.Unlock()
 			sent += n
@@ -123,63 +126,100 @@ func (p *publisher) publish(ctx context.Context, first int64, votes []vote.Vote)
 	return sent, err
 }
 
-func (p *publisher) publishPartition(ctx context.Context, part int, first int64, votes []vote.Vote) (int64, error) {
+func (p *publisher) initWriters() {
+	if len(p.writers) == p.partitions {
+		return
+	}
+	p.writers = make([]*partitionWriter, p.partitions)
+	for part := range p.writers {
+		p.writers[part] = &partitionWriter{p: p, part: part, producer: []byte(p.id)}
+	}
+}
+
+// alreadyIn reports whether every vote of the batch was found in the topic
+// at start, so publishing it sends nothing.
+func (p *publisher) alreadyIn(first int64, n int) bool {
 	P := int64(p.partitions)
+	// Each partition's last vote of the batch is its highest sequence.
+	for seq := max(first, first+int64(n)-P); seq < first+int64(n); seq++ {
+		if seq > p.last[seq%P] {
+			return false
+		}
+	}
+	return true
+}
+
+// partitionWriter builds and sends one partition's produce requests. Its
+// buffers are reused from request to request: once Produce returns, the
+// broker has acknowledged the records and nothing refers to them any more.
+type partitionWriter struct {
+	p        *publisher
+	part     int
+	producer []byte
+
+	enc     vote.Encoder
+	buf     []byte // every record's value, key and sequence header
+	records []kafka.Record
+	headers []kafka.Header  // two per record
+	bytes   []kafkaio.Bytes // a key and a value per record
+}
+
+// publish sends the batch's votes of this partition, in order.
+func (w *partitionWriter) publish(ctx context.Context, first int64, votes []vote.Vote) (int64, error) {
+	P := int64(w.p.partitions)
+	last := w.p.last[w.part]
 	// The first vote of the batch that belongs to this partition.
-	start := (int64(part) - first%P + P) % P
-	producer := []byte(p.id)
-	var (
-		buf     []byte
-		records []kafka.Record
-		headers []kafka.Header // two per record, allocated per request
-		sent    int64
-	)
+	start := (int64(w.part) - first%P + P) % P
+	var sent int64
 	flush := func() error {
-		if len(records) == 0 {
+		if len(w.records) == 0 {
 			return nil
 		}
-		if err := p.client.Produce(ctx, p.topic, part, p.compression, records); err != nil {
+		if err := w.p.client.Produce(ctx, w.p.topic, w.part, w.p.compression, w.records); err != nil {
 			return err
 		}
-		sent += int64(len(records))
-		records, buf, headers = records[:0], nil, nil
+		sent += int64(len(w.records))
+		w.records, w.buf = w.records[:0], w.buf[:0]
 		return nil
+	}
+	if n := (int64(len(votes)) - start + P - 1) / P; int64(cap(w.records)) < n {
+		// Sized once for the largest batch, so no record's key, value or
+		// headers move while the request is built.
+		w.records = make([]kafka.Record, 0, n)
+		w.headers = make([]kafka.Header, 2*n)
+		w.bytes = make([]kafkaio.Bytes, 2*n)
 	}
 	for i := start; i < int64(len(votes)); i += P {
 		seq := first + i
-		if seq <= p.last[part] {
+		if seq <= last {
 			continue
 		}
-		if len(buf) >= maxRequestBytes {
+		if len(w.buf) >= maxRequestBytes {
 			if err := flush(); err != nil {
 				return sent, err
 			}
 		}
 		v := &votes[i]
-		// Each record's bytes live in buf; a new buf per request keeps the
-		// slices of an earlier request valid while it is retried.
-		if buf == nil {
-			buf = make([]byte, 0, maxRequestBytes+1024)
-			headers = make([]kafka.Header, 0, 2*maxRequestBytes/150)
-		}
-		off := len(buf)
-		buf = vote.AppendJSON(buf, v)
-		val := buf[off:]
-		off = len(buf)
-		buf = vote.AppendID(buf, &v.ID)
-		key := buf[off:]
-		off = len(buf)
-		buf = strconv.AppendInt(buf, seq, 10)
-		seqb := buf[off:]
-		h := len(headers)
-		headers = append(headers,
-			kafka.Header{Key: kafkaio.HeaderProducer, Value: producer},
-			kafka.Header{Key: kafkaio.HeaderSeq, Value: seqb})
-		records = append(records, kafka.Record{
+		off := len(w.buf)
+		w.buf = w.enc.AppendJSON(w.buf, v)
+		val := w.buf[off:]
+		off = len(w.buf)
+		w.buf = vote.AppendID(w.buf, &v.ID)
+		key := w.buf[off:]
+		off = len(w.buf)
+		w.buf = strconv.AppendInt(w.buf, seq, 10)
+		seqb := w.buf[off:]
+		r := len(w.records)
+		w.bytes[2*r].Reset(key)
+		w.bytes[2*r+1].Reset(val)
+		hs := w.headers[2*r : 2*r+2 : 2*r+2]
+		hs[0] = kafka.Header{Key: kafkaio.HeaderProducer, Value: w.producer}
+		hs[1] = kafka.Header{Key: kafkaio.HeaderSeq, Value: seqb}
+		w.records = append(w.records, kafka.Record{
 			Time:    time.UnixMicro(v.Time),
-			Key:     kafka.NewBytes(key),
-			Value:   kafka.NewBytes(val),
-			Headers: headers[h : h+2 : h+2],
+			Key:     &w.bytes[2*r],
+			Value:   &w.bytes[2*r+1],
+			Headers: hs,
 		})
 	}
 	if err := flush(); err != nil {
