@@ -22,6 +22,7 @@ type fileDrop struct {
 	log    *slog.Logger
 	errors prometheus.Counter
 	buf    []byte
+	enc    vote.Encoder
 }
 
 func (f *fileDrop) init() error {
@@ -56,7 +57,7 @@ func (f *fileDrop) write(n int, votes []vote.Vote) {
 		if i > 0 {
 			b = append(b, ", "...)
 		}
-		b = vote.AppendFileJSON(b, &votes[i])
+		b = f.enc.AppendFileJSON(b, &votes[i])
 	}
 	b = append(b, ']')
 	f.buf = b

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -33,7 +34,7 @@ type publisher struct {
 	last    []int64
 	skipped int64 // votes found already published at start
 
-	writers []*partitionWriter // one per partition, made on first use
+	queues []chan *batch // each partition's writer's, from start
 }
 
 // resume reads the end of every partition to find this producer's last
@@ -99,41 +100,78 @@ func recordSeq(hs []kafka.Header) (producer string, seq int64, ok bool) {
 	return producer, seq, producer != "" && hasSeq
 }
 
-// publish writes the votes with sequence numbers first, first+1, ... to
-// their partitions, all partitions at once, each in order, and returns how
-// many it sent (votes already in the topic are skipped). It returns once
-// every record is acknowledged by all in-sync replicas.
-func (p *publisher) publish(ctx context.Context, first int64, votes []vote.Vote) (int64, error) {
-	p.initWriters()
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		err  error
-		sent int64
-	)
-	for _, w := range p.writers {
+// batch is a batch of votes being published: every partition's writer
+// adds what it sent and the last one closes done.
+type batch struct {
+	n     int
+	first int64 // sequence number of votes[0]
+	votes []vote.Vote
+	start time.Time
+
+	left atomic.Int32 // partitions still publishing
+	mu   sync.Mutex
+	sent int64 // valid once done is closed
+	err  error // the first partition's error, valid once done is closed
+	done chan struct{}
+}
+
+func (b *batch) add(sent int64, err error) {
+	b.mu.Lock()
+	b.sent += sent
+	if err != nil && b.err == nil {
+		b.err = err
+	}
+	b.mu.Unlock()
+	if b.left.Add(-1) == 0 {
+		close(b.done)
+	}
+}
+
+// start runs one writer goroutine per partition, each taking batches in
+// the order they are sent, with up to depth batches queued. A writer that
+// fails stops sending, so its partition never has a later vote without an
+// earlier one; it reports the same error for every later batch. The
+// returned func ends the writers once they are done with what was sent.
+func (p *publisher) start(ctx context.Context, depth int) (stop func()) {
+	p.queues = make([]chan *batch, p.partitions)
+	var wg sync.WaitGroup
+	for part := range p.queues {
+		q := make(chan *batch, depth)
+		p.queues[part] = q
+		w := &partitionWriter{p: p, part: part, producer: []byte(p.id)}
 		wg.Go(func() {
-			n, perr := w.publish(ctx, first, votes)
-			mu.Lock()
-			defer mu.Unlock()
-			sent += n
-			if perr != nil && err == nil {
-				err = perr
+			var failed error
+			for b := range q {
+				if failed != nil {
+					b.add(0, failed)
+					continue
+				}
+				n, err := w.publish(ctx, b.first, b.votes)
+				failed = err
+				b.add(n, err)
 			}
 		})
 	}
-	wg.Wait()
-	return sent, err
+	return func() {
+		for _, q := range p.queues {
+			close(q)
+		}
+		wg.Wait()
+	}
 }
 
-func (p *publisher) initWriters() {
-	if len(p.writers) == p.partitions {
-		return
+// send queues the votes with sequence numbers first, first+1, ... for
+// every partition's writer; each writes its share in order, skipping votes
+// already in the topic. The batch's done closes once every record of it is
+// acknowledged by all in-sync replicas. The caller must not send more than
+// start's depth batches that are not done, nor touch votes before then.
+func (p *publisher) send(n int, first int64, votes []vote.Vote) *batch {
+	b := &batch{n: n, first: first, votes: votes, start: time.Now(), done: make(chan struct{})}
+	b.left.Store(int32(len(p.queues)))
+	for _, q := range p.queues {
+		q <- b
 	}
-	p.writers = make([]*partitionWriter, p.partitions)
-	for part := range p.writers {
-		p.writers[part] = &partitionWriter{p: p, part: part, producer: []byte(p.id)}
-	}
+	return b
 }
 
 // alreadyIn reports whether every vote of the batch was found in the topic

@@ -99,50 +99,79 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	return produce(ctx, gen, p, files, cfg, m, log)
 }
 
+// pipelineDepth is how many batches may be published at once. The next
+// batch is generated, and each partition encodes and sends its share of it,
+// while the broker still acknowledges the previous one, so the producer and
+// the broker do not wait for each other. Each partition still sends its
+// records in order, one request at a time.
+const pipelineDepth = 2
+
 // produce runs the batch loop until every quota is published or ctx ends.
 func produce(ctx context.Context, gen *votegen.Generator, p *publisher, files *fileDrop, cfg config.Producer, m *metrics, log *slog.Logger) error {
-	// A batch under way finishes after a signal, within shutdownGrace.
+	// Batches under way finish after a signal, within shutdownGrace.
 	batchCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
+	stopWriters := p.start(batchCtx, pipelineDepth)
+	defer func() { cancel(); stopWriters() }()
 	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(shutdownGrace, cancel) })
 	defer stopAfter()
 
 	total := gen.Total()
-	batch := make([]vote.Vote, cfg.VotesPerBatch)
 	prog := newProgress(total, log)
+	var (
+		queue []*batch // published in order, oldest first
+		spare [][]vote.Vote
+		done  int64 // votes up to here are acknowledged
+	)
+	// finish waits for the oldest batch, then drops its file and counts it.
+	finish := func() error {
+		b := queue[0]
+		queue = queue[1:]
+		<-b.done
+		if b.err != nil {
+			return fmt.Errorf("publish batch %d: %w", b.n, b.err)
+		}
+		if b.sent > 0 || !files.exists(b.n) {
+			files.write(b.n, b.votes)
+		}
+		done = b.first + int64(len(b.votes))
+		if b.sent > 0 {
+			m.published.Add(float64(b.sent))
+			m.batches.Inc()
+			m.duration.Observe(time.Since(b.start).Seconds())
+			prog.update(done, b.sent, cfg.BatchInterval >= time.Second)
+		}
+		spare = append(spare, b.votes[:cap(b.votes)])
+		return nil
+	}
 	next := time.Now()
-	for n := 0; ; n++ {
-		if ctx.Err() != nil {
-			log.Info("stopped by signal", "published", gen.Seq(), "of", total)
-			return nil
+	for n := 0; ctx.Err() == nil; n++ {
+		var votes []vote.Vote
+		if k := len(spare); k > 0 {
+			votes, spare = spare[k-1], spare[:k-1]
+		} else {
+			votes = make([]vote.Vote, cfg.VotesPerBatch)
 		}
 		first := gen.Seq()
 		k := 0
-		for k < len(batch) && gen.Next(&batch[k]) {
+		for k < len(votes) && gen.Next(&votes[k]) {
 			k++
 		}
 		if k == 0 {
 			break
 		}
-		now := time.Now()
-		for i := range batch[:k] {
-			batch[i].Time = now.UnixMicro()
+		for len(queue) >= pipelineDepth {
+			if err := finish(); err != nil {
+				return err
+			}
 		}
-		start := time.Now()
-		sent, err := p.publish(batchCtx, first, batch[:k])
-		if err != nil {
-			return fmt.Errorf("publish batch %d: %w", n, err)
+		// Every vote of a batch is cast when it is sent.
+		now := time.Now().UnixMicro()
+		for i := range votes[:k] {
+			votes[i].Time = now
 		}
-		if sent > 0 || !files.exists(n) {
-			files.write(n, batch[:k])
-		}
-		if sent > 0 {
-			m.published.Add(float64(sent))
-			m.batches.Inc()
-			m.duration.Observe(time.Since(start).Seconds())
-			prog.update(gen.Seq(), sent, cfg.BatchInterval >= time.Second)
-		}
-		if sent == 0 || cfg.BatchInterval == 0 {
+		b := p.send(n, first, votes[:k])
+		queue = append(queue, b)
+		if cfg.BatchInterval == 0 || p.alreadyIn(first, k) {
 			continue
 		}
 		next = next.Add(cfg.BatchInterval)
@@ -155,8 +184,17 @@ func produce(ctx context.Context, gen *votegen.Generator, p *publisher, files *f
 			next = time.Now() // fell behind: do not burst to catch up
 		}
 	}
+	for len(queue) > 0 {
+		if err := finish(); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		log.Info("stopped by signal", "published", done, "of", total)
+		return nil
+	}
 	m.done.Set(1)
-	prog.update(gen.Seq(), 0, true)
+	prog.update(done, 0, true)
 	log.Info("election published", "votes", total, "resumed_after", p.skipped, "elapsed", prog.elapsed().Round(time.Millisecond))
 	return nil
 }

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/votestream/votestream/pkg/config"
+	"github.com/votestream/votestream/pkg/kafkaio"
+	"github.com/votestream/votestream/pkg/vote"
+	"github.com/votestream/votestream/pkg/votegen"
+)
+
+// TestPublishResumeExact publishes an election in small batches through the
+// pipelined writers, stops it midway with a signal, starts it again, then
+// starts it a third time once it is complete. Every partition must hold
+// each of its sequence numbers exactly once, in order, and the votes must
+// be the generator's, cell by cell.
+func TestPublishResumeExact(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	addr := cluster.ListenAddrs()[0]
+	var r [4]byte
+	_, _ = rand.Read(r[:])
+	topic := "votes-" + hex.EncodeToString(r[:])
+	const seed, scale = 7, 0.0002
+	const partitions = 5
+	environ := []string{
+		"KAFKA_BROKERS=" + addr, "KAFKA_TOPIC=" + topic, "KAFKA_CHECKPOINT_TOPIC=" + topic + ".ckpt",
+		"KAFKA_DLQ_TOPIC=" + topic + ".dlq", "KAFKA_PARTITIONS=" + strconv.Itoa(partitions),
+		"HTTP_ADDR=127.0.0.1:0", "OUTPUT_DIR=", "SEED=" + strconv.Itoa(seed),
+		"SCALE=" + strconv.FormatFloat(scale, 'g', -1, 64), "VOTES_PER_BATCH=997",
+	}
+
+	// First run: paced, stopped by a signal after a few batches.
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- run(ctx, append(environ, "BATCH_INTERVAL=20ms"), io.Discard, io.Discard) }()
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("first run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("first run did not stop within 30s of its signal")
+	}
+
+	// Second run: resumes and publishes the rest as fast as it can.
+	want, err := votegen.TrueTotals(votegen.Config{Seed: seed, Scale: scale})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := want.Total()
+	for i, name := range []string{"resumed run", "run after completion"} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		var out strings.Builder
+		err := run(ctx, append(environ, "BATCH_INTERVAL=0"), io.Discard, &out)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		m := regexp.MustCompile(`msg="election published".* resumed_after=(\d+)`).FindStringSubmatch(out.String())
+		if m == nil {
+			t.Fatalf("%s did not log its end:\n%s", name, out.String())
+		}
+		skipped, _ := strconv.ParseInt(m[1], 10, 64)
+		if i == 0 && (skipped == 0 || skipped >= total) {
+			t.Errorf("%s skipped %d votes, want some of the %d: the first run should stop midway", name, skipped, total)
+		}
+		if i == 1 && skipped != total {
+			t.Errorf("%s skipped %d votes, want all %d", name, skipped, total)
+		}
+	}
+
+	got := readTopic(t, addr, topic, partitions)
+	if d := got.Diff(&want, 5); len(d) > 0 || got.Total() != want.Total() {
+		t.Errorf("topic holds %d votes, want %d; wrong cells: %+v", got.Total(), want.Total(), d)
+	}
+}
+
+// readTopic reads every record of every partition, checks each partition
+// holds its sequence numbers once each and in order, and tallies the votes.
+func readTopic(t *testing.T, addr, topic string, partitions int) vote.Tally {
+	t.Helper()
+	c, err := kafkaio.New(config.Kafka{Brokers: []string{addr}, ClientID: "test", DialTimeout: 10 * time.Second},
+		slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ends, err := c.EndOffsets(ctx, topic, partitions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tally vote.Tally
+	errDone := errors.New("done")
+	for part := range partitions {
+		next := int64(part) // the sequence number the partition must hold next
+		if ends[part] == 0 {
+			t.Fatalf("partition %d is empty", part)
+		}
+		err := c.Consume(ctx, topic, part, 0, kafkaio.ConsumeOptions{}, func(f *kafkaio.Fetch) error {
+			for m := f.Next(); m != nil; m = f.Next() {
+				_, seq, ok := recordSeq(m.Headers)
+				if !ok || seq != next {
+					t.Fatalf("partition %d offset %d: sequence %d (headers ok: %v), want %d", part, m.Offset, seq, ok, next)
+				}
+				next += int64(partitions)
+				var v vote.Vote
+				if err := vote.Decode(m.Value, &v); err != nil {
+					t.Fatalf("partition %d offset %d: %v", part, m.Offset, err)
+				}
+				tally.Add(&v)
+			}
+			if f.Last+1 >= ends[part] {
+				return errDone
+			}
+			return f.Err()
+		})
+		if !errors.Is(err, errDone) {
+			t.Fatalf("read partition %d: %v", part, err)
+		}
+	}
+	return tally
+}
