@@ -100,7 +100,9 @@ func (s *store) save(ctx context.Context, states []*checkpoint.State, dead []kaf
 			st.Written, st.Owner = now, s.owner
 			b, err := st.MarshalBinary()
 			if err == nil {
-				err = s.client.Produce(ctx, s.topic, int(st.Partition), kafka.Lz4, []kafka.Record{{
+				// Snappy, not lz4: kafka-go's lz4 keeps 4 MiB blocks per
+				// writer and reader, a large part of a small process.
+				err = s.client.Produce(ctx, s.topic, int(st.Partition), kafka.Snappy, []kafka.Record{{
 					Key:   kafka.NewBytes(fmt.Appendf(nil, "partition-%d", st.Partition)),
 					Value: kafka.NewBytes(b),
 					Time:  time.UnixMilli(now),

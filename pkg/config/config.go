@@ -84,7 +84,7 @@ type Producer struct {
 	VotesPerBatch int           `env:"VOTES_PER_BATCH" envDefault:"20971"`
 	BatchInterval time.Duration `env:"BATCH_INTERVAL" envDefault:"5s"`
 	OutputDir     string        `env:"OUTPUT_DIR" envDefault:"./vote_stream"`
-	Compression   string        `env:"KAFKA_COMPRESSION" envDefault:"lz4"`
+	Compression   string        `env:"KAFKA_COMPRESSION" envDefault:"snappy"`
 	HTTPAddr      string        `env:"HTTP_ADDR" envDefault:":9101"`
 }
 

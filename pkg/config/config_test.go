@@ -40,7 +40,7 @@ func TestDefaults(t *testing.T) {
 			VotesPerBatch: 20971,
 			BatchInterval: 5 * time.Second,
 			OutputDir:     "./vote_stream",
-			Compression:   "lz4",
+			Compression:   "snappy",
 			HTTPAddr:      ":9101",
 		}},
 		{"counter", &config.Counter{}, &config.Counter{
@@ -112,7 +112,7 @@ func TestEmptyIsEmpty(t *testing.T) {
 	if p.OutputDir != "" {
 		t.Errorf("OUTPUT_DIR= gives OutputDir %q, want empty (files disabled)", p.OutputDir)
 	}
-	if p.Scale != 0.005 || p.Compression != "lz4" {
+	if p.Scale != 0.005 || p.Compression != "snappy" {
 		t.Errorf("unset variables lost their defaults: %+v", p)
 	}
 }
