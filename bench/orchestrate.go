@@ -40,6 +40,8 @@ type benchConfig struct {
 	naive      bool
 	timeout    time.Duration // bounds every wait
 	keep       bool
+	compress   string  // KAFKA_COMPRESSION of every producer, naive too
+	scaleRun   float64 // > 0: only the scale run, at this SCALE
 }
 
 func parseConfig(args []string, stderr io.Writer) (benchConfig, error) {
@@ -55,6 +57,8 @@ func parseConfig(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.BoolVar(&c.naive, "naive", true, "run the naive baselines")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "bound on each step")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (broker data, logs)")
+	fs.StringVar(&c.compress, "compression", "snappy", "KAFKA_COMPRESSION of votestream's producer and the naive one")
+	fs.Float64Var(&c.scaleRun, "scale-run", 0, "if > 0, run only the scale run: the election at this SCALE end to end, checked cell by cell, with peak RSS of each process and broker disk")
 	return c, fs.Parse(args)
 }
 
@@ -85,7 +89,15 @@ type bench struct {
 	log    io.Writer
 	n      int
 
-	totalVotes int64 // votes written to the broker, for bytes per vote
+	totalVotes int64         // votes written to the broker, for bytes per vote
+	poll       time.Duration // waitExact's period; 0 is 20 ms
+}
+
+func (b *bench) pollEvery() time.Duration {
+	if b.poll > 0 {
+		return b.poll
+	}
+	return 20 * time.Millisecond
 }
 
 // names is one run's topics and group, unique in the broker.
@@ -103,7 +115,7 @@ func (b *bench) env(n names, extra ...string) []string {
 	return append([]string{
 		"KAFKA_BROKERS=" + b.addr, "KAFKA_TOPIC=" + n.topic, "KAFKA_CHECKPOINT_TOPIC=" + n.ckpt,
 		"KAFKA_DLQ_TOPIC=" + n.dlq, "GROUP_ID=" + n.group, "KAFKA_PARTITIONS=" + strconv.Itoa(b.cfg.partitions),
-		"HTTP_ADDR=127.0.0.1:0", "REPLICA_ID=bench",
+		"HTTP_ADDR=127.0.0.1:0", "REPLICA_ID=bench", "KAFKA_COMPRESSION=" + b.cfg.compress,
 	}, extra...)
 }
 
@@ -160,6 +172,9 @@ func orchestrate(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer)
 	}
 	defer b.client.Close()
 
+	if cfg.scaleRun > 0 {
+		return b.scaleRun(ctx, dataDir, stdout, stderr)
+	}
 	rateVotes := mustTotal(cfg.seed, cfg.rateScale)
 	fmt.Fprintf(stderr, "bench: broker %s, throughput runs of %d votes, end-to-end of %d\n", b.addr, rateVotes, mustTotal(cfg.seed, cfg.scale))
 	var rows []row
@@ -283,7 +298,7 @@ func (b *bench) naiveProducer(ctx context.Context, votes int64) (row, error) {
 	}
 	b.totalVotes += votes
 	return b.worker(ctx, "naive producer (uuid + encoding/json + kafka.Writer)", "naive-produce",
-		"-brokers", b.addr, "-topic", n.topic, "-votes", strconv.FormatInt(votes, 10))
+		"-brokers", b.addr, "-topic", n.topic, "-votes", strconv.FormatInt(votes, 10), "-compression", b.cfg.compress)
 }
 
 func (b *bench) rawRead(ctx context.Context, topic, mode, name string) (row, error) {
@@ -374,7 +389,7 @@ func (b *bench) waitExact(ctx context.Context, addr string, want *vote.Tally) (t
 		select {
 		case <-ctx.Done():
 			return time.Time{}, fmt.Errorf("counter did not reach %d votes: %w (last error %v)", want.Total(), ctx.Err(), err)
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(b.pollEvery()):
 		}
 	}
 }

@@ -30,6 +30,7 @@ type workerFlags struct {
 	votes          int64
 	mode           string
 	maxBytes       int
+	compression    string
 }
 
 func parseWorker(name string, args []string) (workerFlags, error) {
@@ -40,6 +41,7 @@ func parseWorker(name string, args []string) (workerFlags, error) {
 	fs.Int64Var(&f.votes, "votes", 0, "votes to produce (naive-produce)")
 	fs.StringVar(&f.mode, "mode", "fetch", "raw-read: fetch (kafka.Client.Fetch loop) or reader (kafka.Reader)")
 	fs.IntVar(&f.maxBytes, "max-bytes", 256<<10, "raw-read fetch: bytes per partition fetch (the counter's)")
+	fs.StringVar(&f.compression, "compression", "snappy", "naive-produce: none, gzip, snappy, lz4 or zstd (votestream's KAFKA_COMPRESSION)")
 	return f, fs.Parse(args)
 }
 
@@ -54,7 +56,7 @@ type fileVote struct {
 }
 
 // naiveProduce is the naive producer: uuid.New, encoding/json and a
-// kafka-go Writer (acks=all, lz4, batches up to 1 MB), one WriteMessages per
+// kafka-go Writer (acks=all, votestream's compression, batches up to 1 MB), one WriteMessages per
 // seed-sized batch of 20,971 votes.
 func naiveProduce(ctx context.Context, f workerFlags, stdout io.Writer) error {
 	w := &kafka.Writer{
@@ -62,7 +64,7 @@ func naiveProduce(ctx context.Context, f workerFlags, stdout io.Writer) error {
 		Topic:        f.topic,
 		Balancer:     &kafka.Hash{},
 		RequiredAcks: kafka.RequireAll,
-		Compression:  kafka.Lz4,
+		Compression:  kafkaio.Compression(f.compression),
 		BatchSize:    10000,
 		BatchTimeout: 10 * time.Millisecond,
 	}
