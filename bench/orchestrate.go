@@ -42,6 +42,7 @@ type benchConfig struct {
 	keep       bool
 	compress   string  // KAFKA_COMPRESSION of every producer, naive too
 	scaleRun   float64 // > 0: only the scale run, at this SCALE
+	memLimit   string  // GOMEMLIMIT of votestream's producer and counter, if set
 }
 
 func parseConfig(args []string, stderr io.Writer) (benchConfig, error) {
@@ -58,6 +59,7 @@ func parseConfig(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "bound on each step")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (broker data, logs)")
 	fs.StringVar(&c.compress, "compression", "snappy", "KAFKA_COMPRESSION of votestream's producer and the naive one")
+	fs.StringVar(&c.memLimit, "gomemlimit", "", "GOMEMLIMIT of votestream's producer and counter (empty: their own default)")
 	fs.Float64Var(&c.scaleRun, "scale-run", 0, "if > 0, run only the scale run: the election at this SCALE end to end, checked cell by cell, with peak RSS of each process and broker disk")
 	return c, fs.Parse(args)
 }
@@ -112,6 +114,9 @@ func (b *bench) newNames(what string) names {
 }
 
 func (b *bench) env(n names, extra ...string) []string {
+	if b.cfg.memLimit != "" {
+		extra = append(extra, "GOMEMLIMIT="+b.cfg.memLimit)
+	}
 	return append([]string{
 		"KAFKA_BROKERS=" + b.addr, "KAFKA_TOPIC=" + n.topic, "KAFKA_CHECKPOINT_TOPIC=" + n.ckpt,
 		"KAFKA_DLQ_TOPIC=" + n.dlq, "GROUP_ID=" + n.group, "KAFKA_PARTITIONS=" + strconv.Itoa(b.cfg.partitions),

@@ -22,6 +22,7 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 		cfg.ReplicaID, _ = os.Hostname()
 	}
 	log := logging.New(cfg.Log, stderr).With("component", "counter", "replica", cfg.ReplicaID)
+	memLimit := config.ApplyMemoryLimit(environ)
 	view, err := newElectionFromConfig(cfg, log)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -29,7 +30,7 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	// Never the password: only how the counter authenticates.
 	log.Info("starting", "group", cfg.GroupID, "topic", cfg.Kafka.Topic, "brokers", cfg.Kafka.Brokers,
 		"tls", cfg.Kafka.TLS.Enabled, "sasl_mechanism", cfg.Kafka.SASL.Mechanism, "sasl_username", cfg.Kafka.SASL.Username,
-		"batch_max_records", cfg.BatchMaxRecords, "batch_max_wait", cfg.BatchMaxWait)
+		"batch_max_records", cfg.BatchMaxRecords, "batch_max_wait", cfg.BatchMaxWait, "memory_limit_mib", memLimit>>20)
 
 	// Instrumentation and listeners, bound before any Kafka work.
 	reg := telemetry.NewRegistry()

@@ -33,6 +33,7 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("config: %w", err)
 	}
 	log := logging.New(cfg.Log, stderr).With("component", "producer")
+	memLimit := config.ApplyMemoryLimit(environ)
 
 	seed, err := parseSeed(cfg.Seed)
 	if err != nil {
@@ -45,7 +46,7 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	}
 	id := producerID(gcfg)
 	log.Info("election", "seed", seed, "scale", cfg.Scale, "votes", gen.Total(), "producer_id", id,
-		"votes_per_batch", cfg.VotesPerBatch, "batch_interval", cfg.BatchInterval, "output_dir", cfg.OutputDir)
+		"votes_per_batch", cfg.VotesPerBatch, "batch_interval", cfg.BatchInterval, "output_dir", cfg.OutputDir, "memory_limit_mib", memLimit>>20)
 
 	// Instrumentation and listeners, bound before any Kafka work.
 	reg := telemetry.NewRegistry()
