@@ -11,7 +11,7 @@ import (
 // every partition at once); without a limit the GC lets the heap reach
 // twice the peak live heap, so a burst of fetches shows as RSS. Near the
 // limit the GC works harder, which cost about 3% CPU per vote in the bench.
-const DefaultMemoryLimit = 48 << 20
+const DefaultMemoryLimit = 40 << 20
 
 // ApplyMemoryLimit sets the runtime's soft memory limit to
 // DefaultMemoryLimit unless environ sets GOMEMLIMIT, which the runtime has
