@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
@@ -42,16 +41,9 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	page := mountElection(srv, view)
-	log.Info("serving metrics", "addr", srv.Addr())
-	httpCtx, stopHTTP := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := srv.Serve(httpCtx); err != nil {
-			log.Error("http", "err", err)
-		}
-	})
+	stopHTTP := srv.Start()
 	// The HTTP server stops last, so /metrics shows the final checkpoint.
-	defer func() { page.Close(); stopHTTP(); wg.Wait() }()
+	defer func() { page.Close(); stopHTTP() }()
 
 	// Kafka.
 	client, err := kafkaio.New(cfg.Kafka, log)

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,15 +55,7 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	log.Info("serving metrics", "addr", srv.Addr())
-	httpCtx, stopHTTP := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := srv.Serve(httpCtx); err != nil {
-			log.Error("http", "err", err)
-		}
-	})
-	defer func() { stopHTTP(); wg.Wait() }()
+	defer srv.Start()()
 
 	// Kafka.
 	client, err := kafkaio.New(cfg.Kafka, log)

@@ -65,6 +65,22 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 // SetReady flips /readyz.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 
+// Start serves in the background and returns a stop function that shuts
+// the server down gracefully and waits for it. Services stop it last, so
+// /metrics shows their final state until the end.
+func (s *Server) Start() (stop func()) {
+	s.log.Info("serving metrics", "addr", s.Addr())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := s.Serve(ctx); err != nil {
+			s.log.Error("http", "err", err)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
 // Serve serves until ctx ends, then shuts down gracefully within 5s.
 func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
