@@ -98,14 +98,15 @@ func readOnly(t *testing.T, dir string) {
 	}
 }
 
-// tinyTmpfs mounts a 400 KiB tmpfs on dir: two batch files fit, then the
-// disk is full.
+// tinyTmpfs mounts a tmpfs on dir where two batch files fit (a vote is
+// under 200 bytes in the file format), then the disk is full.
 func tinyTmpfs(t *testing.T, dir string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a tmpfs needs root")
 	}
-	mount(t, "-t", "tmpfs", "-o", "size=400k", "tmpfs", dir)
+	size := (2*perBatch()*200 + perBatch()*100) / 1024
+	mount(t, "-t", "tmpfs", "-o", fmt.Sprintf("size=%dk", size), "tmpfs", dir)
 }
 
 func mount(t *testing.T, args ...string) {
