@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +45,9 @@ type benchConfig struct {
 	compress   string  // KAFKA_COMPRESSION of every producer, naive too
 	scaleRun   float64 // > 0: only the scale run, at this SCALE
 	memLimit   string  // GOMEMLIMIT of votestream's producer and counter, if set
+	repeat     int     // ceiling and counter runs, alternated on the same topic
+	onlyCount  bool    // only the ceiling-versus-counter runs
+	profileDir string  // if set, each counter run writes its CPU profile here
 }
 
 func parseConfig(args []string, stderr io.Writer) (benchConfig, error) {
@@ -61,7 +66,16 @@ func parseConfig(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.StringVar(&c.compress, "compression", "snappy", "KAFKA_COMPRESSION of votestream's producer and the naive one")
 	fs.StringVar(&c.memLimit, "gomemlimit", "", "GOMEMLIMIT of votestream's producer and counter (empty: their own default)")
 	fs.Float64Var(&c.scaleRun, "scale-run", 0, "if > 0, run only the scale run: the election at this SCALE end to end, checked cell by cell, with peak RSS of each process and broker disk")
-	return c, fs.Parse(args)
+	fs.IntVar(&c.repeat, "repeat", 3, "runs of the raw-read ceiling and the counter, alternated on the same topic; the table reports the median")
+	fs.BoolVar(&c.onlyCount, "counter-only", false, "publish one topic, then run only the ceiling and the counter on it (-repeat times each)")
+	fs.StringVar(&c.profileDir, "counter-cpu-profile", "", "directory where each counter run writes a CPU profile (CPU_PROFILE)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if c.repeat < 1 {
+		return c, fmt.Errorf("-repeat %d: must be at least 1", c.repeat)
+	}
+	return c, nil
 }
 
 type row struct {
@@ -185,8 +199,9 @@ func orchestrate(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer)
 	var rows []row
 
 	// Producers: naive first, then votestream without and with files.
-	var naiveProd row
-	if cfg.naive {
+	var naiveProd, prodFiles row
+	naive := cfg.naive && !cfg.onlyCount
+	if naive {
 		if naiveProd, err = b.naiveProducer(ctx, rateVotes); err != nil {
 			return err
 		}
@@ -196,46 +211,72 @@ func orchestrate(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	files := filepath.Join(work, "vote_stream")
-	prodFiles, err := b.producer(ctx, b.newNames("produce-files"), cfg.rateScale, "votestream producer, file drop on", files)
-	if err != nil {
-		return err
+	if !cfg.onlyCount {
+		files := filepath.Join(work, "vote_stream")
+		if prodFiles, err = b.producer(ctx, b.newNames("produce-files"), cfg.rateScale, "votestream producer, file drop on", files); err != nil {
+			return err
+		}
+		os.RemoveAll(files)
 	}
-	os.RemoveAll(files)
 
-	// Readers of the votestream topic: the ceilings, the naive counter,
-	// votestream's counter.
-	ceilFetch, err := b.rawRead(ctx, vsTopic.topic, "fetch", "raw read ceiling (kafka.Client.Fetch, discard)")
-	if err != nil {
-		return err
+	// Readers of the votestream topic. The ceiling and votestream's counter
+	// run alternately, cfg.repeat times each, so that load from elsewhere on
+	// a shared machine falls on both alike; each pair gives a wall-clock
+	// ratio and a CPU-per-vote ratio, and the table reports the medians.
+	var ceilRuns, cntRuns []row
+	for i := range cfg.repeat {
+		c, err := b.rawRead(ctx, vsTopic.topic, "fetch", "raw read ceiling (kafka.Client.Fetch, discard)")
+		if err != nil {
+			return err
+		}
+		n, err := b.counter(ctx, vsTopic, cfg.rateScale, i)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "bench: pair %d: ceiling %s votes/s %.3f CPU µs/vote, counter %s votes/s %.3f CPU µs/vote\n",
+			i+1, human(c.rate()), c.cpuPerVote(), human(n.rate()), n.cpuPerVote())
+		ceilRuns, cntRuns = append(ceilRuns, c), append(cntRuns, n)
 	}
-	ceilReader, err := b.rawRead(ctx, vsTopic.topic, "reader", "raw read (kafka.Reader, discard)")
-	if err != nil {
-		return err
+	ceilFetch, cnt := medianRow(ceilRuns), medianRow(cntRuns)
+	var ceilReader, naiveCnt row
+	if !cfg.onlyCount {
+		if ceilReader, err = b.rawRead(ctx, vsTopic.topic, "reader", "raw read (kafka.Reader, discard)"); err != nil {
+			return err
+		}
 	}
 	ceiling := max(ceilFetch.rate(), ceilReader.rate())
-	var naiveCnt row
-	if cfg.naive {
+	if naive {
 		if naiveCnt, err = b.naiveCounter(ctx, vsTopic.topic); err != nil {
 			return err
 		}
 	}
-	cnt, err := b.counter(ctx, vsTopic, cfg.rateScale)
-	if err != nil {
-		return err
-	}
 
-	for _, r := range []*row{&ceilFetch, &ceilReader, &naiveCnt, &cnt} {
+	for _, r := range []*row{&ceilFetch, &ceilReader, &naiveCnt} {
 		if r.name != "" {
 			r.versus = fmt.Sprintf("%.2f of ceiling", r.rate()/ceiling)
 		}
 	}
-	rows = append(rows, ceilFetch, ceilReader)
-	if cfg.naive {
+	pairs := comparePairs(ceilRuns, cntRuns)
+	cnt.versus = fmt.Sprintf("%.2f of ceiling", pairs.wall)
+	if cfg.repeat > 1 {
+		cnt.versus += fmt.Sprintf(" (median of %d)", cfg.repeat)
+	}
+	rows = append(rows, ceilFetch)
+	if !cfg.onlyCount {
+		rows = append(rows, ceilReader)
+	}
+	if naive {
 		rows = append(rows, naiveCnt)
 	}
 	rows = append(rows, cnt)
-	if cfg.naive {
+	if cfg.onlyCount {
+		printTable(stdout, rows)
+		fmt.Fprintln(stdout)
+		fmt.Fprintln(stdout, pairs)
+		fmt.Fprintf(stdout, "machine: %s, %d CPUs, %s/%s, %s\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+		return nil
+	}
+	if naive {
 		naiveProd.versus = "1.00 (baseline)"
 		prod.versus = fmt.Sprintf("%.2fx naive", prod.rate()/naiveProd.rate())
 		prodFiles.versus = fmt.Sprintf("%.2fx naive", prodFiles.rate()/naiveProd.rate())
@@ -260,7 +301,8 @@ func orchestrate(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer)
 	brokerRSS := b.broker.peakMiB()
 	disk := dirSize(dataDir)
 	printTable(stdout, rows)
-	fmt.Fprintf(stdout, "\nbroker (kfake): peak RSS %.0f MiB, disk %.1f MiB for %d votes in %d topics (%.0f bytes/vote)\n",
+	fmt.Fprintf(stdout, "\n%s\n", pairs)
+	fmt.Fprintf(stdout, "broker (kfake): peak RSS %.0f MiB, disk %.1f MiB for %d votes in %d topics (%.0f bytes/vote)\n",
 		brokerRSS, float64(disk)/(1<<20), b.totalVotes, b.n, float64(disk)/float64(max(b.totalVotes, 1)))
 	if lat != "" {
 		fmt.Fprintln(stdout, lat)
@@ -402,14 +444,18 @@ func (b *bench) waitExact(ctx context.Context, addr string, want *vote.Tally) (t
 // counter counts a topic that is already complete: its rate is over the
 // time from owning the partitions to showing every vote, checkpointed, in
 // /metrics.
-func (b *bench) counter(ctx context.Context, topic names, scale float64) (row, error) {
+func (b *bench) counter(ctx context.Context, topic names, scale float64, run int) (row, error) {
 	want, err := votegen.TrueTotals(votegen.Config{Seed: b.cfg.seed, Scale: scale})
 	if err != nil {
 		return row{}, err
 	}
 	n := b.newNames("count")
 	n.topic = topic.topic
-	p, addr, ready, err := b.startCounter(n)
+	var extra []string
+	if b.cfg.profileDir != "" {
+		extra = append(extra, "CPU_PROFILE="+filepath.Join(b.cfg.profileDir, fmt.Sprintf("counter-%d.prof", run+1)))
+	}
+	p, addr, ready, err := b.startCounter(n, extra...)
 	if err != nil {
 		return row{}, err
 	}
@@ -561,6 +607,69 @@ func scrapeHistogram(ctx context.Context, addr, name string) (histogram, error) 
 		return h, errors.New("latency histogram is empty")
 	}
 	return h, nil
+}
+
+// cpuPerVote is the process's CPU microseconds per vote, 0 if unknown.
+func (r row) cpuPerVote() float64 {
+	if r.cpu <= 0 || r.votes == 0 {
+		return 0
+	}
+	return 1e6 * r.cpu / float64(r.votes)
+}
+
+// medianRow is the run with the median rate (the lower middle one of an
+// even number).
+func medianRow(runs []row) row {
+	s := slices.Clone(runs)
+	slices.SortFunc(s, func(a, b row) int { return cmp.Compare(a.rate(), b.rate()) })
+	return s[(len(s)-1)/2]
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
+// pairRatios is the counter against the ceiling, run after run: each pair
+// ran back to back on the same topic.
+type pairRatios struct {
+	walls, cpus   []float64 // counter over ceiling, per pair
+	wall, cpu     float64   // their medians
+	ceilCPU, cCPU []float64 // CPU µs/vote of each run
+}
+
+func comparePairs(ceil, cnt []row) pairRatios {
+	var p pairRatios
+	for i := range ceil {
+		p.walls = append(p.walls, cnt[i].rate()/ceil[i].rate())
+		p.ceilCPU = append(p.ceilCPU, ceil[i].cpuPerVote())
+		p.cCPU = append(p.cCPU, cnt[i].cpuPerVote())
+		if ceil[i].cpuPerVote() > 0 {
+			p.cpus = append(p.cpus, cnt[i].cpuPerVote()/ceil[i].cpuPerVote())
+		}
+	}
+	p.wall = median(p.walls)
+	if len(p.cpus) > 0 {
+		p.cpu = median(p.cpus)
+	}
+	return p
+}
+
+func (p pairRatios) String() string {
+	f := func(xs []float64) string {
+		s := make([]string, len(xs))
+		for i, x := range xs {
+			s[i] = fmt.Sprintf("%.2f", x)
+		}
+		return strings.Join(s, ", ")
+	}
+	return fmt.Sprintf("counter against ceiling, %d alternating runs each on the same topic: median rate ratio %.2f (%s); "+
+		"median CPU-per-vote ratio %.2f (%s; ceiling %s µs/vote, counter %s µs/vote)",
+		len(p.walls), p.wall, f(p.walls), p.cpu, f(p.cpus), f(p.ceilCPU), f(p.cCPU))
 }
 
 func printTable(w io.Writer, rows []row) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
@@ -22,6 +23,13 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	}
 	log := logging.New(cfg.Log, stderr).With("component", "counter", "replica", cfg.ReplicaID)
 	memLimit := config.ApplyMemoryLimit(environ)
+	if cfg.CPUProfile != "" {
+		stopProfile, err := startCPUProfile(cfg.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer stopProfile()
+	}
 	view, err := newElectionFromConfig(cfg, log)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -80,4 +88,18 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// startCPUProfile profiles the process into path until the returned
+// function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -129,6 +129,9 @@ type Counter struct {
 	// each state expects, from which percent reporting and race calls follow.
 	Scale     float64 `env:"SCALE" envDefault:"0.005"`
 	IncludeDC bool    `env:"INCLUDE_DC" envDefault:"false"`
+	// CPUProfile, if set, is a file the counter writes a CPU profile of its
+	// whole run to (opt-in, for make bench and profiling by hand).
+	CPUProfile string `env:"CPU_PROFILE"`
 }
 
 // Validate reports the first setting that cannot work.
