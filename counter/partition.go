@@ -36,6 +36,10 @@ type partition struct {
 	// saved is the offset of the last checkpoint written.
 	saved int64
 
+	// dec decodes under mu; it remembers the last timestamp, which a
+	// producer's batch shares.
+	dec vote.Decoder
+
 	// rejects is the reader goroutine's own scratch: the records of the
 	// last fetch that were rejected, to report outside the lock.
 	rejects []rejection
@@ -74,7 +78,7 @@ func (p *partition) applyFetch(topic string, f *kafkaio.Fetch) (int64, []rejecti
 func (p *partition) applyRecord(topic string, m *kafkaio.FetchedRecord) {
 	var v vote.Vote
 	reason := vote.ReasonNone
-	if err := vote.Decode(m.Value, &v); err != nil {
+	if err := p.dec.Decode(m.Value, &v); err != nil {
 		reason = err.(*vote.DecodeError).Reason
 	}
 	if reason == vote.ReasonNone {

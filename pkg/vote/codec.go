@@ -164,14 +164,48 @@ func AppendID(dst []byte, id *[16]byte) []byte {
 // a known value, and vote_count the integer 1; anything else is a
 // *DecodeError whose Reason says what. It does not allocate unless a string
 // holds escapes.
-func Decode(data []byte, v *Vote) error {
+func Decode(data []byte, v *Vote) error { return decode(data, v, nil) }
+
+// Decoder decodes exactly as Decode does, accepting and rejecting the same
+// records for the same reasons, but remembers the last timestamp it parsed
+// on the canonical fast path: a producer's batch shares one timestamp, so a
+// run of records need not parse it again. The zero value is ready to use; a
+// Decoder is not safe for concurrent use.
+type Decoder struct {
+	ts  [maxCachedTimestamp]byte
+	n   int // length of ts in use; 0 before the first
+	val int64
+}
+
+// maxCachedTimestamp is the longest timestamp a Decoder remembers: the
+// canonical one is 26 bytes, with a zone 32.
+const maxCachedTimestamp = 32
+
+// Decode is Decode with the timestamp cache.
+func (d *Decoder) Decode(data []byte, v *Vote) error { return decode(data, v, d) }
+
+// timestamp parses s, or returns the last value parsed if s is the same
+// bytes (ParseTimestamp is a pure function of them).
+func (d *Decoder) timestamp(s []byte) (int64, bool) {
+	if d.n > 0 && string(s) == string(d.ts[:d.n]) {
+		return d.val, true
+	}
+	t, ok := ParseTimestamp(s)
+	if ok && len(s) <= maxCachedTimestamp {
+		d.n = copy(d.ts[:], s)
+		d.val = t
+	}
+	return t, ok
+}
+
+func decode(data []byte, v *Vote, cache *Decoder) error {
 	if len(data) == 0 {
 		return &DecodeError{ReasonEmpty, 0}
 	}
 	if len(data) > MaxRecordSize {
 		return &DecodeError{ReasonOversized, MaxRecordSize}
 	}
-	if decodeCanonical(data, v) {
+	if decodeCanonical(data, v, cache) {
 		return nil
 	}
 	d := decoder{data: data}
@@ -196,7 +230,7 @@ const (
 // false, leaving v alone, for anything else, which the general decoder then
 // reads (and accepts or rejects) with the same strict rules. Every record it
 // accepts is one the general decoder accepts with the same result.
-func decodeCanonical(data []byte, v *Vote) bool {
+func decodeCanonical(data []byte, v *Vote, cache *Decoder) bool {
 	var out Vote
 	d, ok := cutPrefix(data, canonVoteID)
 	if !ok || len(d) < 36 || !parseUUID(d[:36], &out.ID) {
@@ -209,7 +243,12 @@ func decodeCanonical(data []byte, v *Vote) bool {
 	if val, d, ok = cutString(d); !ok {
 		return false
 	}
-	if out.Time, ok = ParseTimestamp(val); !ok {
+	if cache != nil {
+		out.Time, ok = cache.timestamp(val)
+	} else {
+		out.Time, ok = ParseTimestamp(val)
+	}
+	if !ok {
 		return false
 	}
 	if d, ok = cutPrefix(d, canonState); !ok {

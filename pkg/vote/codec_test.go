@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"regexp"
 	"strings"
@@ -39,9 +40,17 @@ type seedFields struct {
 var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
 // decodeReason returns the reason Decode rejects data for, or ReasonNone.
+// sharedDecoder has seen other records, so its timestamp cache is in play
+// when decodeReason checks that it agrees with Decode.
+var sharedDecoder vote.Decoder
+
 func decodeReason(t testing.TB, data []byte, v *vote.Vote) vote.Reason {
 	t.Helper()
 	err := vote.Decode(data, v)
+	var dv vote.Vote
+	if derr := sharedDecoder.Decode(data, &dv); fmt.Sprint(derr) != fmt.Sprint(err) || (err == nil && dv != *v) {
+		t.Errorf("Decoder.Decode(%q) = %+v, %v; Decode = %+v, %v", data, dv, derr, *v, err)
+	}
 	if err == nil {
 		return vote.ReasonNone
 	}

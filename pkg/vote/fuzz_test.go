@@ -23,7 +23,17 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkAgainstEncodingJSON(t, data)
 		var v vote.Vote
-		if vote.Decode(data, &v) != nil {
+		err := vote.Decode(data, &v)
+		// A Decoder that has just read a canonical record, and so holds a
+		// timestamp, agrees with Decode.
+		var dec vote.Decoder
+		var dv vote.Vote
+		_ = dec.Decode(vote.AppendJSON(nil, &seedVote), &dv)
+		dv = vote.Vote{}
+		if derr := dec.Decode(data, &dv); fmt.Sprint(derr) != fmt.Sprint(err) || (err == nil && dv != v) {
+			t.Fatalf("Decoder.Decode(%q) = %+v, %v; Decode = %+v, %v", data, dv, derr, v, err)
+		}
+		if err != nil {
 			return
 		}
 		for _, enc := range []func([]byte, *vote.Vote) []byte{vote.AppendJSON, vote.AppendFileJSON} {

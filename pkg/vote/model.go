@@ -121,18 +121,50 @@ func ParseCandidate(name []byte) (Candidate, bool) {
 	return 0, false
 }
 
-// ParseState finds a state by its exact name.
+// ParseState finds a state by its exact name. It is on every vote's path,
+// so it hashes a few bytes of the name into a collision-free table and
+// compares one name, rather than hashing all of it as a map would.
 func ParseState(name []byte) (State, bool) {
-	s, ok := stateByName[string(name)] // no allocation: the compiler looks up in place
-	return s, ok
+	if len(name) < 2 {
+		return 0, false
+	}
+	i := stateTable.slots[stateHash(name, stateTable.mult)]
+	if i == 0 || string(name) != states[i-1].Name {
+		return 0, false
+	}
+	return State(i - 1), true
 }
 
-var stateByName = func() map[string]State {
-	m := make(map[string]State, NumStates)
-	for i := range states {
-		m[states[i].Name] = State(i)
+// stateHash mixes a name's first two bytes, last byte and length, which
+// together tell every state apart, into a slot of stateTable.
+func stateHash(name []byte, mult uint32) uint8 {
+	x := uint32(name[0]) | uint32(name[len(name)-1])<<8 | uint32(len(name))<<16 | uint32(name[1])<<24
+	return uint8((x * mult) >> 24)
+}
+
+// stateTable maps a stateHash to a state's index plus one (0: no state).
+// Its multiplier is the first that gives every state its own slot.
+var stateTable = func() (t struct {
+	slots [256]uint8
+	mult  uint32
+}) {
+	for m := uint32(1); m < 1<<16; m++ {
+		t.slots = [256]uint8{}
+		t.mult = m * 0x9E3779B1
+		ok := true
+		for i := range states {
+			h := stateHash([]byte(states[i].Name), t.mult)
+			if t.slots[h] != 0 {
+				ok = false
+				break
+			}
+			t.slots[h] = uint8(i + 1)
+		}
+		if ok {
+			return t
+		}
 	}
-	return m
+	panic("vote: no collision-free state table")
 }()
 
 // ParseAgeGroup finds an age group by its exact label.
