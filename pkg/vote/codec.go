@@ -612,22 +612,19 @@ func parseUUID(s []byte, id *[16]byte) bool {
 	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return false
 	}
-	j := 0
-	for i := 0; i < 36; i += 2 {
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			i--
-			continue
-		}
-		hi, ok1 := unhex(s[i])
-		lo, ok2 := unhex(s[i+1])
-		if !ok1 || !ok2 {
-			return false
-		}
+	// One pass, no branch per digit: a non-digit's 0xff sets bits that no
+	// digit's value (0 to 15) has.
+	var bad byte
+	for j, i := range uuidDigits {
+		hi, lo := unhexTable[s[i]], unhexTable[s[i+1]]
+		bad |= hi | lo
 		id[j] = hi<<4 | lo
-		j++
 	}
-	return true
+	return bad&0xf0 == 0
 }
+
+// uuidDigits are where each byte's two hex digits start in a UUID.
+var uuidDigits = [16]uint8{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34}
 
 func unhex(c byte) (byte, bool) {
 	n := unhexTable[c]

@@ -111,15 +111,31 @@ var (
 	}
 )
 
-// ParseCandidate finds a candidate by its exact name.
+// ParseCandidate finds a candidate by its exact name. The names all have
+// different lengths, so the length picks the one name to compare.
 func ParseCandidate(name []byte) (Candidate, bool) {
-	for i := range candidates {
-		if string(name) == candidates[i].Name {
-			return Candidate(i), true
-		}
+	if len(name) >= len(candidateByLen) {
+		return 0, false
 	}
-	return 0, false
+	i := candidateByLen[len(name)]
+	if i == 0 || string(name) != candidates[i-1].Name {
+		return 0, false
+	}
+	return Candidate(i - 1), true
 }
+
+// candidateByLen maps a name's length to its candidate's index plus one
+// (0: none).
+var candidateByLen = func() (t [32]uint8) {
+	for i := range candidates {
+		n := len(candidates[i].Name)
+		if n >= len(t) || t[n] != 0 {
+			panic("vote: candidate names must have distinct lengths under 32")
+		}
+		t[n] = uint8(i + 1)
+	}
+	return t
+}()
 
 // ParseState finds a state by its exact name. It is on every vote's path,
 // so it hashes a few bytes of the name into a collision-free table and
@@ -167,12 +183,27 @@ var stateTable = func() (t struct {
 	panic("vote: no collision-free state table")
 }()
 
-// ParseAgeGroup finds an age group by its exact label.
+// ParseAgeGroup finds an age group by its exact label. The labels differ
+// in their first byte, which picks the one label to compare.
 func ParseAgeGroup(label []byte) (AgeGroup, bool) {
-	for i := range ageGroups {
-		if string(label) == ageGroups[i] {
-			return AgeGroup(i), true
-		}
+	if len(label) == 0 {
+		return 0, false
 	}
-	return 0, false
+	i := ageGroupByFirst[label[0]]
+	if i == 0 || string(label) != ageGroups[i-1] {
+		return 0, false
+	}
+	return AgeGroup(i - 1), true
 }
+
+// ageGroupByFirst maps a label's first byte to its age group's index plus
+// one (0: none).
+var ageGroupByFirst = func() (t [256]uint8) {
+	for i, a := range ageGroups {
+		if t[a[0]] != 0 {
+			panic("vote: age group labels must differ in their first byte")
+		}
+		t[a[0]] = uint8(i + 1)
+	}
+	return t
+}()
