@@ -2,6 +2,7 @@ package vote
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 )
@@ -612,37 +613,52 @@ func parseUUID(s []byte, id *[16]byte) bool {
 	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return false
 	}
-	// One pass, no branch per digit: a non-digit's 0xff sets bits that no
-	// digit's value (0 to 15) has.
-	var bad byte
-	for j, i := range uuidDigits {
-		hi, lo := unhexTable[s[i]], unhexTable[s[i+1]]
-		bad |= hi | lo
-		id[j] = hi<<4 | lo
+	// Eight digits at a time, as the bytes of one word (see hex8).
+	w0 := binary.LittleEndian.Uint64(s[0:8])
+	w1 := uint64(binary.LittleEndian.Uint32(s[9:13])) | uint64(binary.LittleEndian.Uint32(s[14:18]))<<32
+	w2 := uint64(binary.LittleEndian.Uint32(s[19:23])) | uint64(binary.LittleEndian.Uint32(s[24:28]))<<32
+	w3 := binary.LittleEndian.Uint64(s[28:36])
+	b0, ok0 := hex8(w0)
+	b1, ok1 := hex8(w1)
+	b2, ok2 := hex8(w2)
+	b3, ok3 := hex8(w3)
+	if !(ok0 && ok1 && ok2 && ok3) {
+		return false
 	}
-	return bad&0xf0 == 0
+	binary.LittleEndian.PutUint32(id[0:4], b0)
+	binary.LittleEndian.PutUint32(id[4:8], b1)
+	binary.LittleEndian.PutUint32(id[8:12], b2)
+	binary.LittleEndian.PutUint32(id[12:16], b3)
+	return true
 }
 
-// uuidDigits are where each byte's two hex digits start in a UUID.
-var uuidDigits = [16]uint8{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34}
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
 
-func unhex(c byte) (byte, bool) {
-	n := unhexTable[c]
-	return n, n != 0xff
+// hex8 decodes the eight hex digits (either case) held in w's bytes, first
+// digit in the low byte, into four bytes, first in the low byte, and
+// reports whether all eight were hex digits. It tests every byte at once:
+// for a byte b under 0x80, b+(0x80-lo) has its high bit set exactly when
+// b >= lo, and b+(0x7f-hi) exactly when b > hi, and neither sum carries
+// into the next byte.
+func hex8(w uint64) (uint32, bool) {
+	if w&highs != 0 {
+		return 0, false
+	}
+	digit := (w + (0x80-'0')*ones) &^ (w + (0x7f-'9')*ones) & highs
+	l := w | 0x20*ones // lower case; only letters are read from it
+	letter := (l + (0x80-'a')*ones) &^ (l + (0x7f-'f')*ones) & highs
+	if digit|letter != highs {
+		return 0, false
+	}
+	// Each byte's value: its low four bits, plus 9 for a letter.
+	v := w&(0x0f*ones) + (letter>>7)*9
+	// Pair the digits: each 16-bit lane's low byte becomes hi<<4 | lo.
+	v = (v<<4 | v>>8) & 0x00ff00ff00ff00ff
+	// Gather the four lanes' low bytes.
+	v = (v | v>>8) & 0x0000ffff0000ffff
+	v = (v | v>>16) & 0xffffffff
+	return uint32(v), true
 }
-
-// unhexTable maps a hex digit (either case) to its value, anything else to
-// 0xff.
-var unhexTable = func() (t [256]byte) {
-	for i := range t {
-		t[i] = 0xff
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = byte(c - '0')
-	}
-	for c := 'a'; c <= 'f'; c++ {
-		t[c] = byte(c-'a') + 10
-		t[c-'a'+'A'] = byte(c-'a') + 10
-	}
-	return t
-}()
