@@ -44,10 +44,25 @@ func TestBenchSmoke(t *testing.T) {
 	if err := orchestrate(ctx, cfg, &out, &log); err != nil {
 		t.Fatalf("bench: %v\n%s", err, log.String())
 	}
-	for _, want := range []string{"raw read ceiling", "naive producer", "naive counter", "votestream counter", "end to end", "latency at 100k votes/s", "broker (kfake)"} {
+	for _, want := range []string{"raw read ceiling", "naive producer", "naive counter", "votestream counter", "median rate ratio", "end to end", "latency at 100k votes/s", "broker (kfake)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
 	}
 	t.Logf("\n%s", out.String())
+}
+
+func TestComparePairs(t *testing.T) {
+	ceil := []row{{votes: 100, seconds: 1, cpu: 1e-4}, {votes: 100, seconds: 2, cpu: 1e-4}, {votes: 100, seconds: 1, cpu: 2e-4}}
+	cnt := []row{{votes: 100, seconds: 2, cpu: 2e-4}, {votes: 100, seconds: 2, cpu: 1.5e-4}, {votes: 100, seconds: 4, cpu: 2e-4}}
+	p := comparePairs(ceil, cnt)
+	if want := 0.5; p.wall != want {
+		t.Errorf("median rate ratio: got %v, want %v (ratios %v)", p.wall, want, p.walls)
+	}
+	if want := 1.5; p.cpu != want {
+		t.Errorf("median CPU ratio: got %v, want %v (ratios %v)", p.cpu, want, p.cpus)
+	}
+	if got, want := medianRow(cnt).seconds, 2.0; got != want {
+		t.Errorf("median counter run: got %v s, want %v s", got, want)
+	}
 }

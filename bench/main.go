@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -35,6 +36,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			f, err := parseWorker(args[0], args[1:])
 			if err != nil {
 				return err
+			}
+			if f.cpuProfile != "" {
+				pf, err := os.Create(f.cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer pf.Close()
+				if err := pprof.StartCPUProfile(pf); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
 			}
 			switch args[0] {
 			case "naive-produce":

@@ -68,7 +68,7 @@ func parseConfig(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.Float64Var(&c.scaleRun, "scale-run", 0, "if > 0, run only the scale run: the election at this SCALE end to end, checked cell by cell, with peak RSS of each process and broker disk")
 	fs.IntVar(&c.repeat, "repeat", 3, "runs of the raw-read ceiling and the counter, alternated on the same topic; the table reports the median")
 	fs.BoolVar(&c.onlyCount, "counter-only", false, "publish one topic, then run only the ceiling and the counter on it (-repeat times each)")
-	fs.StringVar(&c.profileDir, "counter-cpu-profile", "", "directory where each counter run writes a CPU profile (CPU_PROFILE)")
+	fs.StringVar(&c.profileDir, "counter-cpu-profile", "", "directory where each ceiling and counter run writes a CPU profile (ceiling-N.prof, counter-N.prof)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -225,7 +225,11 @@ func orchestrate(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer)
 	// ratio and a CPU-per-vote ratio, and the table reports the medians.
 	var ceilRuns, cntRuns []row
 	for i := range cfg.repeat {
-		c, err := b.rawRead(ctx, vsTopic.topic, "fetch", "raw read ceiling (kafka.Client.Fetch, discard)")
+		var prof []string
+		if cfg.profileDir != "" {
+			prof = []string{"-cpu-profile", filepath.Join(cfg.profileDir, fmt.Sprintf("ceiling-%d.prof", i+1))}
+		}
+		c, err := b.rawRead(ctx, vsTopic.topic, "fetch", "raw read ceiling (kafka.Client.Fetch, discard)", prof...)
 		if err != nil {
 			return err
 		}
@@ -348,8 +352,8 @@ func (b *bench) naiveProducer(ctx context.Context, votes int64) (row, error) {
 		"-brokers", b.addr, "-topic", n.topic, "-votes", strconv.FormatInt(votes, 10), "-compression", b.cfg.compress)
 }
 
-func (b *bench) rawRead(ctx context.Context, topic, mode, name string) (row, error) {
-	return b.worker(ctx, name, "raw-read", "-brokers", b.addr, "-topic", topic, "-mode", mode)
+func (b *bench) rawRead(ctx context.Context, topic, mode, name string, extra ...string) (row, error) {
+	return b.worker(ctx, name, append([]string{"raw-read", "-brokers", b.addr, "-topic", topic, "-mode", mode}, extra...)...)
 }
 
 func (b *bench) naiveCounter(ctx context.Context, topic string) (row, error) {
@@ -415,12 +419,35 @@ func (b *bench) startCounter(n names, extra ...string) (*proc, string, time.Time
 }
 
 // waitExact polls the counter's /metrics until it shows want exactly over
-// every partition, and returns when it first did.
-func (b *bench) waitExact(ctx context.Context, addr string, want *vote.Tally) (time.Time, error) {
+// every partition, and returns when it first did. A scrape of every cell
+// costs the counter about a millisecond of CPU, so while the count is far
+// from done it waits half the time the count so far says is left, and only
+// near the end every pollEvery: a few scrapes per run, not one every 20 ms,
+// so the poll adds little to the counter's CPU while the time it reports
+// is still within pollEvery of the truth. Only with steady, a count of a
+// complete topic, whose rate is steady: a count that follows a producer
+// speeds up as the producer does, so it is polled every pollEvery.
+func (b *bench) waitExact(ctx context.Context, addr string, want *vote.Tally, steady bool) (time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
 	defer cancel()
+	var (
+		firstAt time.Time
+		firstN  int64
+	)
 	for {
+		wait := b.pollEvery()
 		c, err := e2e.Scrape(ctx, addr)
+		if err == nil && c.Tally.Total() < want.Total() {
+			now, n := time.Now(), c.Tally.Total()
+			switch {
+			case firstAt.IsZero():
+				firstAt, firstN = now, n
+			case steady && n > firstN:
+				rate := float64(n-firstN) / now.Sub(firstAt).Seconds()
+				left := time.Duration(float64(want.Total()-n) / rate * float64(time.Second))
+				wait = min(max(wait, left/2), time.Second)
+			}
+		}
 		if err == nil && c.Partitions == b.cfg.partitions && c.Tally.Total() >= want.Total() {
 			at := time.Now()
 			if d := c.Tally.Diff(want, 5); len(d) > 0 || c.Tally.Total() != want.Total() {
@@ -436,7 +463,7 @@ func (b *bench) waitExact(ctx context.Context, addr string, want *vote.Tally) (t
 		select {
 		case <-ctx.Done():
 			return time.Time{}, fmt.Errorf("counter did not reach %d votes: %w (last error %v)", want.Total(), ctx.Err(), err)
-		case <-time.After(b.pollEvery()):
+		case <-time.After(wait):
 		}
 	}
 }
@@ -459,7 +486,7 @@ func (b *bench) counter(ctx context.Context, topic names, scale float64, run int
 	if err != nil {
 		return row{}, err
 	}
-	done, err := b.waitExact(ctx, addr, &want)
+	done, err := b.waitExact(ctx, addr, &want, true)
 	if err != nil {
 		p.kill()
 		return row{}, err
@@ -491,7 +518,7 @@ func (b *bench) endToEnd(ctx context.Context, scale float64) (row, error) {
 	if err != nil {
 		return row{}, err
 	}
-	done, err := b.waitExact(ctx, addr, &want)
+	done, err := b.waitExact(ctx, addr, &want, false)
 	if err != nil {
 		p.kill()
 		return row{}, err
@@ -524,7 +551,7 @@ func (b *bench) latency(ctx context.Context, scale float64) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := b.waitExact(ctx, addr, &want); err != nil {
+	if _, err := b.waitExact(ctx, addr, &want, false); err != nil {
 		p.kill()
 		return "", err
 	}

@@ -67,7 +67,7 @@ func (b *bench) scaleRun(ctx context.Context, dataDir string, stdout, stderr io.
 		}
 	}()
 
-	done, err := b.waitExact(ctx, addr, &want)
+	done, err := b.waitExact(ctx, addr, &want, false)
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,7 @@ type workerFlags struct {
 	mode           string
 	maxBytes       int
 	compression    string
+	cpuProfile     string
 }
 
 func parseWorker(name string, args []string) (workerFlags, error) {
@@ -42,6 +43,7 @@ func parseWorker(name string, args []string) (workerFlags, error) {
 	fs.StringVar(&f.mode, "mode", "fetch", "raw-read: fetch (kafka.Client.Fetch loop) or reader (kafka.Reader)")
 	fs.IntVar(&f.maxBytes, "max-bytes", 256<<10, "raw-read fetch: bytes per partition fetch (the counter's)")
 	fs.StringVar(&f.compression, "compression", "snappy", "naive-produce: none, gzip, snappy, lz4 or zstd (votestream's KAFKA_COMPRESSION)")
+	fs.StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file")
 	return f, fs.Parse(args)
 }
 
