@@ -54,18 +54,11 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	defer func() { page.Close(); stopHTTP() }()
 
 	// Kafka.
-	client, err := kafkaio.New(cfg.Kafka, log)
+	client, parts, err := kafkaio.Open(ctx, cfg.Kafka, log)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	if err := client.Ping(ctx); err != nil {
-		return err
-	}
-	parts, err := client.EnsureTopics(ctx, kafkaio.Topics(cfg.Kafka))
-	if err != nil {
-		return err
-	}
 	// The whole-election view stops before the Kafka client closes.
 	defer startElection(ctx, view, client, cfg, parts[cfg.Kafka.CheckpointTopic], stdout)()
 

@@ -65,6 +65,26 @@ func New(cfg config.Kafka, log *slog.Logger) (*Client, error) {
 	}, nil
 }
 
+// Open is how a service starts on Kafka: it builds the client, checks the
+// cluster answers (one clear line if not) and makes sure every topic exists
+// with the right shape. It returns the topics' partition counts.
+func Open(ctx context.Context, cfg config.Kafka, log *slog.Logger) (*Client, map[string]int, error) {
+	c, err := New(cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := c.Ping(ctx); err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	parts, err := c.EnsureTopics(ctx, Topics(cfg))
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, parts, nil
+}
+
 // Close releases the transport's idle connections.
 func (c *Client) Close() {
 	if t, ok := c.Transport.(*kafka.Transport); ok {
