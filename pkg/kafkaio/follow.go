@@ -2,12 +2,8 @@ package kafkaio
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io"
+	"math"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 )
 
 // FetchFrom reads the records of a partition from offset on, waiting up to
@@ -17,34 +13,5 @@ import (
 // follow a partition as a Reader would, without a connection of its own,
 // so one client can follow many small partitions.
 func (c *Client) FetchFrom(ctx context.Context, topic string, partition int, offset int64, maxWait time.Duration) (recs []Record, next, hwm int64, err error) {
-	res, err := c.Fetch(ctx, &kafka.FetchRequest{
-		Topic: topic, Partition: partition, Offset: offset,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: maxWait,
-	})
-	if err != nil {
-		return nil, offset, 0, fmt.Errorf("fetch %s/%d at %d: %w", topic, partition, offset, err)
-	}
-	if res.Error != nil {
-		return nil, offset, 0, fmt.Errorf("fetch %s/%d at %d: %w", topic, partition, offset, res.Error)
-	}
-	next = offset
-	for {
-		r, err := res.Records.ReadRecord()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return nil, offset, 0, fmt.Errorf("read %s/%d: %w", topic, partition, err)
-		}
-		if r.Offset < offset {
-			continue // a fetch returns whole batches
-		}
-		val, err := kafka.ReadAll(r.Value)
-		if err != nil {
-			return nil, offset, 0, fmt.Errorf("read %s/%d at %d: %w", topic, partition, r.Offset, err)
-		}
-		recs = append(recs, Record{Offset: r.Offset, Value: val})
-		next = r.Offset + 1
-	}
-	return recs, next, res.HighWatermark, nil
+	return c.fetchRecords(ctx, topic, partition, offset, math.MaxInt64, maxWait)
 }

@@ -490,45 +490,11 @@ func (c *Client) ScanBack(ctx context.Context, topic string, partition int, wind
 func (c *Client) readRange(ctx context.Context, topic string, partition int, lo, hi int64) ([]Record, error) {
 	var out []Record
 	for off := lo; off < hi; {
-		res, err := c.Fetch(ctx, &kafka.FetchRequest{
-			Topic: topic, Partition: partition, Offset: off,
-			MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 500 * time.Millisecond,
-		})
-		if IsDenied(err) {
-			return nil, c.Denied(err, OpRead, Topic(topic))
-		}
+		recs, next, _, err := c.fetchRecords(ctx, topic, partition, off, hi, 500*time.Millisecond)
 		if err != nil {
-			return nil, fmt.Errorf("fetch %s/%d at %d: %w", topic, partition, off, err)
+			return nil, err
 		}
-		if IsDenied(res.Error) {
-			return nil, c.Denied(res.Error, OpRead, Topic(topic))
-		}
-		if res.Error != nil {
-			return nil, fmt.Errorf("fetch %s/%d at %d: %w", topic, partition, off, res.Error)
-		}
-		next := off
-		for {
-			r, err := res.Records.ReadRecord()
-			if err != nil {
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				return nil, fmt.Errorf("read %s/%d: %w", topic, partition, err)
-			}
-			if r.Offset < off || r.Offset >= hi {
-				continue // a fetch returns whole batches
-			}
-			val, err := kafka.ReadAll(r.Value)
-			if err != nil {
-				return nil, err
-			}
-			hs := make([]kafka.Header, len(r.Headers))
-			for i, h := range r.Headers {
-				hs[i] = kafka.Header{Key: h.Key, Value: append([]byte(nil), h.Value...)}
-			}
-			out = append(out, Record{Offset: r.Offset, Value: val, Headers: hs})
-			next = r.Offset + 1
-		}
+		out = append(out, recs...)
 		if next == off {
 			// Nothing at or after off below hi (compacted away or aborted):
 			// the range is done.
@@ -537,6 +503,49 @@ func (c *Client) readRange(ctx context.Context, topic string, partition int, lo,
 		off = next
 	}
 	return out, nil
+}
+
+// fetchRecords is one fetch of a partition: the records in [offset, hi),
+// copied out of the response, the offset to ask for next (offset itself
+// when there were none) and the partition's high watermark.
+func (c *Client) fetchRecords(ctx context.Context, topic string, partition int, offset, hi int64, maxWait time.Duration) (recs []Record, next, hwm int64, err error) {
+	res, err := c.Fetch(ctx, &kafka.FetchRequest{
+		Topic: topic, Partition: partition, Offset: offset,
+		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: maxWait,
+	})
+	if err == nil {
+		err = res.Error
+	}
+	if IsDenied(err) {
+		return nil, offset, 0, c.Denied(err, OpRead, Topic(topic))
+	}
+	if err != nil {
+		return nil, offset, 0, fmt.Errorf("fetch %s/%d at %d: %w", topic, partition, offset, err)
+	}
+	next = offset
+	for {
+		r, err := res.Records.ReadRecord()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, offset, 0, fmt.Errorf("read %s/%d: %w", topic, partition, err)
+		}
+		if r.Offset < offset || r.Offset >= hi {
+			continue // a fetch returns whole batches
+		}
+		val, err := kafka.ReadAll(r.Value)
+		if err != nil {
+			return nil, offset, 0, fmt.Errorf("read %s/%d at %d: %w", topic, partition, r.Offset, err)
+		}
+		hs := make([]kafka.Header, len(r.Headers))
+		for i, h := range r.Headers {
+			hs[i] = kafka.Header{Key: h.Key, Value: append([]byte(nil), h.Value...)}
+		}
+		recs = append(recs, Record{Offset: r.Offset, Value: val, Headers: hs})
+		next = r.Offset + 1
+	}
+	return recs, next, res.HighWatermark, nil
 }
 
 // LastRecord returns the last record of a partition, or nil when it is
