@@ -224,11 +224,6 @@ func (c *SecureCluster) Vars(t testing.TB, u User) []string {
 	}
 }
 
-// NewEnv returns fresh topic and group names on the cluster.
-func (c *SecureCluster) NewEnv(t testing.TB, partitions int) Env {
-	return NewEnv(t, &Broker{Addr: c.Addr}, partitions)
-}
-
 // AdminClient is a superuser client built with votestream's own config.
 func (c *SecureCluster) AdminClient(t testing.TB) *kafkaio.Client {
 	t.Helper()

@@ -35,20 +35,6 @@ var Vars = map[string]string{
 	"${__range_ms}":      "300000",
 }
 
-// DashboardQueries returns every visible query of the Grafana dashboard at
-// path, with Grafana's variables replaced by Vars.
-func DashboardQueries(path string) ([]string, error) {
-	targets, err := DashboardTargets(path)
-	if err != nil {
-		return nil, err
-	}
-	exprs := make([]string, len(targets))
-	for i, t := range targets {
-		exprs[i] = t.Expr
-	}
-	return exprs, nil
-}
-
 // DashboardTargets returns every visible query of the Grafana dashboard at
 // path, panels inside rows included, in dashboard order. A query that still
 // holds a variable after substitution is an error: Prometheus could not run
