@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"os"
 	"regexp"
 	"slices"
@@ -16,8 +15,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/votestream/votestream/pkg/vote"
@@ -268,19 +265,9 @@ func viewPartitions(ctx context.Context, addrs []string) (partitionView, error) 
 func viewOwners(ctx context.Context, addrs []string) (v partitionView, owners int, err error) {
 	v = partitionView{}
 	for _, a := range addrs {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+a+"/metrics", nil)
+		families, err := Metrics(ctx, a)
 		if err != nil {
 			return nil, 0, err
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, 0, err
-		}
-		parser := expfmt.NewTextParser(model.UTF8Validation)
-		families, err := parser.TextToMetricFamilies(res.Body)
-		res.Body.Close()
-		if err != nil {
-			return nil, 0, fmt.Errorf("%s: %w", a, err)
 		}
 		if len(families["votestream_counter_partition_offset"].GetMetric()) > 0 {
 			owners++

@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -307,8 +308,8 @@ type Counts struct {
 	Partitions int
 }
 
-// Scrape reads a counter's /metrics.
-func Scrape(ctx context.Context, addr string) (*Counts, error) {
+// Metrics reads and parses a service's /metrics.
+func Metrics(ctx context.Context, addr string) (map[string]*dto.MetricFamily, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	if err != nil {
 		return nil, err
@@ -319,12 +320,21 @@ func Scrape(ctx context.Context, addr string) (*Counts, error) {
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /metrics: %s", res.Status)
+		return nil, fmt.Errorf("GET %s/metrics: %s", addr, res.Status)
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(res.Body)
 	if err != nil {
-		return nil, fmt.Errorf("parse /metrics: %w", err)
+		return nil, fmt.Errorf("parse %s/metrics: %w", addr, err)
+	}
+	return families, nil
+}
+
+// Scrape reads a counter's /metrics.
+func Scrape(ctx context.Context, addr string) (*Counts, error) {
+	families, err := Metrics(ctx, addr)
+	if err != nil {
+		return nil, err
 	}
 	c := &Counts{Rejected: make(map[string]int64)}
 	for _, m := range families["votestream_votes"].GetMetric() {

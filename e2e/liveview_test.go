@@ -4,15 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
@@ -259,19 +255,9 @@ func endOffsets(ctx context.Context, t testing.TB, env Env) map[int]int64 {
 // the whole election, labelled with the replica.
 func checkElectionMetrics(ctx context.Context, t *testing.T, addr, replica string, want *results.Results) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	families, err := Metrics(ctx, addr)
 	if err != nil {
 		t.Fatal(err)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(res.Body)
-	if err != nil {
-		t.Fatalf("parse /metrics: %v", err)
 	}
 	got := map[string]float64{}
 	for _, name := range []string{"votestream_electoral_votes", "votestream_state_leader", "votestream_state_reporting_ratio"} {
