@@ -216,9 +216,11 @@ func (c *Client) explainConnect(ctx context.Context, err error) error {
 		return c.saslFailed(brokers)
 	case errors.Is(err, kafka.UnsupportedSASLMechanism):
 		return authf("SASL: kafka at %s does not enable %s: set KAFKA_SASL_MECHANISM to one it does", brokers, c.cfg.SASL.Mechanism)
-	case errors.Is(err, context.DeadlineExceeded) && c.cfg.TLS.Enabled:
+	case isTimeout(err) && c.cfg.TLS.Enabled:
 		// A plaintext broker waits for the rest of what it takes for a
-		// request when it gets a TLS hello: no answer, no error.
+		// request when it gets a TLS hello: no answer, no error. Which
+		// timer gives up first, the request's context or the dial's read
+		// deadline, is a race, so both count.
 		if c.reachable(ctx) && !c.speaksTLS(ctx) {
 			return authf("TLS: kafka at %s does not speak TLS on this port: set KAFKA_TLS=false or use the brokers' TLS port", brokers)
 		}
@@ -235,6 +237,14 @@ func (c *Client) explainConnect(ctx context.Context, err error) error {
 		return c.saslFailed(brokers)
 	}
 	return nil
+}
+
+// isTimeout reports whether err is a context deadline or a network timeout
+// (a read or dial deadline: "i/o timeout").
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		errors.As(err, &ne) && ne.Timeout()
 }
 
 func (c *Client) saslFailed(brokers string) error {

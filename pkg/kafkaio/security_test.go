@@ -2,6 +2,7 @@ package kafkaio
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,8 +10,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +23,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/votestream/votestream/pkg/config"
 )
@@ -186,4 +191,57 @@ func TestNewSharesSecurity(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "config: KAFKA_TLS_CA_FILE: ") {
 		t.Errorf("got %v, want a config error naming KAFKA_TLS_CA_FILE", err)
 	}
+}
+
+// TestTLSToPlaintextEitherTimeout gives explainConnect both errors a TLS
+// client can get from a plaintext broker that never answers its hello: the
+// request's context deadline and the connection's read deadline. Which one
+// a service sees is a race between two timers; both must say the port does
+// not speak TLS.
+func TestTLSToPlaintextEitherTimeout(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	addr := cluster.ListenAddrs()[0]
+
+	cfg := config.Kafka{Brokers: []string{addr}, DialTimeout: time.Second}
+	cfg.TLS.Enabled = true
+	c, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	for name, cause := range map[string]error{
+		"context deadline": fmt.Errorf("metadata: %w", context.DeadlineExceeded),
+		"read deadline":    readTimeout(t, addr),
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := c.explainConnect(t.Context(), cause)
+			if want := "does not speak TLS on this port"; got == nil || !strings.Contains(got.Error(), want) {
+				t.Errorf("explainConnect(%v) = %v; want an error containing %q", cause, got, want)
+			}
+		})
+	}
+}
+
+// readTimeout returns the error of a real read from addr that hits its
+// deadline: "read tcp ...: i/o timeout".
+func readTimeout(t *testing.T, addr string) error {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Read(make([]byte, 1))
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read: %v; want a deadline error", err)
+	}
+	return err
 }
