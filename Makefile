@@ -32,3 +32,12 @@ clean:
 -include deploy/compose.mk
 -include bench/bench.mk
 -include e2e/chaos.mk
+
+## kafka-jars: Apache Kafka (deploy/kafka/pom.xml) from Maven into deploy/kafka/lib.
+KAFKA_LIB := deploy/kafka/lib
+kafka-jars: $(KAFKA_LIB)/.done
+$(KAFKA_LIB)/.done: deploy/kafka/pom.xml
+	rm -rf $(KAFKA_LIB)
+	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=lib -DincludeScope=runtime
+	touch $@
+.PHONY: kafka-jars
