@@ -2,6 +2,8 @@ package main
 
 import (
 	"log/slog"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,5 +148,66 @@ func TestElectionMetrics(t *testing.T) {
 	}
 	if r := e.results(); r.States[0].Status != results.Called {
 		t.Errorf("test setup: Alabama %s, want called", r.States[0].Status)
+	}
+}
+
+// TestElectionSeveralProducers checks the view names every producer id its
+// checkpoints hold, flags several elections in /results' fields and the
+// metrics, and logs the warning once per change, naming the ids.
+func TestElectionSeveralProducers(t *testing.T) {
+	var expected [vote.NumStates]int64
+	expected[0] = 10
+	var logs strings.Builder
+	e := newElection(expected, "r1", slog.New(slog.NewTextHandler(&logs, nil)))
+	e.parts = 2
+	withProducers := func(st *checkpoint.State, ids ...string) *checkpoint.State {
+		for _, id := range ids {
+			st.Producers = append(st.Producers, checkpoint.ProducerSeq{ID: id, Seq: 1})
+		}
+		return st
+	}
+	gather := func() map[string]float64 {
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(newElectionCollector(e, "r1"))
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, f := range families {
+			for _, m := range f.GetMetric() {
+				got[f.GetName()] = m.GetGauge().GetValue()
+			}
+		}
+		return got
+	}
+	const warnMsg = `msg="election view: the count cannot be one election"`
+	var warned string
+
+	e.apply(0, withProducers(stateWith(0, 5, 0, 0, 5), "seed=1"))
+	e.apply(1, withProducers(stateWith(1, 5, 0, 0, 5), "seed=1"))
+	r := e.results()
+	warned = e.logWarning(&r, warned)
+	if len(r.Producers) != 1 || r.Warning != "" || strings.Contains(logs.String(), warnMsg) {
+		t.Errorf("one election: producers %v, warning %q, logs %s; want one producer, no warning", r.Producers, r.Warning, logs.String())
+	}
+	if m := gather(); m["votestream_election_producers"] != 1 || m["votestream_election_votes_over_expected"] != 0 {
+		t.Errorf("one election: metrics %v", m)
+	}
+
+	// A second election appears in partition 1 only.
+	e.apply(1, withProducers(stateWith(1, 9, 0, 0, 9), "seed=2", "seed=1"))
+	for range 2 { // the same warning twice is logged once
+		r = e.results()
+		warned = e.logWarning(&r, warned)
+	}
+	if want := []string{"seed=1", "seed=2"}; !slices.Equal(r.Producers, want) || r.OverExpected != 4 || !strings.Contains(r.Warning, "2 elections") {
+		t.Errorf("two elections: producers %v, over %d, warning %q; want %v, 4, a warning", r.Producers, r.OverExpected, r.Warning, want)
+	}
+	if m := gather(); m["votestream_election_producers"] != 2 || m["votestream_election_votes_over_expected"] != 4 {
+		t.Errorf("two elections: metrics %v", m)
+	}
+	if n := strings.Count(logs.String(), warnMsg); n != 1 || !strings.Contains(logs.String(), `producer_ids="[seed=1 seed=2]"`) {
+		t.Errorf("logged the warning %d times, want once naming both ids:\n%s", n, logs.String())
 	}
 }
