@@ -201,8 +201,12 @@ func (r *Results) SetProducers(ids []string) {
 func (r *Results) warn() {
 	switch {
 	case len(r.Producers) > 1:
-		r.Warning = fmt.Sprintf("This topic holds %d elections, counted together (%d votes more than expected): %s. Start afresh with make clean, or give each election its own KAFKA_TOPIC.",
-			len(r.Producers), r.OverExpected, strings.Join(r.Producers, "; "))
+		over := ""
+		if r.OverExpected > 0 {
+			over = fmt.Sprintf(" (%d votes more than expected)", r.OverExpected)
+		}
+		r.Warning = fmt.Sprintf("This topic holds %d elections, counted together%s: %s. Start afresh with make clean, or give each election its own KAFKA_TOPIC.",
+			len(r.Producers), over, strings.Join(r.Producers, "; "))
 	case r.OverExpected > 0:
 		r.Warning = fmt.Sprintf("%d more votes counted than expected: set SCALE and INCLUDE_DC on the counter like the producer, or start afresh with make clean.",
 			r.OverExpected)

@@ -380,7 +380,7 @@ func TestWarning(t *testing.T) {
 		{"votes where none expected", tally(10, 10, 3), []string{"a"}, 3, []string{"3 more votes"}},
 		{"two elections", tally(20, 15), []string{"seed=1", "seed=2"}, 15,
 			[]string{"holds 2 elections", "15 votes more than expected", "seed=1; seed=2", "make clean"}},
-		{"two elections, under expected", tally(3, 0), []string{"seed=1", "seed=2"}, 0, []string{"holds 2 elections"}},
+		{"two elections, under expected", tally(3, 0), []string{"seed=1", "seed=2"}, 0, []string{"holds 2 elections, counted together: seed=1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := Compute(tc.tally, expected)
