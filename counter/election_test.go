@@ -95,24 +95,7 @@ func TestElectionMetrics(t *testing.T) {
 	e.now = func() time.Time { return now }
 	e.markSynced(0, now.Add(-2*time.Second))
 
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(newElectionCollector(e, "r1"))
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	series := map[string]int{}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			key := f.GetName()
-			for _, l := range m.GetLabel() {
-				key += "," + l.GetName() + "=" + l.GetValue()
-			}
-			got[key] = m.GetGauge().GetValue()
-			series[f.GetName()]++
-		}
-	}
+	got, series := gatherElection(t, e)
 	for _, tc := range []struct {
 		key  string
 		want float64
@@ -151,6 +134,32 @@ func TestElectionMetrics(t *testing.T) {
 	}
 }
 
+// gatherElection collects e's election metrics as replica r1: each series'
+// value by name and labels ("name,label=value,..."), and the number of
+// series by name.
+func gatherElection(t *testing.T, e *election) (map[string]float64, map[string]int) {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(newElectionCollector(e, "r1"))
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	series := map[string]int{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			key := f.GetName()
+			for _, l := range m.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			got[key] = m.GetGauge().GetValue()
+			series[f.GetName()]++
+		}
+	}
+	return got, series
+}
+
 // TestElectionSeveralProducers checks the view names every producer id its
 // checkpoints hold, flags several elections in /results' fields and the
 // metrics, and logs the warning once per change, naming the ids.
@@ -166,20 +175,12 @@ func TestElectionSeveralProducers(t *testing.T) {
 		}
 		return st
 	}
-	gather := func() map[string]float64 {
-		reg := prometheus.NewPedanticRegistry()
-		reg.MustRegister(newElectionCollector(e, "r1"))
-		families, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
+	check := func(what string, producers, over float64) {
+		t.Helper()
+		m, _ := gatherElection(t, e)
+		if m["votestream_election_producers,replica=r1"] != producers || m["votestream_election_votes_over_expected,replica=r1"] != over {
+			t.Errorf("%s: metrics %v, want %v producers and %v over expected", what, m, producers, over)
 		}
-		got := map[string]float64{}
-		for _, f := range families {
-			for _, m := range f.GetMetric() {
-				got[f.GetName()] = m.GetGauge().GetValue()
-			}
-		}
-		return got
 	}
 	const warnMsg = `msg="election view: the count cannot be one election"`
 	var warned string
@@ -191,9 +192,7 @@ func TestElectionSeveralProducers(t *testing.T) {
 	if len(r.Producers) != 1 || r.Warning != "" || strings.Contains(logs.String(), warnMsg) {
 		t.Errorf("one election: producers %v, warning %q, logs %s; want one producer, no warning", r.Producers, r.Warning, logs.String())
 	}
-	if m := gather(); m["votestream_election_producers"] != 1 || m["votestream_election_votes_over_expected"] != 0 {
-		t.Errorf("one election: metrics %v", m)
-	}
+	check("one election", 1, 0)
 
 	// A second election appears in partition 1 only.
 	e.apply(1, withProducers(stateWith(1, 9, 0, 0, 9), "seed=2", "seed=1"))
@@ -204,9 +203,7 @@ func TestElectionSeveralProducers(t *testing.T) {
 	if want := []string{"seed=1", "seed=2"}; !slices.Equal(r.Producers, want) || r.OverExpected != 4 || !strings.Contains(r.Warning, "2 elections") {
 		t.Errorf("two elections: producers %v, over %d, warning %q; want %v, 4, a warning", r.Producers, r.OverExpected, r.Warning, want)
 	}
-	if m := gather(); m["votestream_election_producers"] != 2 || m["votestream_election_votes_over_expected"] != 4 {
-		t.Errorf("two elections: metrics %v", m)
-	}
+	check("two elections", 2, 4)
 	if n := strings.Count(logs.String(), warnMsg); n != 1 || !strings.Contains(logs.String(), `producer_ids="[seed=1 seed=2]"`) {
 		t.Errorf("logged the warning %d times, want once naming both ids:\n%s", n, logs.String())
 	}

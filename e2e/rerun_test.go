@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/votestream/votestream/pkg/config"
+	"github.com/votestream/votestream/pkg/results"
 	"github.com/votestream/votestream/pkg/results/web/webtest"
 	"github.com/votestream/votestream/pkg/votegen"
 )
@@ -151,6 +152,7 @@ func TestSecondElectionWarns(t *testing.T) {
 	const scale = "0.0002" // 45,860 votes an election
 	sc, _ := strconv.ParseFloat(scale, 64)
 	truth := truthResults(t, votegen.Config{Seed: testSeed, Scale: sc})
+	both := bothElections(t, votegen.Config{Seed: testSeed, Scale: sc}, votegen.Config{Seed: testSeed + 1, Scale: sc})
 	ids := []string{"votestream:seed=" + strconv.Itoa(testSeed) + ",scale=" + scale,
 		"votestream:seed=" + strconv.Itoa(testSeed+1) + ",scale=" + scale}
 	counter := Start(t, "counter", bin.Counter, env.Vars("SCALE="+scale, "BATCH_MAX_WAIT=200ms")...)
@@ -188,6 +190,7 @@ func TestSecondElectionWarns(t *testing.T) {
 		t.Errorf("two elections: /results producers %v, over expected %d, warning %q; want %v, %d, one saying 2 elections",
 			got.Producers, got.OverExpected, got.Warning, ids, truth.Counted)
 	}
+	checkResults(t, "/results of both elections", &got, &both)
 	checkWarningMetrics(ctx, t, strings.TrimPrefix(base, "http://"), 2, truth.Counted)
 	counter.WaitOutput(t, regexp.MustCompile(`level=WARN msg="election view: the count cannot be one election".* producer_ids="\[`+
 		regexp.QuoteMeta(ids[0]+" "+ids[1])+`\]"`), 10*time.Second)
@@ -217,6 +220,26 @@ func TestSecondElectionWarns(t *testing.T) {
 			t.Errorf("errors in the page:\n%s", strings.Join(errs, "\n"))
 		}
 	})
+}
+
+// bothElections computes the results of a and b counted together, against
+// a's expected votes.
+func bothElections(t *testing.T, a, b votegen.Config) results.Results {
+	t.Helper()
+	ta, err := votegen.TrueTotals(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := votegen.TrueTotals(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.Merge(&tb)
+	expected, err := votegen.Quotas(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return results.Compute(&ta, expected)
 }
 
 // checkWarningMetrics checks a counter's election_producers and
