@@ -92,10 +92,10 @@ func TestAnotherElectionLogged(t *testing.T) {
 		name, seed, scale string
 		wantOthers        string // "" for no warning
 	}{
-		{"first", "7", "0.0001", ""},
-		{"same again", "7", "0.0001", ""},
-		{"another seed", "8", "0.0001", "[votestream:seed=7,scale=0.0001]"},
-		{"another scale", "7", "0.00005", "[votestream:seed=7,scale=0.0001 votestream:seed=8,scale=0.0001]"},
+		{"first", "7", "0.00005", ""},
+		{"same again", "7", "0.00005", ""},
+		{"another seed", "8", "0.00005", "[votestream:seed=7,scale=5e-05]"},
+		{"another scale", "7", "0.00002", "[votestream:seed=7,scale=5e-05 votestream:seed=8,scale=5e-05]"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		var out strings.Builder
