@@ -17,6 +17,7 @@ type electionCollector struct {
 	view *election
 
 	electoralVotes, popularVotes, reporting, leader, called, age *prometheus.Desc
+	producers, overExpected                                      *prometheus.Desc
 }
 
 func newElectionCollector(view *election, replica string) *electionCollector {
@@ -38,13 +39,17 @@ func newElectionCollector(view *election, replica string) *electionCollector {
 			"1 for the candidate with strictly the most votes in a contested state, 0 for the others (all 0 on a tie or before any vote).",
 			"state", "candidate"),
 		called: desc("state_called", "1 when a contested state's race is called: the remaining votes cannot change its leader.", "state"),
+		producers: desc("election_producers",
+			"Producer ids (one per election: seed and scale) whose votes are counted; more than 1: the topic holds several elections."),
+		overExpected: desc("election_votes_over_expected",
+			"Votes counted beyond each state's expected votes (SCALE, INCLUDE_DC); above 0: several elections, or the counter's settings differ from the producer's."),
 		age: desc("election_view_age_seconds",
 			"Age of the whole-election view: every checkpoint written before it is included. Absent until every checkpoint partition has been read."),
 	}
 }
 
 func (c *electionCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.electoralVotes, c.popularVotes, c.reporting, c.leader, c.called, c.age} {
+	for _, d := range []*prometheus.Desc{c.electoralVotes, c.popularVotes, c.reporting, c.leader, c.called, c.age, c.producers, c.overExpected} {
 		ch <- d
 	}
 }
@@ -77,6 +82,8 @@ func (c *electionCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(c.called, v, s.Name)
 	}
+	gauge(c.producers, float64(len(r.Producers)))
+	gauge(c.overExpected, float64(r.OverExpected))
 	if !r.AsOf.IsZero() {
 		gauge(c.age, max(c.view.now().Sub(r.AsOf).Seconds(), 0))
 	}

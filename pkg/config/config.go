@@ -83,8 +83,9 @@ func (l *Log) Validate() error {
 type Producer struct {
 	Kafka Kafka
 	Log   Log
-	// Seed fixes every vote; empty picks a random one (logged at start).
-	Seed          string        `env:"SEED"`
+	// Seed fixes every vote, so a restarted producer resumes the same
+	// election; "random" (or empty) draws a new one, logged at start.
+	Seed          string        `env:"SEED" envDefault:"20241105"`
 	Scale         float64       `env:"SCALE" envDefault:"0.005"`
 	IncludeDC     bool          `env:"INCLUDE_DC" envDefault:"false"`
 	VotesPerBatch int           `env:"VOTES_PER_BATCH" envDefault:"20971"`

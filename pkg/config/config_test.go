@@ -36,7 +36,7 @@ func TestDefaults(t *testing.T) {
 		{"producer", &config.Producer{}, &config.Producer{
 			Kafka:         defaultKafka,
 			Log:           defaultLog,
-			Seed:          "",
+			Seed:          "20241105",
 			Scale:         0.005,
 			IncludeDC:     false,
 			VotesPerBatch: 20971,

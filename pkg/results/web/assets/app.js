@@ -154,6 +154,9 @@
     $("ev-called").textContent = r.electoral_votes_called;
     $("ev-stake").textContent = r.electoral_votes_at_stake;
     freshness();
+    // Several elections in one topic, or more votes than expected.
+    $("warning").hidden = !r.warning;
+    $("warning").textContent = r.warning ? `⚠ ${r.warning}` : "";
 
     const w = $("winner");
     // A zero Results (winner 0, nothing won) must not crown anyone.
