@@ -16,19 +16,21 @@ import (
 	"github.com/votestream/votestream/pkg/config"
 )
 
-// StartSecureKafka is StartSecureCluster on one Apache Kafka node. Addr is
-// its SASL_SSL listener (PLAIN from the JAAS config, SCRAM-SHA-256 and -512
-// users created at format time; a certificate for 127.0.0.1 and localhost
-// signed by CA, given to Kafka as PEM), and the standard authorizer grants
-// each user its ACLs and nothing else. The PLAINTEXT listener the harness
-// and the node's own controller traffic use is a super user
-// (User:ANONYMOUS), like an inter-broker listener; the services never use it.
-func StartSecureKafka(t testing.TB, users ...User) *SecureCluster {
+// StartSecureKafka is StartSecureCluster and StartMTLSCluster on one
+// Apache Kafka node, with a listener each. c.Addr is a SASL_SSL listener
+// (PLAIN from the JAAS config, SCRAM-SHA-256 and -512 users created at
+// format time; a certificate for 127.0.0.1 and localhost signed by CA,
+// given to Kafka as PEM); mtls.Addr is the same but requires a client
+// certificate signed by CA. The standard authorizer grants each user its
+// ACLs and nothing else. The PLAINTEXT listener the harness and the node's
+// own controller traffic use is a super user (User:ANONYMOUS), like an
+// inter-broker listener; the services never use it.
+func StartSecureKafka(t testing.TB, users ...User) (c, mtls *SecureCluster) {
 	t.Helper()
 	dir := t.TempDir()
 	ca := NewCA(t, dir, "votestream-test-ca")
 	keystore := pemKeystore(t, dir, ca.Issue(t, "kafka", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, false))
-	c := &SecureCluster{CA: ca, dir: dir, Admin: User{Mechanism: config.SASLScramSHA512, Name: "admin", Password: RandomPassword(t)}}
+	c = &SecureCluster{CA: ca, dir: dir, Admin: User{Mechanism: config.SASLScramSHA512, Name: "admin", Password: RandomPassword(t)}}
 	all := append([]User{c.Admin}, users...)
 	var plain []string
 	var format []string
@@ -40,28 +42,36 @@ func StartSecureKafka(t testing.TB, users ...User) *SecureCluster {
 		format = append(format, "--add-scram", fmt.Sprintf("%s=[name=%s,password=%s]", u.Mechanism, u.Name, u.Password))
 	}
 	const scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
-	secure := freeAddr(t)
+	props := map[string]string{
+		"authorizer.class.name":                      "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+		"super.users":                                "User:ANONYMOUS;User:" + c.Admin.Name,
+		"sasl.enabled.mechanisms":                    "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+		"listener.name.mtls.ssl.client.auth":         "required",
+		"listener.name.mtls.ssl.truststore.type":     "PEM",
+		"listener.name.mtls.ssl.truststore.location": ca.File,
+	}
+	for _, l := range []string{"secure", "mtls"} {
+		props["listener.name."+l+".ssl.keystore.type"] = "PEM"
+		props["listener.name."+l+".ssl.keystore.location"] = keystore
+		props["listener.name."+l+".plain.sasl.jaas.config"] = "org.apache.kafka.common.security.plain.PlainLoginModule required " + strings.Join(plain, " ") + ";"
+		props["listener.name."+l+".scram-sha-256.sasl.jaas.config"] = scram
+		props["listener.name."+l+".scram-sha-512.sasl.jaas.config"] = scram
+	}
+	secure, mutual := freeAddr(t), freeAddr(t)
 	k := StartKafka(t, KafkaOptions{
 		FormatArgs: format,
-		Props: map[string]string{
-			"authorizer.class.name":                               "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-			"super.users":                                         "User:ANONYMOUS;User:" + c.Admin.Name,
-			"sasl.enabled.mechanisms":                             "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
-			"listener.name.secure.ssl.keystore.type":              "PEM",
-			"listener.name.secure.ssl.keystore.location":          keystore,
-			"listener.name.secure.plain.sasl.jaas.config":         "org.apache.kafka.common.security.plain.PlainLoginModule required " + strings.Join(plain, " ") + ";",
-			"listener.name.secure.scram-sha-256.sasl.jaas.config": scram,
-			"listener.name.secure.scram-sha-512.sasl.jaas.config": scram,
-		},
+		Props:      props,
 		Node: func(_ *KafkaNode, p map[string]string) {
-			p["listeners"] += ",SECURE://" + secure
-			p["advertised.listeners"] += ",SECURE://" + secure
-			p["listener.security.protocol.map"] += ",SECURE:SASL_SSL"
+			p["listeners"] += ",SECURE://" + secure + ",MTLS://" + mutual
+			p["advertised.listeners"] += ",SECURE://" + secure + ",MTLS://" + mutual
+			p["listener.security.protocol.map"] += ",SECURE:SASL_SSL,MTLS:SASL_SSL"
 		},
 	})
 	grantACLs(t, k, users)
 	c.Addr = secure
-	return c
+	m := *c
+	m.Addr = mutual
+	return c, &m
 }
 
 // pemKeystore writes a PEM key store (the key, then the certificate) as

@@ -31,16 +31,22 @@ func TestSecurePipeline(t *testing.T) {
 	run(t, StartSecureCluster(t, users...))
 }
 
-// TestKafkaSecurity is TestSecurePipeline and TestSecureFailures on one
-// Apache Kafka node (SASL_SSL, the standard authorizer) they share.
+// TestKafkaSecurity is TestSecurePipeline, TestSecureFailures and
+// TestMutualTLS on one Apache Kafka node (two SASL_SSL listeners, one of
+// them requiring client certificates; the standard authorizer) they share,
+// after the API versions check over SASL_SSL.
 func TestKafkaSecurity(t *testing.T) {
 	pipelineUsers, pipeline := securePipeline(t)
 	failureUsers, failures := secureFailures(t)
+	mtlsUser, mtls := mutualTLS(t)
+	users := slices.Concat(pipelineUsers, failureUsers, []User{mtlsUser})
 	start := time.Now()
-	cluster := StartSecureKafka(t, append(pipelineUsers, failureUsers...)...)
-	t.Logf("secured node with %d users and their ACLs up in %s", len(pipelineUsers)+len(failureUsers), time.Since(start).Round(time.Millisecond))
+	cluster, mtlsCluster := StartSecureKafka(t, users...)
+	t.Logf("secured node with %d users and their ACLs up in %s", len(users), time.Since(start).Round(time.Millisecond))
+	t.Run("api versions", func(t *testing.T) { testAPIVersions(t, cluster.adminConfig()) })
 	t.Run("pipeline", func(t *testing.T) { pipeline(t, cluster) })
 	t.Run("failures", func(t *testing.T) { failures(t, cluster) })
+	t.Run("mutual TLS", func(t *testing.T) { mtls(t, mtlsCluster) })
 }
 
 // securePipeline returns the users TestSecurePipeline needs and the test,
@@ -349,10 +355,19 @@ func setVar(vars []string, key, value string) []string {
 // certificate: with one signed by the cluster's CA it joins its group and
 // stops cleanly; without one it exits at once saying which settings to set.
 func TestMutualTLS(t *testing.T) {
-	bin := Binaries(t)
+	user, run := mutualTLS(t)
+	run(t, StartMTLSCluster(t, user))
+}
+
+// mutualTLS returns the user TestMutualTLS needs and the test.
+func mutualTLS(t *testing.T) (User, func(*testing.T, *SecureCluster)) {
 	env := NewEnv(t, &Broker{}, 2)
-	user := User{Mechanism: config.SASLScramSHA256, Name: "counter", Password: RandomPassword(t), ACLs: slices.Concat(CounterACLs(env), CreateACL())}
-	cluster := StartMTLSCluster(t, user)
+	user := User{Mechanism: config.SASLScramSHA256, Name: "mtls-counter", Password: RandomPassword(t), ACLs: slices.Concat(CounterACLs(env), CreateACL())}
+	return user, func(t *testing.T, cluster *SecureCluster) { testMutualTLS(t, cluster, env, user) }
+}
+
+func testMutualTLS(t *testing.T, cluster *SecureCluster, env Env, user User) {
+	bin := Binaries(t)
 	env.Brokers = cluster.Addr
 	certFile, keyFile := SaveKeyPair(t, t.TempDir(), "client", cluster.CA.Issue(t, "counter", nil, nil, true))
 	vars := append(env.Vars("KAFKA_DIAL_TIMEOUT=5s", "GROUP_SESSION_TIMEOUT=3s"), cluster.Vars(t, user)...)
