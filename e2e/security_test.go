@@ -95,10 +95,10 @@ func securePipeline(t *testing.T) ([]User, func(*testing.T, *SecureCluster)) {
 					"SEED="+strconv.Itoa(testSeed), "SCALE="+strconv.FormatFloat(secureScale, 'g', -1, 64),
 					"BATCH_INTERVAL=0", "VOTES_PER_BATCH=20000", "OUTPUT_DIR="+t.TempDir()),
 					passwordInEnv(cluster.Vars(t, r.producer), r.producer.Password)...)...)
-				if err := prod.Wait(90 * time.Second); err != nil {
+				if err := prod.Wait(3 * time.Minute); err != nil {
 					t.Fatalf("producer: %v", err)
 				}
-				got := WaitCounted(t, func() []string { return []string{addr} }, r.env.Partitions, want.Total(), time.Second, 90*time.Second)
+				got := WaitCounted(t, func() []string { return []string{addr} }, r.env.Partitions, want.Total(), time.Second, 2*time.Minute)
 				CheckTally(t, r.mech+": counter vs generator", &got.Tally, &want)
 				for reason, n := range got.Rejected {
 					if n != 0 {
