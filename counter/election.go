@@ -34,6 +34,7 @@ import (
 // the view never go back.
 type election struct {
 	expected [vote.NumStates]int64
+	night    bool // the election is replayed along its night (ELECTION=2024)
 	source   string
 	log      *slog.Logger
 	now      func() time.Time
@@ -96,14 +97,35 @@ func (e *election) recompute() {
 	for p := range e.parts {
 		offsets[p] = 0
 	}
+	var latest int64
 	for p, st := range e.states {
 		e.total.Merge(&st.Tally)
 		offsets[p] = st.Offset
+		latest = max(latest, st.Latest)
 	}
 	e.res = results.Compute(&e.total, e.expected)
+	if e.night {
+		e.setNight(latest)
+	}
 	// A fresh map each time: copies already handed out keep theirs.
 	e.res.Offsets = offsets
 	e.res.Source = e.source
+}
+
+// setNight adds the night's clock to res: the newest vote counted in any
+// partition. The producer publishes the night in order, so no vote much
+// older than it is still to come. e.mu is held.
+func (e *election) setNight(latest int64) {
+	var clock time.Time
+	if latest > 0 {
+		clock = time.UnixMicro(latest).UTC()
+	}
+	var closes [vote.NumStates]time.Time
+	for s := range closes {
+		closes[s] = votegen.PollClose(vote.State(s))
+	}
+	start, end := votegen.Night()
+	e.res.SetNight(clock, start, end, &closes)
 }
 
 // asOf is the oldest of the partitions' sync times. e.mu is held.
@@ -290,13 +312,18 @@ func (e *election) logTables(ctx context.Context, out io.Writer, every time.Dura
 }
 
 // newElectionFromConfig returns an empty view expecting the votes the
-// producer's SCALE and INCLUDE_DC give each state.
+// producer's ELECTION, SCALE and INCLUDE_DC give each state.
 func newElectionFromConfig(cfg config.Counter, log *slog.Logger) (*election, error) {
-	expected, err := votegen.Quotas(votegen.Config{Scale: cfg.Scale, IncludeDC: cfg.IncludeDC})
+	gcfg := votegen.Config{Scale: cfg.Scale, IncludeDC: cfg.IncludeDC, Election: cfg.Election}
+	expected, err := votegen.Quotas(gcfg)
 	if err != nil {
 		return nil, fmt.Errorf("SCALE: %w", err)
 	}
-	return newElection(expected, cfg.ReplicaID, log), nil
+	e := newElection(expected, cfg.ReplicaID, log)
+	if gcfg.Timed() {
+		e.night, e.dirty = true, true
+	}
+	return e, nil
 }
 
 // mountElection serves the live page, /results and /events from the view

@@ -38,13 +38,13 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	gcfg := votegen.Config{Seed: seed, Scale: cfg.Scale, IncludeDC: cfg.IncludeDC}
+	gcfg := votegen.Config{Seed: seed, Scale: cfg.Scale, IncludeDC: cfg.IncludeDC, Election: cfg.Election}
 	gen, err := votegen.New(gcfg)
 	if err != nil {
 		return fmt.Errorf("config: SCALE: %w", err)
 	}
 	id := producerID(gcfg)
-	log.Info("election", "seed", seed, "scale", cfg.Scale, "votes", gen.Total(), "producer_id", id,
+	log.Info("election", "election", cfg.Election, "seed", seed, "scale", cfg.Scale, "votes", gen.Total(), "producer_id", id,
 		"votes_per_batch", cfg.VotesPerBatch, "batch_interval", cfg.BatchInterval, "output_dir", cfg.OutputDir, "memory_limit_mib", memLimit>>20)
 
 	// Instrumentation and listeners, bound before any Kafka work.
@@ -137,10 +137,7 @@ func produce(ctx context.Context, gen *votegen.Generator, p *publisher, files *f
 			votes = make([]vote.Vote, cfg.VotesPerBatch)
 		}
 		first := gen.Seq()
-		k := 0
-		for k < len(votes) && gen.Next(&votes[k]) {
-			k++
-		}
+		k := gen.Fill(votes)
 		if k == 0 {
 			break
 		}
@@ -149,10 +146,13 @@ func produce(ctx context.Context, gen *votegen.Generator, p *publisher, files *f
 				return err
 			}
 		}
-		// Every vote of a batch is cast when it is sent.
-		now := time.Now().UnixMicro()
-		for i := range votes[:k] {
-			votes[i].Time = now
+		// Every vote of a batch is cast when it is sent, unless the
+		// election has a night: then it carries its time of that night.
+		if !gen.Timed() {
+			now := time.Now().UnixMicro()
+			for i := range votes[:k] {
+				votes[i].Time = now
+			}
 		}
 		b := p.send(n, first, votes[:k])
 		queue = append(queue, b)
@@ -201,13 +201,16 @@ func parseSeed(s string) (uint64, error) {
 	return seed, nil
 }
 
-// producerID names the election: the same seed and scale give the same
-// votes in the same order, so a restarted producer with them is the same
-// producer and its repeated records are recognised as repeats.
+// producerID names the election: the same election, seed and scale give
+// the same votes in the same order, so a restarted producer with them is
+// the same producer and its repeated records are recognised as repeats.
 func producerID(c votegen.Config) string {
 	id := "votestream:seed=" + strconv.FormatUint(c.Seed, 10) + ",scale=" + strconv.FormatFloat(c.Scale, 'g', -1, 64)
 	if c.IncludeDC {
 		id += ",dc"
+	}
+	if c.Timed() {
+		id += ",election=" + c.Election
 	}
 	return id
 }
