@@ -27,12 +27,7 @@ import (
 // each of its sequence numbers exactly once, in order, and the votes must
 // be the generator's, cell by cell.
 func TestPublishResumeExact(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	addr := cluster.ListenAddrs()[0]
+	addr := startCluster(t)
 	var r [4]byte
 	_, _ = rand.Read(r[:])
 	topic := "votes-" + hex.EncodeToString(r[:])
@@ -97,12 +92,7 @@ func TestPublishResumeExact(t *testing.T) {
 // timestamped with its time of the night, after its state's polls close,
 // while the Kafka record carries the time it was published.
 func TestPublishNight(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	addr := cluster.ListenAddrs()[0]
+	addr := startCluster(t)
 	topic := "night-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	const partitions = 3
 	cfg := votegen.Config{Seed: 3, Scale: 0.0001, IncludeDC: true, Election: votegen.Election2024}
@@ -135,6 +125,18 @@ func TestPublishNight(t *testing.T) {
 	if d := got.Diff(&want, 5); len(d) > 0 || got.Total() != want.Total() {
 		t.Errorf("topic holds %d votes, want %d; wrong cells: %+v", got.Total(), want.Total(), d)
 	}
+}
+
+// startCluster starts a one-broker kfake cluster for the test and returns
+// its address.
+func startCluster(t *testing.T) string {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	return cluster.ListenAddrs()[0]
 }
 
 // readTopic reads every record of every partition, checks each partition

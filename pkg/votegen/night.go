@@ -201,10 +201,11 @@ func voteTime(s vote.State, k, n int64) int64 {
 }
 
 // BatchSpan is the longest stretch of the night one producer batch
-// covers: with the default BATCH_INTERVAL of 5s, ten simulated minutes
-// pass every 5 seconds, and the 11 hours from the first closing to the
-// last report take about five and a half minutes.
-const BatchSpan = 10 * time.Minute
+// covers (a stretch with more than VOTES_PER_BATCH votes takes several
+// batches). With the defaults (SCALE=0.005, VOTES_PER_BATCH=20971,
+// BATCH_INTERVAL=5s) the 11 hours from the first closing to the last
+// report take 67 batches: about five and a half minutes.
+const BatchSpan = 15 * time.Minute
 
 // night yields a timed election's votes in the order of the clock: of all
 // states, the one whose next vote is reported first (the earlier state in

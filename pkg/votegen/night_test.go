@@ -199,3 +199,20 @@ func TestElectionUnknown(t *testing.T) {
 		t.Error("ELECTION=1860 accepted")
 	}
 }
+
+// TestNightDefaultLength: with the default SCALE, VOTES_PER_BATCH and
+// BATCH_INTERVAL (5s) the night takes about five minutes of batches.
+func TestNightDefaultLength(t *testing.T) {
+	g, err := votegen.New(votegen.Config{Seed: 1, Scale: vote.SeedScale, Election: votegen.Election2024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := make([]vote.Vote, 20971)
+	n := 0
+	for g.Fill(batch) > 0 {
+		n++
+	}
+	if d := time.Duration(n) * 5 * time.Second; d < 4*time.Minute || d > 7*time.Minute {
+		t.Errorf("%d batches: %s at one per 5s, want about five minutes", n, d)
+	}
+}
