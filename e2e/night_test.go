@@ -42,6 +42,7 @@ func TestElectionNight2024(t *testing.T) {
 	page.Viewport(ctx, t, 1280, 900, false)
 	page.Navigate(ctx, t, base+"/")
 
+	started := time.Now()
 	prod := Start(t, "producer", bin.Producer, env.Vars(append(model,
 		"SEED="+strconv.Itoa(testSeed), "BATCH_INTERVAL=150ms", "OUTPUT_DIR=")...)...)
 
@@ -51,9 +52,10 @@ func TestElectionNight2024(t *testing.T) {
 		if prod.Exited() || ctx.Err() != nil {
 			t.Fatalf("the night ended (producer exited: %v) before the count reached %s: clock %s", prod.Exited(), midway, r.Night.Clock)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
 	prod.Signal(syscall.SIGSTOP)
+	t.Logf("midway after %s", time.Since(started).Round(time.Millisecond))
 	_, mid := page.WaitShows(ctx, t, 30*time.Second, func() results.Results { return mustResults(ctx, t, base) })
 	checkMidway(ctx, t, page, &mid)
 	page.Screenshot(ctx, t, "e2e-night-2024-midway.png")
@@ -62,7 +64,9 @@ func TestElectionNight2024(t *testing.T) {
 	if err := prod.Wait(3 * time.Minute); err != nil {
 		t.Fatalf("producer: %v", err)
 	}
+	t.Logf("producer done after %s", time.Since(started).Round(time.Millisecond))
 	got := waitResults(ctx, t, base, truth.Counted, time.Minute)
+	t.Logf("all counted after %s", time.Since(started).Round(time.Millisecond))
 	checkResults(t, "/results at the end of the night", &got, &truth)
 	if trump, harris := got.Candidates[0].ElectoralVotesWon, got.Candidates[1].ElectoralVotesWon; trump != 312 || harris != 226 {
 		t.Errorf("electoral votes: Trump %d, Harris %d, want 312, 226", trump, harris)
