@@ -18,3 +18,17 @@ func BenchmarkGenerate(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGenerate2024 is one vote of 2024's night: a draw from its
+// state's remaining votes and a step of the heap of states by time.
+func BenchmarkGenerate2024(b *testing.B) {
+	cfg := votegen.Config{Seed: 1, Scale: 1, IncludeDC: true, Election: votegen.Election2024}
+	g := mustNew(b, cfg)
+	var v vote.Vote
+	b.ReportAllocs()
+	for b.Loop() {
+		if !g.Next(&v) {
+			g = mustNew(b, cfg)
+		}
+	}
+}

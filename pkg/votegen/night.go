@@ -23,9 +23,6 @@ const (
 	Election2024 = "2024"
 )
 
-// Elections lists the values ELECTION takes.
-var Elections = []string{ElectionSeed, Election2024}
-
 // certified2024 holds the certified 2024 votes of the six candidates per
 // state, derived by scripts/election2024/derive.py (source in its header).
 //
@@ -190,14 +187,14 @@ func Reported(s vote.State, t time.Time) float64 {
 	return 1 - (1-u)*(1-u)
 }
 
-// voteTime is when the k-th (from 0) of n votes of state s is reported,
-// Unix microseconds: the inverse of Reported at (k+1)/n, so the last vote
-// comes exactly at the end of the state's reporting and none before or at
-// its closing.
-func voteTime(s vote.State, k, n int64) int64 {
+// voteTime is when the k-th (from 0) of n votes of a state is reported,
+// Unix microseconds, for a state closing at close (Unix microseconds) and
+// reporting over span microseconds: the inverse of Reported at (k+1)/n, so
+// the last vote comes exactly at the end of the state's reporting and none
+// before or at its closing.
+func voteTime(close int64, span float64, k, n int64) int64 {
 	u := 1 - math.Sqrt(1-float64(k+1)/float64(n))
-	close := PollClose(s).UnixMicro()
-	return close + max(1, int64(math.Ceil(u*reportHours[s]*float64(time.Hour/time.Microsecond))))
+	return close + max(1, int64(math.Ceil(u*span)))
 }
 
 // BatchSpan is the longest stretch of the night one producer batch
@@ -215,6 +212,8 @@ type night struct {
 	left  [vote.NumStates][vote.NumCandidates]int64 // votes not yet drawn
 	total [vote.NumStates]int64                     // each state's votes
 	done  [vote.NumStates]int64                     // drawn so far
+	close [vote.NumStates]int64                     // poll closing, Unix µs
+	span  [vote.NumStates]float64                   // reporting time, µs
 	queue stateQueue
 }
 
@@ -224,10 +223,11 @@ func newNight(counts [vote.NumStates][vote.NumCandidates]int64) *night {
 		for _, c := range counts[s] {
 			n.total[s] += c
 		}
+		n.close[s] = PollClose(vote.State(s)).UnixMicro()
+		n.span[s] = reportHours[s] * float64(time.Hour/time.Microsecond)
 		if n.total[s] > 0 {
-			st := vote.State(s)
-			n.queue.items = append(n.queue.items, st)
-			n.queue.at[s] = voteTime(st, 0, n.total[s])
+			n.queue.items = append(n.queue.items, vote.State(s))
+			n.queue.at[s] = voteTime(n.close[s], n.span[s], 0, n.total[s])
 		}
 	}
 	heap.Init(&n.queue)
@@ -262,7 +262,7 @@ func (n *night) next(rng *rand.Rand, v *vote.Vote) bool {
 	if n.done[s] == n.total[s] {
 		heap.Pop(&n.queue)
 	} else {
-		n.queue.at[s] = voteTime(s, n.done[s], n.total[s])
+		n.queue.at[s] = voteTime(n.close[s], n.span[s], n.done[s], n.total[s])
 		heap.Fix(&n.queue, 0)
 	}
 	return true

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
 
 	"github.com/votestream/votestream/pkg/vote"
 )
@@ -38,10 +37,13 @@ func Quotas(cfg Config) ([vote.NumStates]int64, error) {
 	if !(cfg.Scale > 0) || math.IsInf(cfg.Scale, 0) || cfg.Scale > 1 {
 		return q, fmt.Errorf("scale %v: must be more than 0 and at most 1", cfg.Scale)
 	}
-	if cfg.Election != "" && !slices.Contains(Elections, cfg.Election) {
-		return q, fmt.Errorf("election %q: must be one of %v", cfg.Election, Elections)
+	if cfg.Election != "" && cfg.Election != ElectionSeed && cfg.Election != Election2024 {
+		return q, fmt.Errorf("election %q: must be %s or %s", cfg.Election, ElectionSeed, Election2024)
 	}
-	scaled := Scaled2024(cfg)
+	var scaled [vote.NumStates][vote.NumCandidates]int64
+	if cfg.Timed() {
+		scaled = Scaled2024(cfg)
+	}
 	var total int64
 	for s, info := range vote.States() {
 		if info.OptIn && !cfg.IncludeDC {
