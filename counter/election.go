@@ -302,6 +302,9 @@ func (e *election) logTables(ctx context.Context, out io.Writer, every time.Dura
 		if r.Winner != results.NoCandidate {
 			attrs = append(attrs, "winner", r.WinnerName)
 		}
+		if n := r.Night; !n.Clock.IsZero() {
+			attrs = append(attrs, "night_clock", n.Clock.Format(time.RFC3339), "polls_closed", n.PollsClosed)
+		}
 		ev := make([]any, 0, len(r.Candidates))
 		for _, c := range r.Candidates {
 			ev = append(ev, slog.String(c.Name, fmt.Sprintf("%d+%d", c.ElectoralVotesWon, c.ElectoralVotesLeading)))

@@ -123,6 +123,9 @@ func produce(ctx context.Context, gen *votegen.Generator, p *publisher, files *f
 			m.published.Add(float64(b.sent))
 			m.batches.Inc()
 			m.duration.Observe(time.Since(b.start).Seconds())
+			if gen.Timed() {
+				prog.clock = time.UnixMicro(b.votes[len(b.votes)-1].Time)
+			}
 			prog.update(done, b.sent, cfg.BatchInterval >= time.Second)
 		}
 		spare = append(spare, b.votes[:cap(b.votes)])
@@ -253,6 +256,7 @@ type progress struct {
 	sent   int64
 	log    *slog.Logger
 	sentAt int64
+	clock  time.Time // the night's time of the last vote published, if timed
 }
 
 func newProgress(total int64, log *slog.Logger) *progress {
@@ -274,10 +278,14 @@ func (p *progress) update(done, sent int64, force bool) {
 	if rate > 0 {
 		eta = time.Duration(float64(p.total-done) / rate * float64(time.Second))
 	}
-	p.log.Info("progress",
-		"published", done, "of", p.total,
+	attrs := []any{"published", done, "of", p.total,
 		"percent", fmt.Sprintf("%.1f", 100*float64(done)/float64(p.total)),
-		"votes_per_sec", int64(rate), "eta", eta.Round(time.Second))
+		"votes_per_sec", int64(rate), "eta", eta.Round(time.Second)}
+	if !p.clock.IsZero() {
+		// Eastern Standard Time, UTC-5 on 5 November 2024.
+		attrs = append(attrs, "night_clock_et", p.clock.In(time.FixedZone("EST", -5*60*60)).Format("15:04"))
+	}
+	p.log.Info("progress", attrs...)
 }
 
 var errNoPartitions = errors.New("votes topic has no partitions")
