@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -98,12 +100,17 @@ func (e *election) recompute() {
 		offsets[p] = 0
 	}
 	var latest int64
+	producers := make(map[string]bool)
 	for p, st := range e.states {
 		e.total.Merge(&st.Tally)
 		offsets[p] = st.Offset
 		latest = max(latest, st.Latest)
+		for _, ps := range st.Producers {
+			producers[ps.ID] = true
+		}
 	}
 	e.res = results.Compute(&e.total, e.expected)
+	e.res.SetProducers(slices.Sorted(maps.Keys(producers)))
 	if e.night {
 		e.setNight(latest)
 	}
@@ -279,6 +286,7 @@ func (e *election) logTables(ctx context.Context, out io.Writer, every time.Dura
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	var logged uint64
+	var warned string // what the last warning was about
 	for {
 		select {
 		case <-ctx.Done():
@@ -296,6 +304,10 @@ func (e *election) logTables(ctx context.Context, out io.Writer, every time.Dura
 		}
 		fmt.Fprintf(out, "-------------------------------------------\nElection (replica %s): %d partitions, %d records\n-------------------------------------------\n%s",
 			e.source, len(r.Offsets), covered, r.Table())
+		if r.Warning != "" {
+			fmt.Fprintf(out, "WARNING: %s\n", r.Warning)
+		}
+		warned = e.logWarning(&r, warned)
 		attrs := []any{"counted", r.Counted, "expected", r.Expected,
 			"percent_reporting", fmt.Sprintf("%.2f", r.PercentReporting),
 			"electoral_votes_called", r.ElectoralVotesCalled}
@@ -312,6 +324,20 @@ func (e *election) logTables(ctx context.Context, out io.Writer, every time.Dura
 		attrs = append(attrs, slog.Group("electoral_votes_won_plus_leading", ev...))
 		e.log.Info("election view", attrs...)
 	}
+}
+
+// logWarning logs r's warning when what it is about (the producers, or
+// votes over expected) differs from before, and returns what it is about now.
+func (e *election) logWarning(r *results.Results, before string) string {
+	about := ""
+	if r.Warning != "" {
+		about = fmt.Sprint(r.Producers, r.OverExpected > 0)
+	}
+	if about != "" && about != before {
+		e.log.Warn("election view: the count cannot be one election", "warning", r.Warning,
+			"producer_ids", r.Producers, "over_expected", r.OverExpected, "counted", r.Counted, "expected", r.Expected)
+	}
+	return about
 }
 
 // newElectionFromConfig returns an empty view expecting the votes the

@@ -2,6 +2,8 @@ package main
 
 import (
 	"log/slog"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,24 +96,7 @@ func TestElectionMetrics(t *testing.T) {
 	e.now = func() time.Time { return now }
 	e.markSynced(0, now.Add(-2*time.Second))
 
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(newElectionCollector(e, "r1"))
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	series := map[string]int{}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			key := f.GetName()
-			for _, l := range m.GetLabel() {
-				key += "," + l.GetName() + "=" + l.GetValue()
-			}
-			got[key] = m.GetGauge().GetValue()
-			series[f.GetName()]++
-		}
-	}
+	got, series := gatherElection(t, e)
 	for _, tc := range []struct {
 		key  string
 		want float64
@@ -154,6 +139,81 @@ func TestElectionMetrics(t *testing.T) {
 	}
 }
 
+// gatherElection collects e's election metrics as replica r1: each series'
+// value by name and labels ("name,label=value,..."), and the number of
+// series by name.
+func gatherElection(t *testing.T, e *election) (map[string]float64, map[string]int) {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(newElectionCollector(e, "r1"))
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	series := map[string]int{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			key := f.GetName()
+			for _, l := range m.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			got[key] = m.GetGauge().GetValue()
+			series[f.GetName()]++
+		}
+	}
+	return got, series
+}
+
+// TestElectionSeveralProducers checks the view names every producer id its
+// checkpoints hold, flags several elections in /results' fields and the
+// metrics, and logs the warning once per change, naming the ids.
+func TestElectionSeveralProducers(t *testing.T) {
+	var expected [vote.NumStates]int64
+	expected[0] = 10
+	var logs strings.Builder
+	e := newElection(expected, "r1", slog.New(slog.NewTextHandler(&logs, nil)))
+	e.parts = 2
+	withProducers := func(st *checkpoint.State, ids ...string) *checkpoint.State {
+		for _, id := range ids {
+			st.Producers = append(st.Producers, checkpoint.ProducerSeq{ID: id, Seq: 1})
+		}
+		return st
+	}
+	check := func(what string, producers, over float64) {
+		t.Helper()
+		m, _ := gatherElection(t, e)
+		if m["votestream_election_producers,replica=r1"] != producers || m["votestream_election_votes_over_expected,replica=r1"] != over {
+			t.Errorf("%s: metrics %v, want %v producers and %v over expected", what, m, producers, over)
+		}
+	}
+	const warnMsg = `msg="election view: the count cannot be one election"`
+	var warned string
+
+	e.apply(0, withProducers(stateWith(0, 5, 0, 0, 5), "seed=1"))
+	e.apply(1, withProducers(stateWith(1, 5, 0, 0, 5), "seed=1"))
+	r := e.results()
+	warned = e.logWarning(&r, warned)
+	if len(r.Producers) != 1 || r.Warning != "" || strings.Contains(logs.String(), warnMsg) {
+		t.Errorf("one election: producers %v, warning %q, logs %s; want one producer, no warning", r.Producers, r.Warning, logs.String())
+	}
+	check("one election", 1, 0)
+
+	// A second election appears in partition 1 only.
+	e.apply(1, withProducers(stateWith(1, 9, 0, 0, 9), "seed=2", "seed=1"))
+	for range 2 { // the same warning twice is logged once
+		r = e.results()
+		warned = e.logWarning(&r, warned)
+	}
+	if want := []string{"seed=1", "seed=2"}; !slices.Equal(r.Producers, want) || r.OverExpected != 4 || !strings.Contains(r.Warning, "2 elections") {
+		t.Errorf("two elections: producers %v, over %d, warning %q; want %v, 4, a warning", r.Producers, r.OverExpected, r.Warning, want)
+	}
+	check("two elections", 2, 4)
+	if n := strings.Count(logs.String(), warnMsg); n != 1 || !strings.Contains(logs.String(), `producer_ids="[seed=1 seed=2]"`) {
+		t.Errorf("logged the warning %d times, want once naming both ids:\n%s", n, logs.String())
+	}
+}
+
 // TestElectionNight: with ELECTION=2024 the view's clock is the newest vote
 // of any partition, and polls closed follow it, in /results and metrics.
 func TestElectionNight(t *testing.T) {
@@ -175,17 +235,9 @@ func TestElectionNight(t *testing.T) {
 	if !r.Night.Clock.Equal(eight) || r.Night.PollsClosed != 26 {
 		t.Errorf("night: clock %s, %d polls closed; want %s, 26", r.Night.Clock, r.Night.PollsClosed, eight)
 	}
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(newElectionCollector(e, "r1"))
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, f := range fams {
-		got[f.GetName()] = f.GetMetric()[0].GetGauge().GetValue()
-	}
-	if got["votestream_election_clock_seconds"] != float64(eight.Unix()) || got["votestream_election_polls_closed_states"] != 26 {
-		t.Errorf("metrics: clock %v, polls closed %v", got["votestream_election_clock_seconds"], got["votestream_election_polls_closed_states"])
+	got, _ := gatherElection(t, e)
+	clock, closed := got["votestream_election_clock_seconds,replica=r1"], got["votestream_election_polls_closed_states,replica=r1"]
+	if clock != float64(eight.Unix()) || closed != 26 {
+		t.Errorf("metrics: clock %v, polls closed %v", clock, closed)
 	}
 }

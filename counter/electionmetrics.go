@@ -17,7 +17,7 @@ type electionCollector struct {
 	view *election
 
 	electoralVotes, popularVotes, reporting, leader, called, age *prometheus.Desc
-	statesCalled, clock, pollsClosed                             *prometheus.Desc
+	statesCalled, clock, pollsClosed, producers, overExpected    *prometheus.Desc
 }
 
 func newElectionCollector(view *election, replica string) *electionCollector {
@@ -38,19 +38,24 @@ func newElectionCollector(view *election, replica string) *electionCollector {
 		leader: desc("state_leader",
 			"1 for the candidate with strictly the most votes in a contested state, 0 for the others (all 0 on a tie or before any vote).",
 			"state", "candidate"),
-		called:       desc("state_called", "1 when a contested state's race is called: the remaining votes cannot change its leader.", "state"),
 		statesCalled: desc("election_states_called", "Contested states whose race is called."),
 		clock: desc("election_clock_seconds",
 			"The election night's clock (ELECTION=2024): the newest vote counted, Unix seconds. Absent without a night or before any vote."),
 		pollsClosed: desc("election_polls_closed_states",
 			"Contested states whose polls have closed by the election night's clock (ELECTION=2024). Absent without a night."),
+		called: desc("state_called", "1 when a contested state's race is called: the remaining votes cannot change its leader.", "state"),
+		producers: desc("election_producers",
+			"Producer ids (one per election: seed and scale) whose votes are counted; more than 1: the topic holds several elections."),
+		overExpected: desc("election_votes_over_expected",
+			"Votes counted beyond each state's expected votes (SCALE, INCLUDE_DC); above 0: several elections, or the counter's settings differ from the producer's."),
 		age: desc("election_view_age_seconds",
 			"Age of the whole-election view: every checkpoint written before it is included. Absent until every checkpoint partition has been read."),
 	}
 }
 
 func (c *electionCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.electoralVotes, c.popularVotes, c.reporting, c.leader, c.called, c.age, c.statesCalled, c.clock, c.pollsClosed} {
+	for _, d := range []*prometheus.Desc{c.electoralVotes, c.popularVotes, c.reporting, c.leader, c.called, c.age,
+		c.statesCalled, c.clock, c.pollsClosed, c.producers, c.overExpected} {
 		ch <- d
 	}
 }
@@ -92,6 +97,8 @@ func (c *electionCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.clock, float64(r.Night.Clock.UnixMilli())/1000)
 		}
 	}
+	gauge(c.producers, float64(len(r.Producers)))
+	gauge(c.overExpected, float64(r.OverExpected))
 	if !r.AsOf.IsZero() {
 		gauge(c.age, max(c.view.now().Sub(r.AsOf).Seconds(), 0))
 	}

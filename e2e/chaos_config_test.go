@@ -37,6 +37,7 @@ func TestChaosConfig(t *testing.T) {
 	}{
 		{both, []string{"KAFKA_DIAL_TIMEOUT=5"}, "KAFKA_DIAL_TIMEOUT", "missing unit"},
 		{both, []string{"KAFKA_DIAL_TIMEOUT=-2s"}, "KAFKA_DIAL_TIMEOUT", "must be positive"},
+		{both, []string{"KAFKA_METADATA_MAX_AGE=10ms"}, "KAFKA_METADATA_MAX_AGE", "must be at least 100ms"},
 		{[]string{"producer"}, []string{"BATCH_INTERVAL=5 seconds"}, "BATCH_INTERVAL", "duration"},
 		{[]string{"producer"}, []string{"BATCH_INTERVAL=-1s"}, "BATCH_INTERVAL", "must not be negative"},
 		{[]string{"counter"}, []string{"BATCH_MAX_WAIT=soon"}, "BATCH_MAX_WAIT", "duration"},

@@ -111,9 +111,15 @@ type Proc struct {
 // bounded, when the test ends. Its output is logged if the test fails.
 func Start(t testing.TB, name, bin string, env ...string) *Proc {
 	t.Helper()
-	p := &Proc{Name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(bin)
-	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	cmd := exec.Command(bin)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	return StartCmd(t, name, cmd)
+}
+
+// StartCmd runs cmd (its path, arguments and environment set) like Start.
+func StartCmd(t testing.TB, name string, cmd *exec.Cmd) *Proc {
+	t.Helper()
+	p := &Proc{Name: name, done: make(chan struct{}), cmd: cmd}
 	p.cmd.Stdout = p
 	p.cmd.Stderr = p
 	if err := p.cmd.Start(); err != nil {
@@ -277,13 +283,25 @@ type Env struct {
 	Partitions                                       int
 }
 
-// NewEnv returns fresh names on broker b.
-func NewEnv(t testing.TB, b *Broker, partitions int) Env {
+// Bootstrapper is a cluster a test's services connect to: the local broker
+// program or an Apache Kafka cluster.
+type Bootstrapper interface {
+	Bootstrap() string // KAFKA_BROKERS
+}
+
+// Bootstrap is the broker's address.
+func (b *Broker) Bootstrap() string { return b.Addr }
+
+// Bootstrap is every node's client listener.
+func (k *Kafka) Bootstrap() string { return k.Addr }
+
+// NewEnv returns fresh names on cluster b.
+func NewEnv(t testing.TB, b Bootstrapper, partitions int) Env {
 	var r [4]byte
 	_, _ = rand.Read(r[:])
 	id := strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")) + "-" + hex.EncodeToString(r[:])
 	return Env{
-		Brokers: b.Addr, Topic: "votes-" + id, CheckpointTopic: "ckpt-" + id, DLQTopic: "dlq-" + id,
+		Brokers: b.Bootstrap(), Topic: "votes-" + id, CheckpointTopic: "ckpt-" + id, DLQTopic: "dlq-" + id,
 		Group: "group-" + id, Partitions: partitions,
 	}
 }

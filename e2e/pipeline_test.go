@@ -17,10 +17,14 @@ const testSeed = 20241105
 // fixed seed while two counter replicas share the group and one of them is
 // stopped and restarted midway; the totals must equal the generator's for
 // every candidate x state x age group, and equal the JSON files'.
-func TestPipeline(t *testing.T) {
+func TestPipeline(t *testing.T) { testPipeline(t, StartBroker(t)) }
+
+// TestKafkaPipeline is TestPipeline on one Apache Kafka node.
+func TestKafkaPipeline(t *testing.T) { testPipeline(t, StartKafka(t, KafkaOptions{})) }
+
+func testPipeline(t *testing.T, cluster Bootstrapper) {
 	bin := Binaries(t)
-	broker := StartBroker(t)
-	env := NewEnv(t, broker, 12)
+	env := NewEnv(t, cluster, 12)
 	want, err := votegen.TrueTotals(votegen.Config{Seed: testSeed, Scale: 0.005})
 	if err != nil {
 		t.Fatal(err)

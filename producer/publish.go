@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -40,7 +42,8 @@ type publisher struct {
 // resume reads the end of every partition to find this producer's last
 // record there. The producer writes each partition in sequence order and
 // never moves past a record before it is acknowledged, so every earlier
-// sequence of that partition is in the log too.
+// sequence of that partition is in the log too. Records of other producers
+// read on the way are another election's: it says so in one line.
 func (p *publisher) resume(ctx context.Context) error {
 	if p.partitions < 1 {
 		return errNoPartitions
@@ -48,16 +51,21 @@ func (p *publisher) resume(ctx context.Context) error {
 	p.last = make([]int64, p.partitions)
 	var mu sync.Mutex
 	var firstErr error
+	others := make(map[string]bool) // other elections' producer ids seen
 	var wg sync.WaitGroup
 	for part := range p.last {
 		p.last[part] = -1
 		wg.Go(func() {
 			seq := int64(-1)
+			seen := make(map[string]bool)
 			err := p.client.ScanBack(ctx, p.topic, part, 4096, func(r kafkaio.Record) bool {
 				prod, s, ok := recordSeq(r.Headers)
 				if ok && prod == p.id {
 					seq = s
 					return false
+				}
+				if ok {
+					seen[prod] = true
 				}
 				return true
 			})
@@ -67,11 +75,16 @@ func (p *publisher) resume(ctx context.Context) error {
 				firstErr = err
 			}
 			p.last[part] = seq
+			maps.Copy(others, seen)
 		})
 	}
 	wg.Wait()
 	if firstErr != nil {
 		return firstErr
+	}
+	if len(others) > 0 {
+		p.log.Warn("the topic already holds another election (another SEED or SCALE): this one is appended beside it and the counter will count both; start afresh with make clean, or set another KAFKA_TOPIC",
+			"producer_id", p.id, "other_producer_ids", slices.Sorted(maps.Keys(others)))
 	}
 	for part, s := range p.last {
 		if s >= 0 {

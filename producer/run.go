@@ -187,10 +187,10 @@ func produce(ctx context.Context, gen *votegen.Generator, p *publisher, files *f
 	return nil
 }
 
-// parseSeed reads SEED, or draws one from crypto/rand when it is empty so
-// every unseeded run is a new election; the seed is logged either way.
+// parseSeed reads SEED, or draws one from crypto/rand for "random" (or
+// empty): a new election each run. The seed is logged either way.
 func parseSeed(s string) (uint64, error) {
-	if s == "" {
+	if s == "" || s == "random" {
 		var b [8]byte
 		if _, err := rand.Read(b[:]); err != nil {
 			return 0, err
@@ -199,7 +199,7 @@ func parseSeed(s string) (uint64, error) {
 	}
 	seed, err := strconv.ParseUint(s, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("SEED: %q: must be a whole number from 0 to %d", s, uint64(1<<64-1))
+		return 0, fmt.Errorf("SEED: %q: must be a whole number from 0 to %d, or random", s, uint64(1<<64-1))
 	}
 	return seed, nil
 }

@@ -27,18 +27,11 @@ import (
 // each of its sequence numbers exactly once, in order, and the votes must
 // be the generator's, cell by cell.
 func TestPublishResumeExact(t *testing.T) {
-	addr := startCluster(t)
-	var r [4]byte
-	_, _ = rand.Read(r[:])
-	topic := "votes-" + hex.EncodeToString(r[:])
 	const seed, scale = 7, 0.0002
 	const partitions = 5
-	environ := []string{
-		"KAFKA_BROKERS=" + addr, "KAFKA_TOPIC=" + topic, "KAFKA_CHECKPOINT_TOPIC=" + topic + ".ckpt",
-		"KAFKA_DLQ_TOPIC=" + topic + ".dlq", "KAFKA_PARTITIONS=" + strconv.Itoa(partitions),
-		"HTTP_ADDR=127.0.0.1:0", "OUTPUT_DIR=", "SEED=" + strconv.Itoa(seed),
-		"SCALE=" + strconv.FormatFloat(scale, 'g', -1, 64), "VOTES_PER_BATCH=997",
-	}
+	addr, topic, base := testTopic(t, partitions)
+	environ := append(base, "SEED="+strconv.Itoa(seed),
+		"SCALE="+strconv.FormatFloat(scale, 'g', -1, 64), "VOTES_PER_BATCH=997")
 
 	// First run: paced, stopped by a signal after a few batches.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -88,20 +81,72 @@ func TestPublishResumeExact(t *testing.T) {
 	}
 }
 
+// TestAnotherElectionLogged runs an election to its end, then the same one
+// again, then one with another SEED and one with another SCALE on the same
+// topic: the first rerun resumes in silence, the other two each say in one
+// warning line at start that they append another election, naming it.
+func TestAnotherElectionLogged(t *testing.T) {
+	_, _, base := testTopic(t, 3)
+	const warning = `level=WARN msg="the topic already holds another election`
+	for _, tc := range []struct {
+		name, seed, scale string
+		wantOthers        string // "" for no warning
+	}{
+		{"first", "7", "0.00005", ""},
+		{"same again", "7", "0.00005", ""},
+		{"another seed", "8", "0.00005", "[votestream:seed=7,scale=5e-05]"},
+		{"another scale", "7", "0.00002", "[votestream:seed=7,scale=5e-05 votestream:seed=8,scale=5e-05]"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		var out strings.Builder
+		err := run(ctx, append(base, "SEED="+tc.seed, "SCALE="+tc.scale, "BATCH_INTERVAL=0"), io.Discard, &out)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s run: %v", tc.name, err)
+		}
+		var lines []string
+		for l := range strings.Lines(out.String()) {
+			if strings.Contains(l, warning) {
+				lines = append(lines, l)
+			}
+		}
+		switch {
+		case tc.wantOthers == "" && len(lines) > 0:
+			t.Errorf("%s run warned of another election:\n%s", tc.name, strings.Join(lines, ""))
+		case tc.wantOthers != "" && (len(lines) != 1 || !strings.Contains(lines[0], "other_producer_ids=\""+tc.wantOthers+"\"")):
+			t.Errorf("%s run: want one warning naming %s, got %d:\n%s", tc.name, tc.wantOthers, len(lines), out.String())
+		}
+	}
+}
+
+// testTopic starts a kfake cluster for the test and returns its address, a
+// fresh topic name and the producer environment for them.
+func testTopic(t *testing.T, partitions int) (addr, topic string, environ []string) {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	addr = cluster.ListenAddrs()[0]
+	var r [4]byte
+	_, _ = rand.Read(r[:])
+	topic = "votes-" + hex.EncodeToString(r[:])
+	return addr, topic, []string{
+		"KAFKA_BROKERS=" + addr, "KAFKA_TOPIC=" + topic, "KAFKA_CHECKPOINT_TOPIC=" + topic + ".ckpt",
+		"KAFKA_DLQ_TOPIC=" + topic + ".dlq", "KAFKA_PARTITIONS=" + strconv.Itoa(partitions),
+		"HTTP_ADDR=127.0.0.1:0", "OUTPUT_DIR=",
+	}
+}
+
 // TestPublishNight publishes 2024's night: exactly its scaled votes, each
 // timestamped with its time of the night, after its state's polls close,
 // while the Kafka record carries the time it was published.
 func TestPublishNight(t *testing.T) {
-	addr := startCluster(t)
-	topic := "night-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	const partitions = 3
 	cfg := votegen.Config{Seed: 3, Scale: 0.0001, IncludeDC: true, Election: votegen.Election2024}
-	environ := []string{
-		"KAFKA_BROKERS=" + addr, "KAFKA_TOPIC=" + topic, "KAFKA_CHECKPOINT_TOPIC=" + topic + ".ckpt",
-		"KAFKA_DLQ_TOPIC=" + topic + ".dlq", "KAFKA_PARTITIONS=" + strconv.Itoa(partitions),
-		"HTTP_ADDR=127.0.0.1:0", "OUTPUT_DIR=", "SEED=3", "SCALE=0.0001", "INCLUDE_DC=true",
-		"ELECTION=2024", "BATCH_INTERVAL=0",
-	}
+	addr, topic, base := testTopic(t, partitions)
+	environ := append(base, "SEED=3", "SCALE=0.0001", "INCLUDE_DC=true", "ELECTION=2024", "BATCH_INTERVAL=0")
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -125,18 +170,6 @@ func TestPublishNight(t *testing.T) {
 	if d := got.Diff(&want, 5); len(d) > 0 || got.Total() != want.Total() {
 		t.Errorf("topic holds %d votes, want %d; wrong cells: %+v", got.Total(), want.Total(), d)
 	}
-}
-
-// startCluster starts a one-broker kfake cluster for the test and returns
-// its address.
-func startCluster(t *testing.T) string {
-	t.Helper()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	return cluster.ListenAddrs()[0]
 }
 
 // readTopic reads every record of every partition, checks each partition
@@ -189,4 +222,22 @@ func readTopic(t *testing.T, addr, topic string, partitions int, check func(*kaf
 		}
 	}
 	return tally
+}
+
+// TestParseSeed checks SEED's forms: a number fixes the election, random
+// (or empty) draws a new one each time, anything else is an error.
+func TestParseSeed(t *testing.T) {
+	if got, err := parseSeed("20241105"); err != nil || got != 20241105 {
+		t.Errorf(`parseSeed("20241105") = %d, %v; want 20241105`, got, err)
+	}
+	for _, s := range []string{"random", ""} {
+		a, err1 := parseSeed(s)
+		b, err2 := parseSeed(s)
+		if err1 != nil || err2 != nil || a == b {
+			t.Errorf("parseSeed(%q) twice = %d (%v), %d (%v); want two different seeds", s, a, err1, b, err2)
+		}
+	}
+	if _, err := parseSeed("lucky"); err == nil || !strings.Contains(err.Error(), "or random") {
+		t.Errorf(`parseSeed("lucky") error %v, want one saying a number or random`, err)
+	}
 }

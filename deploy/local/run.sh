@@ -26,6 +26,8 @@ stop() {
 trap stop INT TERM
 
 if [ "$KAFKA_BROKERS" = "$broker_addr" ]; then
+	data=${BROKER_DATA_DIR:-./.kfake-data}
+	[ -d "$data" ] && echo "votestream: $data is kept from the last run: this run resumes its election (make clean starts a new one)" >&2
 	BROKER_ADDR=$broker_addr setsid "$bin/broker" &
 	broker_pid=$!
 	host=${broker_addr%:*} port=${broker_addr##*:}

@@ -24,8 +24,12 @@ type Kafka struct {
 	CreateTopics      bool          `env:"KAFKA_CREATE_TOPICS" envDefault:"true"`
 	ClientID          string        `env:"KAFKA_CLIENT_ID" envDefault:"votestream"`
 	DialTimeout       time.Duration `env:"KAFKA_DIAL_TIMEOUT" envDefault:"10s"`
-	TLS               TLS
-	SASL              SASL
+	// MetadataMaxAge bounds how long a moved partition leader goes
+	// unnoticed: kafka-go refreshes its cached metadata at random within
+	// it, not on errors.
+	MetadataMaxAge time.Duration `env:"KAFKA_METADATA_MAX_AGE" envDefault:"2s"`
+	TLS            TLS
+	SASL           SASL
 }
 
 // Validate reports the first setting that cannot work.
@@ -51,6 +55,8 @@ func (k *Kafka) Validate() error {
 		return fmt.Errorf("KAFKA_REPLICATION_FACTOR: %d: must be at least 1, or -1 for the broker's default", k.ReplicationFactor)
 	case k.DialTimeout <= 0:
 		return fmt.Errorf("KAFKA_DIAL_TIMEOUT: %s: must be positive", k.DialTimeout)
+	case k.MetadataMaxAge < 100*time.Millisecond:
+		return fmt.Errorf("KAFKA_METADATA_MAX_AGE: %s: must be at least 100ms", k.MetadataMaxAge)
 	}
 	return k.validateSecurity()
 }
@@ -77,8 +83,9 @@ func (l *Log) Validate() error {
 type Producer struct {
 	Kafka Kafka
 	Log   Log
-	// Seed fixes every vote; empty picks a random one (logged at start).
-	Seed      string  `env:"SEED"`
+	// Seed fixes every vote, so a restarted producer resumes the same
+	// election; "random" (or empty) draws a new one, logged at start.
+	Seed      string  `env:"SEED" envDefault:"20241105"`
 	Scale     float64 `env:"SCALE" envDefault:"0.005"`
 	IncludeDC bool    `env:"INCLUDE_DC" envDefault:"false"`
 	// Election is seed (the seed's model) or 2024 (its certified result,

@@ -22,6 +22,7 @@ var (
 		CreateTopics:      true,
 		ClientID:          "votestream",
 		DialTimeout:       10 * time.Second,
+		MetadataMaxAge:    2 * time.Second,
 	}
 	defaultLog = config.Log{Format: "text", Level: "info"}
 )
@@ -35,7 +36,7 @@ func TestDefaults(t *testing.T) {
 		{"producer", &config.Producer{}, &config.Producer{
 			Kafka:         defaultKafka,
 			Log:           defaultLog,
-			Seed:          "",
+			Seed:          "20241105",
 			Scale:         0.005,
 			IncludeDC:     false,
 			Election:      "seed",
@@ -95,6 +96,7 @@ func TestParseValues(t *testing.T) {
 		Kafka: config.Kafka{
 			Brokers: []string{"a:1", "b:2"}, Topic: "t", CheckpointTopic: "t.cp", DLQTopic: "t.dlq",
 			Partitions: 3, ReplicationFactor: -1, CreateTopics: false, ClientID: "me", DialTimeout: 3 * time.Second,
+			MetadataMaxAge: 2 * time.Second,
 		},
 		Log:  config.Log{Format: "json", Level: "DEBUG"},
 		Seed: "7", Scale: 1, IncludeDC: true, Election: "2024", VotesPerBatch: 1, BatchInterval: 0,

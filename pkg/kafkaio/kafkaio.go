@@ -52,7 +52,7 @@ func New(cfg config.Kafka, log *slog.Logger) (*Client, error) {
 	transport := &kafka.Transport{
 		ClientID:    cfg.ClientID,
 		DialTimeout: cfg.DialTimeout,
-		MetadataTTL: 10 * time.Second,
+		MetadataTTL: cfg.MetadataMaxAge,
 		IdleTimeout: 5 * time.Minute,
 		TLS:         tlsConfig,
 		SASL:        mechanism,
@@ -247,12 +247,37 @@ func (c *Client) partitionCounts(ctx context.Context, specs []TopicSpec) (map[st
 	return have, nil
 }
 
+// leadersElected reports whether every partition of specs has a leader: a
+// real cluster elects them a moment after CreateTopics answers, and a
+// partition without one refuses reads and writes.
+func (c *Client) leadersElected(ctx context.Context, specs []TopicSpec) bool {
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
+	if err != nil {
+		return false
+	}
+	for _, t := range md.Topics {
+		for _, p := range t.Partitions {
+			if t.Error != nil || p.Error != nil || p.Leader.Host == "" {
+				return false
+			}
+		}
+		if len(t.Partitions) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // waitPartitions waits, bounded by ctx, until freshly created topics show
 // in metadata with leaders for every partition.
 func (c *Client) waitPartitions(ctx context.Context, specs []TopicSpec) (map[string]int, error) {
 	for {
 		have, err := c.partitionCounts(ctx, specs)
-		if err == nil && len(have) == len(specs) {
+		if err == nil && len(have) == len(specs) && c.leadersElected(ctx, specs) {
 			return have, nil
 		}
 		select {
@@ -414,7 +439,16 @@ func jitter(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) }
 
 // Offsets returns a partition's first offset and end offset (the high
 // watermark: the offset the next record will get).
+// A partition between leaders is waited out.
 func (c *Client) Offsets(ctx context.Context, topic string, partition int) (first, end int64, err error) {
+	err = c.retry(ctx, "list offsets", func() error {
+		first, end, err = c.offsets(ctx, topic, partition)
+		return err
+	})
+	return first, end, err
+}
+
+func (c *Client) offsets(ctx context.Context, topic string, partition int) (first, end int64, err error) {
 	res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{
 		Topics: map[string][]kafka.OffsetRequest{topic: {kafka.FirstOffsetOf(partition), kafka.LastOffsetOf(partition)}},
 	})
@@ -432,8 +466,17 @@ func (c *Client) Offsets(ctx context.Context, topic string, partition int) (firs
 	return 0, 0, fmt.Errorf("list offsets %s/%d: partition missing from response", topic, partition)
 }
 
-// EndOffsets returns the high watermark of every partition of topic.
-func (c *Client) EndOffsets(ctx context.Context, topic string, partitions int) (map[int]int64, error) {
+// EndOffsets returns the high watermark of every partition of topic,
+// waiting out partitions between leaders.
+func (c *Client) EndOffsets(ctx context.Context, topic string, partitions int) (out map[int]int64, err error) {
+	err = c.retry(ctx, "list end offsets", func() error {
+		out, err = c.endOffsets(ctx, topic, partitions)
+		return err
+	})
+	return out, err
+}
+
+func (c *Client) endOffsets(ctx context.Context, topic string, partitions int) (map[int]int64, error) {
 	reqs := make([]kafka.OffsetRequest, partitions)
 	for p := range reqs {
 		reqs[p] = kafka.LastOffsetOf(p)

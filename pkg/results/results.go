@@ -5,6 +5,8 @@
 package results
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/votestream/votestream/pkg/vote"
@@ -51,6 +53,16 @@ type Results struct {
 	Counted          int64   `json:"counted"`           // votes counted, every state
 	Expected         int64   `json:"expected"`          // votes expected in contested states
 	PercentReporting float64 `json:"percent_reporting"` // counted in contested states over Expected, 0 to 100
+
+	// Producers are the ids of the producers whose votes are counted, one
+	// per election (seed and scale), sorted; the caller sets them with
+	// SetProducers. OverExpected is the votes counted beyond each state's
+	// expected votes, those of states not contested included. Warning says
+	// in one sentence why the count cannot be one election as configured:
+	// several producers, or votes over expected; empty when neither.
+	Producers    []string `json:"producers,omitempty"`
+	OverExpected int64    `json:"over_expected"`
+	Warning      string   `json:"warning,omitempty"`
 
 	// ElectoralVotesAtStake sums the contested states' electoral votes: 538
 	// with DC, 535 without. ElectoralVotesToWin stays 270 either way.
@@ -183,6 +195,7 @@ func Compute(t *vote.Tally, expected [vote.NumStates]int64) Results {
 			r.Candidates[c].Votes += v
 		}
 		r.Counted += sr.Counted
+		r.OverExpected += max(sr.Counted-sr.Expected, 0)
 		if sr.Expected == 0 {
 			sr.Status = NotContested
 			continue
@@ -215,7 +228,33 @@ func Compute(t *vote.Tally, expected [vote.NumStates]int64) Results {
 			r.Winner, r.WinnerName = c, cr.Name
 		}
 	}
+	r.warn()
 	return r
+}
+
+// SetProducers records the producer ids whose votes are counted (sorted,
+// one per election) and updates Warning.
+func (r *Results) SetProducers(ids []string) {
+	r.Producers = ids
+	r.warn()
+}
+
+// warn sets Warning from Producers and OverExpected.
+func (r *Results) warn() {
+	switch {
+	case len(r.Producers) > 1:
+		over := ""
+		if r.OverExpected > 0 {
+			over = fmt.Sprintf(" (%d votes more than expected)", r.OverExpected)
+		}
+		r.Warning = fmt.Sprintf("This topic holds %d elections, counted together%s: %s. Start afresh with make clean, or give each election its own KAFKA_TOPIC.",
+			len(r.Producers), over, strings.Join(r.Producers, "; "))
+	case r.OverExpected > 0:
+		r.Warning = fmt.Sprintf("%d more votes counted than expected: set SCALE and INCLUDE_DC on the counter like the producer, or start afresh with make clean.",
+			r.OverExpected)
+	default:
+		r.Warning = ""
+	}
 }
 
 // decide sets the leader, margin and status of a contested state from its

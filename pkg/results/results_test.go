@@ -274,7 +274,7 @@ func TestJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"as_of", "offsets", "counted", "expected", "percent_reporting", "electoral_votes_to_win", "winner", "candidates", "states"} {
+	for _, key := range []string{"as_of", "offsets", "counted", "expected", "percent_reporting", "over_expected", "electoral_votes_to_win", "winner", "candidates", "states"} {
 		if _, ok := m[key]; !ok {
 			t.Errorf("no %q in %s", key, b)
 		}
@@ -353,6 +353,55 @@ func stateByCode(t *testing.T, code string) vote.State {
 	}
 	t.Fatalf("no state %q", code)
 	return 0
+}
+
+// TestWarning checks the count is flagged when it cannot be one election as
+// configured: votes over a state's expected ones, votes in a state not
+// contested, or several producers; and not flagged otherwise.
+func TestWarning(t *testing.T) {
+	var expected [vote.NumStates]int64
+	expected[0], expected[1] = 10, 10 // state 2 and on: not contested
+	tally := func(counts ...int64) *vote.Tally {
+		var tl vote.Tally
+		for s, n := range counts {
+			tl[0][s][0] = n
+		}
+		return &tl
+	}
+	for _, tc := range []struct {
+		name      string
+		tally     *vote.Tally
+		producers []string
+		wantOver  int64
+		want      []string // in Warning; none: no warning
+	}{
+		{"one election, done", tally(10, 10), []string{"a"}, 0, nil},
+		{"one election, counting", tally(4, 0), []string{"a"}, 0, nil},
+		{"over a state's expected", tally(12, 10), []string{"a"}, 2, []string{"2 more votes counted than expected", "SCALE and INCLUDE_DC", "make clean"}},
+		{"votes where none expected", tally(10, 10, 3), []string{"a"}, 3, []string{"3 more votes"}},
+		{"two elections", tally(20, 15), []string{"seed=1", "seed=2"}, 15,
+			[]string{"holds 2 elections", "15 votes more than expected", "seed=1; seed=2", "make clean"}},
+		{"two elections, under expected", tally(3, 0), []string{"seed=1", "seed=2"}, 0, []string{"holds 2 elections, counted together: seed=1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Compute(tc.tally, expected)
+			r.SetProducers(tc.producers)
+			if r.OverExpected != tc.wantOver {
+				t.Errorf("over expected: got %d, want %d", r.OverExpected, tc.wantOver)
+			}
+			if len(tc.want) == 0 && r.Warning != "" {
+				t.Errorf("warning %q, want none", r.Warning)
+			}
+			if len(tc.want) > 0 && r.Warning == "" {
+				t.Errorf("no warning, want one saying %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(r.Warning, w) {
+					t.Errorf("warning %q does not say %q", r.Warning, w)
+				}
+			}
+		})
+	}
 }
 
 // TestSetNight: at 8 p.m. ET the polls have closed in the 26 contested

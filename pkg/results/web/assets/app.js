@@ -170,6 +170,9 @@
     $("ev-stake").textContent = r.electoral_votes_at_stake;
     renderNight(r);
     freshness();
+    // Several elections in one topic, or more votes than expected.
+    $("warning").hidden = !r.warning;
+    $("warning").textContent = r.warning ? `⚠ ${r.warning}` : "";
 
     const w = $("winner");
     // A zero Results (winner 0, nothing won) must not crown anyone.

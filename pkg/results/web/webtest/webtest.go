@@ -1,19 +1,13 @@
 // Package webtest drives the live results page in headless Chromium for
-// tests: a small Chrome DevTools Protocol client over
-// --remote-debugging-pipe (JSON messages ended by a NUL byte, written to the
-// browser's fd 3 and read from its fd 4; no WebSocket, no dependency), and
-// helpers that read the totals the page shows and compare them with
-// results. Both the page's own test and the end-to-end run use it.
+// tests, through chromedp, and reads the totals the page shows to compare
+// them with results. Both the page's own test and the end-to-end run use
+// it.
 package webtest
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,6 +17,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
 
 	"github.com/votestream/votestream/pkg/results"
 )
@@ -43,164 +41,99 @@ func Chromium(t testing.TB) string {
 	return ""
 }
 
-// Browser is a headless Chromium driven over its debugging pipe.
+// Browser is a headless Chromium driven with chromedp.
 type Browser struct {
-	w io.Writer
+	ctx context.Context // chromedp's browser context
 
-	mu      sync.Mutex
-	nextID  int64
-	pending map[int64]chan cdpMessage
-	errs    []string // exceptions and console errors from pages
-	readErr error
-}
-
-type cdpMessage struct {
-	ID        int64           `json:"id,omitempty"`
-	SessionID string          `json:"sessionId,omitempty"`
-	Method    string          `json:"method,omitempty"`
-	Params    json.RawMessage `json:"params,omitempty"`
-	Result    json.RawMessage `json:"result,omitempty"`
-	Error     *struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	} `json:"error,omitempty"`
+	mu   sync.Mutex
+	errs []string // exceptions and console errors from pages
 }
 
 // Start runs Chromium at bin; it is closed, bounded, when the test ends.
 func Start(t testing.TB, bin string) *Browser {
 	t.Helper()
-	toBrowser, toBrowserW, err := os.Pipe()
+	var stderr lockedBuffer
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("hide-scrollbars", true), chromedp.Flag("mute-audio", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.CombinedOutput(&stderr))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	b := &Browser{ctx: ctx}
+	// The first Do starts the browser; it lives as long as ctx, so it gets
+	// no timeout of its own: a watchdog cancels a start that hangs.
+	watchdog := time.AfterFunc(30*time.Second, cancel)
+	err := chromedp.Do(ctx)
+	watchdog.Stop()
 	if err != nil {
-		t.Fatal(err)
+		cancel()
+		cancelAlloc()
+		t.Fatalf("start chromium: %v\n%s", err, tail(stderr.String(), 4000))
 	}
-	fromBrowser, fromBrowserW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin,
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
-		"--user-data-dir="+t.TempDir(), "--remote-debugging-pipe", "about:blank")
-	cmd.ExtraFiles = []*os.File{toBrowser, fromBrowserW} // fd 3, fd 4
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	toBrowser.Close()
-	fromBrowserW.Close()
-	b := &Browser{w: toBrowserW, pending: map[int64]chan cdpMessage{}}
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		b.read(fromBrowser)
-	}()
 	t.Cleanup(func() {
-		// Ask politely, then insist; wait a bounded time either way.
-		closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = b.call(closeCtx, "", "Browser.close", nil, nil)
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
+		// Ask politely, then insist: the allocator kills what is left.
+		closed := make(chan struct{})
+		go func() {
+			_ = chromedp.Cancel(ctx)
+			close(closed)
+		}()
 		select {
-		case <-exited:
+		case <-closed:
 		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
 		}
-		toBrowserW.Close()
-		fromBrowser.Close()
-		<-readDone
+		cancel()
+		cancelAlloc()
 		if t.Failed() {
-			t.Logf("chromium stderr:\n%s", tail(stderr.String(), 4000))
+			t.Logf("chromium output:\n%s", tail(stderr.String(), 4000))
 		}
 	})
 	return b
 }
 
-func (b *Browser) read(r io.Reader) {
-	br := bufio.NewReader(r)
-	for {
-		line, err := br.ReadBytes(0)
-		if err != nil {
-			b.mu.Lock()
-			b.readErr = fmt.Errorf("read from chromium: %w", err)
-			for id, ch := range b.pending {
-				close(ch)
-				delete(b.pending, id)
-			}
-			b.mu.Unlock()
-			return
-		}
-		var m cdpMessage
-		if err := json.Unmarshal(line[:len(line)-1], &m); err != nil {
-			continue
-		}
-		b.mu.Lock()
-		if ch, ok := b.pending[m.ID]; ok && m.ID != 0 {
-			delete(b.pending, m.ID)
-			ch <- m
-		}
-		switch m.Method {
-		case "Runtime.exceptionThrown":
-			b.errs = append(b.errs, "exception: "+string(m.Params))
-		case "Runtime.consoleAPICalled":
-			var p struct {
-				Type string `json:"type"`
-			}
-			if json.Unmarshal(m.Params, &p) == nil && p.Type == "error" {
-				b.errs = append(b.errs, "console.error: "+string(m.Params))
-			}
-		}
-		b.mu.Unlock()
-	}
+// lockedBuffer collects the browser's output from chromedp's goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
 }
 
-// call sends one command and waits for its reply, at most until ctx ends.
-func (b *Browser) call(ctx context.Context, session, method string, params, result any) error {
-	raw, err := json.Marshal(params)
-	if err != nil {
-		return err
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// record keeps a page's exceptions and console errors.
+func (b *Browser) record(ev any) {
+	var msg string
+	switch ev := ev.(type) {
+	case *runtime.EventExceptionThrown:
+		d := ev.ExceptionDetails
+		msg = fmt.Sprintf("exception: %s at %s:%d:%d", d.Text, d.URL, d.LineNumber+1, d.ColumnNumber+1)
+		if d.Exception != nil {
+			msg += ": " + d.Exception.Description
+		}
+	case *runtime.EventConsoleAPICalled:
+		if ev.Type != runtime.ConsoleAPICalledTypeError {
+			return
+		}
+		var args []string
+		for _, a := range ev.Args {
+			args = append(args, strings.Trim(string(a.Value), `"`)+a.Description)
+		}
+		msg = "console.error: " + strings.Join(args, " ")
+	default:
+		return
 	}
-	if params == nil {
-		raw = []byte("{}")
-	}
-	ch := make(chan cdpMessage, 1)
 	b.mu.Lock()
-	if b.readErr != nil {
-		b.mu.Unlock()
-		return b.readErr
-	}
-	b.nextID++
-	id := b.nextID
-	b.pending[id] = ch
+	b.errs = append(b.errs, msg)
 	b.mu.Unlock()
-	msg, err := json.Marshal(cdpMessage{ID: id, SessionID: session, Method: method, Params: raw})
-	if err != nil {
-		return err
-	}
-	if _, err := b.w.Write(append(msg, 0)); err != nil {
-		return fmt.Errorf("%s: write: %w", method, err)
-	}
-	select {
-	case m, ok := <-ch:
-		if !ok {
-			return fmt.Errorf("%s: chromium went away", method)
-		}
-		if m.Error != nil {
-			return fmt.Errorf("%s: %s (%d)", method, m.Error.Message, m.Error.Code)
-		}
-		if result != nil {
-			return json.Unmarshal(m.Result, result)
-		}
-		return nil
-	case <-ctx.Done():
-		b.mu.Lock()
-		delete(b.pending, id)
-		b.mu.Unlock()
-		return fmt.Errorf("%s: %w", method, ctx.Err())
-	}
 }
 
 // PageErrors returns the exceptions and console errors of every page so
@@ -211,71 +144,74 @@ func (b *Browser) PageErrors() []string {
 	return append([]string(nil), b.errs...)
 }
 
-// Page is one tab, driven through a flat session.
+// Page is one tab.
 type Page struct {
-	b       *Browser
-	session string
+	ctx context.Context // chromedp's tab context
 }
 
 // NewPage opens a blank tab.
 func (b *Browser) NewPage(ctx context.Context, t testing.TB) *Page {
 	t.Helper()
-	var target struct {
-		TargetID string `json:"targetId"`
+	tab, cancel := chromedp.NewContext(b.ctx)
+	t.Cleanup(cancel)
+	// The tab lives as long as the context of its first Do, so that one
+	// is the tab's own; ctx ending stops it through cancel.
+	stop := context.AfterFunc(ctx, cancel)
+	err := chromedp.Do(tab)
+	stop()
+	if err != nil {
+		t.Fatalf("open a tab: %v", err)
 	}
-	if err := b.call(ctx, "", "Target.createTarget", map[string]any{"url": "about:blank"}, &target); err != nil {
+	p := &Page{ctx: tab}
+	if err := chromedp.Listen(tab, b.record); err != nil {
 		t.Fatal(err)
 	}
-	var attached struct {
-		SessionID string `json:"sessionId"`
-	}
-	if err := b.call(ctx, "", "Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, &attached); err != nil {
-		t.Fatal(err)
-	}
-	p := &Page{b: b, session: attached.SessionID}
-	p.Call(ctx, t, "Page.enable", nil, nil)
-	p.Call(ctx, t, "Runtime.enable", nil, nil)
 	return p
 }
 
-// Call sends a DevTools command to the page and decodes its result into
-// result (unless nil); an error fails the test.
-func (p *Page) Call(ctx context.Context, t testing.TB, method string, params, result any) {
+// bounded is the tab's context, ended when ctx ends too.
+func (p *Page) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	c, cancel := context.WithCancel(p.ctx)
+	stop := context.AfterFunc(ctx, cancel)
+	return c, func() {
+		stop()
+		cancel()
+	}
+}
+
+// do runs actions on the tab until ctx ends; an error fails the test.
+func (p *Page) do(ctx context.Context, t testing.TB, what string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	if err := p.b.call(ctx, p.session, method, params, result); err != nil {
-		t.Fatal(err)
+	c, cancel := p.bounded(ctx)
+	defer cancel()
+	if err := chromedp.Do(c, actions...); err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 }
 
 // Navigate loads url.
 func (p *Page) Navigate(ctx context.Context, t testing.TB, url string) {
 	t.Helper()
-	p.Call(ctx, t, "Page.navigate", map[string]any{"url": url}, nil)
+	p.do(ctx, t, "navigate to "+url, chromedp.Navigate(url))
 }
 
 // Eval evaluates a JavaScript expression for its effect.
 func (p *Page) Eval(ctx context.Context, t testing.TB, expr string) {
 	t.Helper()
-	p.EvalInto(ctx, t, expr, nil)
+	p.do(ctx, t, fmt.Sprintf("evaluate %q", expr), chromedp.Evaluate[chromedp.Void](expr))
 }
 
 // EvalInto evaluates a JavaScript expression and decodes its value into v.
 func (p *Page) EvalInto(ctx context.Context, t testing.TB, expr string, v any) {
 	t.Helper()
-	var res struct {
-		Result struct {
-			Value json.RawMessage `json:"value"`
-		} `json:"result"`
-		ExceptionDetails *struct {
-			Text string `json:"text"`
-		} `json:"exceptionDetails"`
-	}
-	p.Call(ctx, t, "Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true}, &res)
-	if res.ExceptionDetails != nil {
-		t.Fatalf("evaluate %q: %s", expr, res.ExceptionDetails.Text)
+	c, cancel := p.bounded(ctx)
+	defer cancel()
+	raw, err := chromedp.Run(c, chromedp.Evaluate[[]byte](expr))
+	if err != nil {
+		t.Fatalf("evaluate %q: %v", expr, err)
 	}
 	if v != nil {
-		if err := json.Unmarshal(res.Result.Value, v); err != nil {
+		if err := json.Unmarshal(raw, v); err != nil {
 			t.Fatalf("evaluate %q: %v", expr, err)
 		}
 	}
@@ -284,9 +220,11 @@ func (p *Page) EvalInto(ctx context.Context, t testing.TB, expr string, v any) {
 // Viewport sets the page's size in CSS pixels, as a phone when mobile.
 func (p *Page) Viewport(ctx context.Context, t testing.TB, width, height int, mobile bool) {
 	t.Helper()
-	p.Call(ctx, t, "Emulation.setDeviceMetricsOverride", map[string]any{
-		"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile,
-	}, nil)
+	opts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(1)}
+	if mobile {
+		opts = append(opts, chromedp.EmulateMobile)
+	}
+	p.do(ctx, t, "set the viewport", chromedp.EmulateViewport(int64(width), int64(height), opts...))
 }
 
 // Screenshot saves the whole page as a PNG named name, logs its path and
@@ -308,16 +246,15 @@ func (p *Page) ScreenshotOf(ctx context.Context, t testing.TB, element string, s
   const e = `+element+`, r = e.getBoundingClientRect();
   return {X: r.left + scrollX, Y: r.top + scrollY, Width: e.clientWidth, Height: e.scrollHeight};
 })()`, &box)
-	var shot struct {
-		Data string `json:"data"`
-	}
-	p.Call(ctx, t, "Page.captureScreenshot", map[string]any{
-		"format": "png", "captureBeyondViewport": true,
-		"clip": map[string]any{"x": box.X, "y": box.Y, "width": box.Width, "height": box.Height, "scale": scale},
-	}, &shot)
-	png, err := base64.StdEncoding.DecodeString(shot.Data)
+	c, cancel := p.bounded(ctx)
+	defer cancel()
+	beyond := true
+	shot, err := chromedp.Call(c, page.CaptureScreenshot, page.CaptureScreenshotParams{
+		Format: page.CaptureScreenshotFormatPng, CaptureBeyondViewport: &beyond,
+		Clip: &page.Viewport{X: box.X, Y: box.Y, Width: box.Width, Height: box.Height, Scale: scale},
+	})
 	if err != nil {
-		t.Fatalf("decode screenshot: %v", err)
+		t.Fatalf("screenshot: %v", err)
 	}
 	dir := os.Getenv("SCREENSHOT_DIR")
 	if dir == "" {
@@ -330,7 +267,7 @@ func (p *Page) ScreenshotOf(ctx context.Context, t testing.TB, element string, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, png, 0o644); err != nil {
+	if err := os.WriteFile(path, shot.Data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s (%.0fx%.0f CSS pixels)", path, box.Width, box.Height)

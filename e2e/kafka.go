@@ -1,0 +1,443 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/votestream/votestream/pkg/kafkaio"
+)
+
+// Kafka is an Apache Kafka cluster (KRaft, every node a broker and a
+// controller) on 127.0.0.1, run from the jars `make kafka-jars` copies
+// into deploy/kafka/lib. Like Broker it has an Addr for NewEnv; unlike it,
+// each node can be killed, paused, stopped and started on its own.
+type Kafka struct {
+	Addr    string // bootstrap list: every node's client listener
+	Version string // "Apache Kafka 4.4.0"
+	Nodes   []*KafkaNode
+	opts    KafkaOptions
+	root    string // the module root
+	t       testing.TB
+}
+
+// KafkaNode is one node of a Kafka cluster.
+type KafkaNode struct {
+	ID             int
+	Addr           string // the PLAINTEXT client listener
+	ControllerAddr string
+	Dir            string // config, data and log
+	k              *Kafka
+	mu             sync.Mutex
+	proc           *Proc
+}
+
+// KafkaOptions shape a cluster. The zero value is one node with the test
+// defaults below.
+type KafkaOptions struct {
+	Nodes int // 1 (default) or more
+	// Props are server properties set on every node over the defaults.
+	Props map[string]string
+	// Node adjusts one node's properties before they are written (extra
+	// listeners, their ports and certificates).
+	Node func(n *KafkaNode, props map[string]string)
+	// FormatArgs are extra arguments to kafka-storage format, such as
+	// --add-scram for users that must exist before the first start.
+	FormatArgs []string
+	// Heap is the JVM's -Xmx (default 384m: three nodes fit on a small
+	// machine beside the services).
+	Heap string
+}
+
+// RequireKafka returns the folder of the Kafka jars and java, skipping the
+// test when they are missing (failing in CI, which installs them).
+func RequireKafka(t testing.TB) (lib, java string) {
+	t.Helper()
+	java = RequireTool(t, "java")
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib = filepath.Join(root, "deploy", "kafka", "lib")
+	if _, err := os.Stat(filepath.Join(lib, ".done")); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("the Kafka jars are required in CI: run make kafka-jars (%v)", err)
+		}
+		t.Skipf("the Kafka jars are not there: run make kafka-jars (%v)", err)
+	}
+	return lib, java
+}
+
+// StartKafka formats and starts a cluster and waits until every node is in
+// the metadata. It is killed when the test ends.
+func StartKafka(t testing.TB, opts KafkaOptions) *Kafka {
+	t.Helper()
+	lib, _ := RequireKafka(t)
+	if opts.Nodes == 0 {
+		opts.Nodes = 1
+	}
+	if opts.Heap == "" {
+		opts.Heap = "384m"
+	}
+	root, _ := moduleRoot()
+	k := &Kafka{opts: opts, root: root, t: t, Version: kafkaVersion(lib)}
+	dir := t.TempDir()
+	for i := range opts.Nodes {
+		k.Nodes = append(k.Nodes, &KafkaNode{
+			ID: i + 1, Addr: freeAddr(t), ControllerAddr: freeAddr(t),
+			Dir: filepath.Join(dir, fmt.Sprintf("node%d", i+1)), k: k,
+		})
+	}
+	addrs := make([]string, len(k.Nodes))
+	for i, n := range k.Nodes {
+		addrs[i] = n.Addr
+	}
+	k.Addr = strings.Join(addrs, ",")
+	clusterID := randomClusterID()
+	var wg sync.WaitGroup
+	errs := make([]error, len(k.Nodes))
+	for i, n := range k.Nodes {
+		if err := n.writeConfig(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { errs[i] = n.format(clusterID) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range k.Nodes {
+		n.Start()
+	}
+	k.WaitBrokers(len(k.Nodes), 90*time.Second)
+	t.Cleanup(func() {
+		for _, n := range k.Nodes {
+			n.Kill()
+		}
+	})
+	return k
+}
+
+// freeAddr is a loopback address with a port the OS just gave us: Kafka
+// needs its ports in its config before it starts.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func randomClusterID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+var kafkaJarRE = regexp.MustCompile(`^kafka_2\.13-(.+)\.jar$`)
+
+func kafkaVersion(lib string) string {
+	entries, _ := os.ReadDir(lib)
+	for _, e := range entries {
+		if m := kafkaJarRE.FindStringSubmatch(e.Name()); m != nil {
+			return "Apache Kafka " + m[1]
+		}
+	}
+	return "Apache Kafka"
+}
+
+// props are a node's server properties: small thread pools and heaps, a
+// static quorum of every node, group sessions as short as the tests use.
+func (n *KafkaNode) props() map[string]string {
+	k := n.k
+	voters := make([]string, len(k.Nodes))
+	for i, o := range k.Nodes {
+		voters[i] = fmt.Sprintf("%d@%s", o.ID, o.ControllerAddr)
+	}
+	rf := strconv.Itoa(min(3, len(k.Nodes)))
+	p := map[string]string{
+		"process.roles":                                    "broker,controller",
+		"node.id":                                          strconv.Itoa(n.ID),
+		"controller.quorum.voters":                         strings.Join(voters, ","),
+		"listeners":                                        "PLAINTEXT://" + n.Addr + ",CONTROLLER://" + n.ControllerAddr,
+		"advertised.listeners":                             "PLAINTEXT://" + n.Addr,
+		"controller.listener.names":                        "CONTROLLER",
+		"inter.broker.listener.name":                       "PLAINTEXT",
+		"listener.security.protocol.map":                   "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+		"log.dirs":                                         filepath.Join(n.Dir, "data"),
+		"offsets.topic.replication.factor":                 rf,
+		"offsets.topic.num.partitions":                     "6",
+		"transaction.state.log.replication.factor":         rf,
+		"transaction.state.log.min.isr":                    strconv.Itoa(min(2, len(k.Nodes))),
+		"min.insync.replicas":                              strconv.Itoa(min(2, len(k.Nodes))),
+		"group.initial.rebalance.delay.ms":                 "0",
+		"group.min.session.timeout.ms":                     "1000",
+		"num.network.threads":                              "2",
+		"num.io.threads":                                   "2",
+		"background.threads":                               "2",
+		"num.recovery.threads.per.data.dir":                "1",
+		"log.cleaner.threads":                              "1",
+		"share.coordinator.state.topic.replication.factor": rf,
+		"share.coordinator.state.topic.min.isr":            strconv.Itoa(min(2, len(k.Nodes))),
+	}
+	maps.Copy(p, k.opts.Props)
+	if k.opts.Node != nil {
+		k.opts.Node(n, p)
+	}
+	return p
+}
+
+func (n *KafkaNode) configFile() string { return filepath.Join(n.Dir, "server.properties") }
+
+func (n *KafkaNode) writeConfig() error {
+	if err := os.MkdirAll(n.Dir, 0o755); err != nil {
+		return err
+	}
+	p := n.props()
+	var b strings.Builder
+	for _, key := range slices.Sorted(maps.Keys(p)) {
+		fmt.Fprintf(&b, "%s=%s\n", key, p[key])
+	}
+	return os.WriteFile(n.configFile(), []byte(b.String()), 0o600)
+}
+
+// java runs one of Kafka's main classes with the cluster's class path.
+func (n *KafkaNode) java(heap, class string, args ...string) *exec.Cmd {
+	lib := filepath.Join(n.k.root, "deploy", "kafka", "lib")
+	argv := []string{
+		"-Xms64m", "-Xmx" + heap, "-XX:+UseSerialGC", "-Djava.awt.headless=true",
+		"-Dlog4j2.configurationFile=" + filepath.Join(n.k.root, "deploy", "kafka", "log4j2.yaml"),
+		"-cp", filepath.Join(lib, "*"), class,
+	}
+	return exec.Command("java", append(argv, args...)...)
+}
+
+func (n *KafkaNode) format(clusterID string) error {
+	args := append([]string{"format", "-t", clusterID, "-c", n.configFile()}, n.k.opts.FormatArgs...)
+	cmd := n.java("256m", "kafka.tools.StorageTool", args...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("kafka-storage format node %d: %v\n%s", n.ID, err, out)
+	}
+	return nil
+}
+
+// Start starts the node's process (again, after Kill or Stop) on the same
+// ports and data.
+func (n *KafkaNode) Start() {
+	n.k.t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.proc != nil && !n.proc.Exited() {
+		n.k.t.Fatalf("kafka node %d is already running", n.ID)
+	}
+	cmd := n.java(n.k.opts.Heap, "kafka.Kafka", n.configFile())
+	n.proc = StartCmd(n.k.t, fmt.Sprintf("kafka-%d", n.ID), cmd)
+}
+
+func (n *KafkaNode) running() *Proc {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.proc
+}
+
+// Kill ends the node with SIGKILL: no controlled shutdown, no flush.
+func (n *KafkaNode) Kill() {
+	if p := n.running(); p != nil {
+		p.Kill()
+	}
+}
+
+// Stop shuts the node down cleanly (SIGTERM: leadership moves first) and
+// waits for it, up to a minute.
+func (n *KafkaNode) Stop() {
+	n.k.t.Helper()
+	if p := n.running(); p != nil {
+		if err := p.Stop(time.Minute); err != nil && !isSignalExit(err) {
+			n.k.t.Logf("kafka node %d stop: %v", n.ID, err)
+		}
+	}
+}
+
+// isSignalExit reports whether err is the JVM's exit status after SIGTERM
+// (143), which is how a clean Kafka shutdown ends.
+func isSignalExit(err error) bool {
+	ee, ok := err.(*exec.ExitError)
+	return ok && (ee.ExitCode() == 143 || ee.ExitCode() == 130)
+}
+
+// Pause stops the node's process with SIGSTOP: it holds its sockets open
+// and answers nothing, like a broker in a long GC pause.
+func (n *KafkaNode) Pause() { n.running().Signal(syscall.SIGSTOP) }
+
+// Resume continues a paused node.
+func (n *KafkaNode) Resume() { n.running().Signal(syscall.SIGCONT) }
+
+// Restart kills the node and starts it again.
+func (n *KafkaNode) Restart() {
+	n.Kill()
+	n.Start()
+}
+
+// Output is what the node's process printed (Kafka logs at WARN).
+func (n *KafkaNode) Output() string {
+	if p := n.running(); p != nil {
+		return p.Output()
+	}
+	return ""
+}
+
+// Node returns the node with broker id id.
+func (k *Kafka) Node(id int) *KafkaNode {
+	k.t.Helper()
+	for _, n := range k.Nodes {
+		if n.ID == id {
+			return n
+		}
+	}
+	k.t.Fatalf("no kafka node %d", id)
+	return nil
+}
+
+// client is a kafka-go client of the nodes that are running, with a
+// transport of its own: kafka-go answers metadata requests from a
+// transport's cache, and the harness must see the cluster as it is now.
+// Call the returned close when done.
+func (k *Kafka) client() (*kafka.Client, func()) {
+	var addrs []string
+	for _, n := range k.Nodes {
+		if p := n.running(); p != nil && !p.Exited() {
+			addrs = append(addrs, n.Addr)
+		}
+	}
+	tr := &kafka.Transport{DialTimeout: 3 * time.Second}
+	return &kafka.Client{Addr: kafka.TCP(addrs...), Timeout: 5 * time.Second, Transport: tr}, tr.CloseIdleConnections
+}
+
+// Metadata asks the running nodes for the cluster's metadata (all topics
+// when none are named).
+func (k *Kafka) Metadata(ctx context.Context, topics ...string) (*kafka.MetadataResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, done := k.client()
+	defer done()
+	return c.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+}
+
+// WaitBrokers waits until the metadata lists want brokers.
+func (k *Kafka) WaitBrokers(want int, timeout time.Duration) {
+	k.t.Helper()
+	k.waitFor(fmt.Sprintf("%d brokers in the metadata", want), timeout, func(m *kafka.MetadataResponse) bool {
+		return len(m.Brokers) == want
+	})
+}
+
+// WaitHealthy waits until every node is in the metadata and every
+// partition of every topic has its full set of replicas in sync and a
+// leader.
+func (k *Kafka) WaitHealthy(timeout time.Duration) time.Duration {
+	k.t.Helper()
+	start := time.Now()
+	k.waitFor("every broker up and every ISR full", timeout, func(m *kafka.MetadataResponse) bool {
+		if len(m.Brokers) != len(k.Nodes) {
+			return false
+		}
+		for _, topic := range m.Topics {
+			for _, p := range topic.Partitions {
+				if p.Leader.Host == "" || len(p.Isr) != len(p.Replicas) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	return time.Since(start)
+}
+
+func (k *Kafka) waitFor(what string, timeout time.Duration, ok func(*kafka.MetadataResponse) bool) {
+	k.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var lastErr error
+	for {
+		m, err := k.Metadata(context.Background())
+		if err == nil && ok(m) {
+			return
+		}
+		lastErr = err
+		if time.Now().After(deadline) {
+			for _, n := range k.Nodes {
+				k.t.Logf("--- kafka node %d:\n%s", n.ID, tail(n.Output(), 40))
+			}
+			k.t.Fatalf("kafka: no %s within %s (last error: %v)", what, timeout, lastErr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Leader is the broker id leading topic's partition.
+func (k *Kafka) Leader(topic string, partition int) int {
+	k.t.Helper()
+	m, err := k.Metadata(context.Background(), topic)
+	if err != nil {
+		k.t.Fatalf("metadata of %s: %v", topic, err)
+	}
+	for _, tp := range m.Topics {
+		for _, p := range tp.Partitions {
+			if p.ID == partition && p.Leader.Host != "" {
+				return p.Leader.ID
+			}
+		}
+	}
+	k.t.Fatalf("%s/%d has no leader", topic, partition)
+	return 0
+}
+
+// Coordinator is the broker id coordinating group.
+func (k *Kafka) Coordinator(group string) int {
+	k.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		id, err := k.coordinator(ctx, group)
+		if err == nil {
+			return id
+		}
+		// The first lookup creates __consumer_offsets: not available yet.
+		if ctx.Err() != nil || !kafkaio.Retriable(err) {
+			k.t.Fatalf("coordinator of %s: %v", group, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (k *Kafka) coordinator(ctx context.Context, group string) (int, error) {
+	c, done := k.client()
+	defer done()
+	resp, err := c.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: group, KeyType: kafka.CoordinatorKeyTypeConsumer})
+	if err == nil && resp.Error != nil {
+		err = resp.Error
+	}
+	if err != nil {
+		return 0, err
+	}
+	return int(resp.Coordinator.NodeID), nil
+}
