@@ -36,6 +36,7 @@ import (
 // the view never go back.
 type election struct {
 	expected [vote.NumStates]int64
+	night    bool // the election is replayed along its night (ELECTION=2024)
 	source   string
 	log      *slog.Logger
 	now      func() time.Time
@@ -98,19 +99,40 @@ func (e *election) recompute() {
 	for p := range e.parts {
 		offsets[p] = 0
 	}
+	var latest int64
 	producers := make(map[string]bool)
 	for p, st := range e.states {
 		e.total.Merge(&st.Tally)
 		offsets[p] = st.Offset
+		latest = max(latest, st.Latest)
 		for _, ps := range st.Producers {
 			producers[ps.ID] = true
 		}
 	}
 	e.res = results.Compute(&e.total, e.expected)
 	e.res.SetProducers(slices.Sorted(maps.Keys(producers)))
+	if e.night {
+		e.setNight(latest)
+	}
 	// A fresh map each time: copies already handed out keep theirs.
 	e.res.Offsets = offsets
 	e.res.Source = e.source
+}
+
+// setNight adds the night's clock to res: the newest vote counted in any
+// partition. The producer publishes the night in order, so no vote much
+// older than it is still to come. e.mu is held.
+func (e *election) setNight(latest int64) {
+	var clock time.Time
+	if latest > 0 {
+		clock = time.UnixMicro(latest).UTC()
+	}
+	var closes [vote.NumStates]time.Time
+	for s := range closes {
+		closes[s] = votegen.PollClose(vote.State(s))
+	}
+	start, end := votegen.Night()
+	e.res.SetNight(clock, start, end, &closes)
 }
 
 // asOf is the oldest of the partitions' sync times. e.mu is held.
@@ -292,6 +314,9 @@ func (e *election) logTables(ctx context.Context, out io.Writer, every time.Dura
 		if r.Winner != results.NoCandidate {
 			attrs = append(attrs, "winner", r.WinnerName)
 		}
+		if n := r.Night; !n.Clock.IsZero() {
+			attrs = append(attrs, "night_clock", n.Clock.Format(time.RFC3339), "polls_closed", n.PollsClosed)
+		}
 		ev := make([]any, 0, len(r.Candidates))
 		for _, c := range r.Candidates {
 			ev = append(ev, slog.String(c.Name, fmt.Sprintf("%d+%d", c.ElectoralVotesWon, c.ElectoralVotesLeading)))
@@ -316,13 +341,18 @@ func (e *election) logWarning(r *results.Results, before string) string {
 }
 
 // newElectionFromConfig returns an empty view expecting the votes the
-// producer's SCALE and INCLUDE_DC give each state.
+// producer's ELECTION, SCALE and INCLUDE_DC give each state.
 func newElectionFromConfig(cfg config.Counter, log *slog.Logger) (*election, error) {
-	expected, err := votegen.Quotas(votegen.Config{Scale: cfg.Scale, IncludeDC: cfg.IncludeDC})
+	gcfg := votegen.Config{Scale: cfg.Scale, IncludeDC: cfg.IncludeDC, Election: cfg.Election}
+	expected, err := votegen.Quotas(gcfg)
 	if err != nil {
 		return nil, fmt.Errorf("SCALE: %w", err)
 	}
-	return newElection(expected, cfg.ReplicaID, log), nil
+	e := newElection(expected, cfg.ReplicaID, log)
+	if gcfg.Timed() {
+		e.night, e.dirty = true, true
+	}
+	return e, nil
 }
 
 // mountElection serves the live page, /results and /events from the view

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/votestream/votestream/pkg/checkpoint"
+	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/results"
 	"github.com/votestream/votestream/pkg/vote"
 )
@@ -112,6 +113,7 @@ func TestElectionMetrics(t *testing.T) {
 		{"votestream_state_called,replica=r1,state=Alabama", 1},
 		{"votestream_state_called,replica=r1,state=Alaska", 0},
 		{"votestream_election_view_age_seconds,replica=r1", 2},
+		{"votestream_election_states_called,replica=r1", 1},
 	} {
 		if g, ok := got[tc.key]; !ok || g != tc.want {
 			t.Errorf("%s: got %v (present: %v), want %v", tc.key, g, ok, tc.want)
@@ -124,6 +126,9 @@ func TestElectionMetrics(t *testing.T) {
 		"votestream_state_leader":           2 * vote.NumCandidates,
 		"votestream_state_called":           2,
 		"votestream_election_popular_votes": vote.NumCandidates,
+		// Without a night, no clock.
+		"votestream_election_clock_seconds":       0,
+		"votestream_election_polls_closed_states": 0,
 	} {
 		if series[name] != want {
 			t.Errorf("%s: got %d series, want %d", name, series[name], want)
@@ -206,5 +211,33 @@ func TestElectionSeveralProducers(t *testing.T) {
 	check("two elections", 2, 4)
 	if n := strings.Count(logs.String(), warnMsg); n != 1 || !strings.Contains(logs.String(), `producer_ids="[seed=1 seed=2]"`) {
 		t.Errorf("logged the warning %d times, want once naming both ids:\n%s", n, logs.String())
+	}
+}
+
+// TestElectionNight: with ELECTION=2024 the view's clock is the newest vote
+// of any partition, and polls closed follow it, in /results and metrics.
+func TestElectionNight(t *testing.T) {
+	cfg := config.Counter{Scale: 0.005, IncludeDC: true, Election: "2024", ReplicaID: "r1"}
+	e, err := newElectionFromConfig(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.parts = 2
+	if n := e.results().Night; n.States != vote.NumStates || !n.Clock.IsZero() || n.PollsClosed != 0 {
+		t.Errorf("before any vote: %+v", n)
+	}
+	eight := time.Date(2024, 11, 6, 1, 0, 0, 0, time.UTC) // 8 p.m. EST
+	a, b := stateWith(0, 5, 0, 9, 5), stateWith(1, 5, 0, 9, 5)
+	a.Latest, b.Latest = eight.Add(-time.Minute).UnixMicro(), eight.UnixMicro()
+	e.apply(0, a)
+	e.apply(1, b)
+	r := e.results()
+	if !r.Night.Clock.Equal(eight) || r.Night.PollsClosed != 26 {
+		t.Errorf("night: clock %s, %d polls closed; want %s, 26", r.Night.Clock, r.Night.PollsClosed, eight)
+	}
+	got, _ := gatherElection(t, e)
+	clock, closed := got["votestream_election_clock_seconds,replica=r1"], got["votestream_election_polls_closed_states,replica=r1"]
+	if clock != float64(eight.Unix()) || closed != 26 {
+		t.Errorf("metrics: clock %v, polls closed %v", clock, closed)
 	}
 }

@@ -17,7 +17,7 @@ type electionCollector struct {
 	view *election
 
 	electoralVotes, popularVotes, reporting, leader, called, age *prometheus.Desc
-	producers, overExpected                                      *prometheus.Desc
+	statesCalled, clock, pollsClosed, producers, overExpected    *prometheus.Desc
 }
 
 func newElectionCollector(view *election, replica string) *electionCollector {
@@ -38,6 +38,11 @@ func newElectionCollector(view *election, replica string) *electionCollector {
 		leader: desc("state_leader",
 			"1 for the candidate with strictly the most votes in a contested state, 0 for the others (all 0 on a tie or before any vote).",
 			"state", "candidate"),
+		statesCalled: desc("election_states_called", "Contested states whose race is called."),
+		clock: desc("election_clock_seconds",
+			"The election night's clock (ELECTION=2024): the newest vote counted, Unix seconds. Absent without a night or before any vote."),
+		pollsClosed: desc("election_polls_closed_states",
+			"Contested states whose polls have closed by the election night's clock (ELECTION=2024). Absent without a night."),
 		called: desc("state_called", "1 when a contested state's race is called: the remaining votes cannot change its leader.", "state"),
 		producers: desc("election_producers",
 			"Producer ids (one per election: seed and scale) whose votes are counted; more than 1: the topic holds several elections."),
@@ -49,7 +54,8 @@ func newElectionCollector(view *election, replica string) *electionCollector {
 }
 
 func (c *electionCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.electoralVotes, c.popularVotes, c.reporting, c.leader, c.called, c.age, c.producers, c.overExpected} {
+	for _, d := range []*prometheus.Desc{c.electoralVotes, c.popularVotes, c.reporting, c.leader, c.called, c.age,
+		c.statesCalled, c.clock, c.pollsClosed, c.producers, c.overExpected} {
 		ch <- d
 	}
 }
@@ -64,6 +70,7 @@ func (c *electionCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.electoralVotes, float64(cand.ElectoralVotesLeading), cand.Name, "leading")
 		gauge(c.popularVotes, float64(cand.Votes), cand.Name)
 	}
+	called := 0
 	for _, s := range r.States {
 		if s.Status == results.NotContested {
 			continue
@@ -79,8 +86,16 @@ func (c *electionCollector) Collect(ch chan<- prometheus.Metric) {
 		v := 0.0
 		if s.Status == results.Called {
 			v = 1
+			called++
 		}
 		gauge(c.called, v, s.Name)
+	}
+	gauge(c.statesCalled, float64(called))
+	if !r.Night.Start.IsZero() {
+		gauge(c.pollsClosed, float64(r.Night.PollsClosed))
+		if !r.Night.Clock.IsZero() {
+			gauge(c.clock, float64(r.Night.Clock.UnixMilli())/1000)
+		}
 	}
 	gauge(c.producers, float64(len(r.Producers)))
 	gauge(c.overExpected, float64(r.OverExpected))

@@ -11,25 +11,27 @@ import (
 
 // TestDashboardQueries runs every query of the Grafana dashboard against a
 // real Prometheus scraping two real counter replicas and the producer during
-// an end-to-end run: each returns data, and the total-votes query equals the
-// exact total.
+// an end-to-end run of 2024's night (so the election-night panels have data
+// too): each returns data, and the total-votes query equals the exact
+// total.
 func TestDashboardQueries(t *testing.T) {
 	promtest.Binary(t) // skip (or fail in CI) before starting anything
 	bin := Binaries(t)
 	broker := StartBroker(t)
 	env := NewEnv(t, broker, 6)
-	cfg := votegen.Config{Seed: 99, Scale: 0.001}
+	cfg := votegen.Config{Seed: 99, Scale: 0.001, Election: votegen.Election2024}
 	want, err := votegen.TrueTotals(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	counterEnv := env.Vars("BATCH_MAX_WAIT=200ms")
+	counterEnv := env.Vars("BATCH_MAX_WAIT=200ms", "ELECTION=2024", "SCALE=0.001")
 	c1 := Start(t, "counter-1", bin.Counter, append(counterEnv, "REPLICA_ID=c1")...)
 	c2 := Start(t, "counter-2", bin.Counter, append(counterEnv, "REPLICA_ID=c2")...)
 	counters := []string{c1.MetricsAddr(t), c2.MetricsAddr(t)}
-	// 23 batches 600ms apart: the producer lives long enough to be scraped.
-	prod := Start(t, "producer", bin.Producer, env.Vars("SEED=99", "SCALE=0.001",
-		"VOTES_PER_BATCH=10000", "BATCH_INTERVAL=600ms", "OUTPUT_DIR=")...)
+	// A batch per 15 minutes of the night (or 10,000 votes), 200ms apart:
+	// the producer lives long enough to be scraped.
+	prod := Start(t, "producer", bin.Producer, env.Vars("SEED=99", "SCALE=0.001", "ELECTION=2024",
+		"VOTES_PER_BATCH=10000", "BATCH_INTERVAL=200ms", "OUTPUT_DIR=")...)
 	prodAddr := prod.MetricsAddr(t)
 
 	prom := promtest.Start(t, append([]string{prodAddr}, counters...))

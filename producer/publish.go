@@ -222,6 +222,10 @@ func (w *partitionWriter) publish(ctx context.Context, first int64, votes []vote
 	// The first vote of the batch that belongs to this partition.
 	start := (int64(w.part) - first%P + P) % P
 	var sent int64
+	// The record's time is when it is published, not the vote's time: a
+	// replayed night's votes carry 2024, which the broker's retention would
+	// take for data long expired.
+	now := time.Now()
 	flush := func() error {
 		if len(w.records) == 0 {
 			return nil
@@ -267,7 +271,7 @@ func (w *partitionWriter) publish(ctx context.Context, first int64, votes []vote
 		hs[0] = kafka.Header{Key: kafkaio.HeaderProducer, Value: w.producer}
 		hs[1] = kafka.Header{Key: kafkaio.HeaderSeq, Value: seqb}
 		w.records = append(w.records, kafka.Record{
-			Time:    time.UnixMicro(v.Time),
+			Time:    now,
 			Key:     &w.bytes[2*r],
 			Value:   &w.bytes[2*r+1],
 			Headers: hs,

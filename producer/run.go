@@ -38,13 +38,13 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	gcfg := votegen.Config{Seed: seed, Scale: cfg.Scale, IncludeDC: cfg.IncludeDC}
+	gcfg := votegen.Config{Seed: seed, Scale: cfg.Scale, IncludeDC: cfg.IncludeDC, Election: cfg.Election}
 	gen, err := votegen.New(gcfg)
 	if err != nil {
 		return fmt.Errorf("config: SCALE: %w", err)
 	}
 	id := producerID(gcfg)
-	log.Info("election", "seed", seed, "scale", cfg.Scale, "votes", gen.Total(), "producer_id", id,
+	log.Info("election", "election", cfg.Election, "seed", seed, "scale", cfg.Scale, "votes", gen.Total(), "producer_id", id,
 		"votes_per_batch", cfg.VotesPerBatch, "batch_interval", cfg.BatchInterval, "output_dir", cfg.OutputDir, "memory_limit_mib", memLimit>>20)
 
 	// Instrumentation and listeners, bound before any Kafka work.
@@ -123,6 +123,9 @@ func produce(ctx context.Context, gen *votegen.Generator, p *publisher, files *f
 			m.published.Add(float64(b.sent))
 			m.batches.Inc()
 			m.duration.Observe(time.Since(b.start).Seconds())
+			if gen.Timed() {
+				prog.clock = time.UnixMicro(b.votes[len(b.votes)-1].Time)
+			}
 			prog.update(done, b.sent, cfg.BatchInterval >= time.Second)
 		}
 		spare = append(spare, b.votes[:cap(b.votes)])
@@ -137,10 +140,7 @@ func produce(ctx context.Context, gen *votegen.Generator, p *publisher, files *f
 			votes = make([]vote.Vote, cfg.VotesPerBatch)
 		}
 		first := gen.Seq()
-		k := 0
-		for k < len(votes) && gen.Next(&votes[k]) {
-			k++
-		}
+		k := gen.Fill(votes)
 		if k == 0 {
 			break
 		}
@@ -149,10 +149,13 @@ func produce(ctx context.Context, gen *votegen.Generator, p *publisher, files *f
 				return err
 			}
 		}
-		// Every vote of a batch is cast when it is sent.
-		now := time.Now().UnixMicro()
-		for i := range votes[:k] {
-			votes[i].Time = now
+		// Every vote of a batch is cast when it is sent, unless the
+		// election has a night: then it carries its time of that night.
+		if !gen.Timed() {
+			now := time.Now().UnixMicro()
+			for i := range votes[:k] {
+				votes[i].Time = now
+			}
 		}
 		b := p.send(n, first, votes[:k])
 		queue = append(queue, b)
@@ -201,13 +204,16 @@ func parseSeed(s string) (uint64, error) {
 	return seed, nil
 }
 
-// producerID names the election: the same seed and scale give the same
-// votes in the same order, so a restarted producer with them is the same
-// producer and its repeated records are recognised as repeats.
+// producerID names the election: the same election, seed and scale give
+// the same votes in the same order, so a restarted producer with them is
+// the same producer and its repeated records are recognised as repeats.
 func producerID(c votegen.Config) string {
 	id := "votestream:seed=" + strconv.FormatUint(c.Seed, 10) + ",scale=" + strconv.FormatFloat(c.Scale, 'g', -1, 64)
 	if c.IncludeDC {
 		id += ",dc"
+	}
+	if c.Timed() {
+		id += ",election=" + c.Election
 	}
 	return id
 }
@@ -250,6 +256,7 @@ type progress struct {
 	sent   int64
 	log    *slog.Logger
 	sentAt int64
+	clock  time.Time // the night's time of the last vote published, if timed
 }
 
 func newProgress(total int64, log *slog.Logger) *progress {
@@ -271,10 +278,14 @@ func (p *progress) update(done, sent int64, force bool) {
 	if rate > 0 {
 		eta = time.Duration(float64(p.total-done) / rate * float64(time.Second))
 	}
-	p.log.Info("progress",
-		"published", done, "of", p.total,
+	attrs := []any{"published", done, "of", p.total,
 		"percent", fmt.Sprintf("%.1f", 100*float64(done)/float64(p.total)),
-		"votes_per_sec", int64(rate), "eta", eta.Round(time.Second))
+		"votes_per_sec", int64(rate), "eta", eta.Round(time.Second)}
+	if !p.clock.IsZero() {
+		// Eastern Standard Time, UTC-5 on 5 November 2024.
+		attrs = append(attrs, "night_clock_et", p.clock.In(time.FixedZone("EST", -5*60*60)).Format("15:04"))
+	}
+	p.log.Info("progress", attrs...)
 }
 
 var errNoPartitions = errors.New("votes topic has no partitions")

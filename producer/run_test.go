@@ -75,7 +75,7 @@ func TestPublishResumeExact(t *testing.T) {
 		}
 	}
 
-	got := readTopic(t, addr, topic, partitions)
+	got := readTopic(t, addr, topic, partitions, nil)
 	if d := got.Diff(&want, 5); len(d) > 0 || got.Total() != want.Total() {
 		t.Errorf("topic holds %d votes, want %d; wrong cells: %+v", got.Total(), want.Total(), d)
 	}
@@ -139,9 +139,43 @@ func testTopic(t *testing.T, partitions int) (addr, topic string, environ []stri
 	}
 }
 
+// TestPublishNight publishes 2024's night: exactly its scaled votes, each
+// timestamped with its time of the night, after its state's polls close,
+// while the Kafka record carries the time it was published.
+func TestPublishNight(t *testing.T) {
+	const partitions = 3
+	cfg := votegen.Config{Seed: 3, Scale: 0.0001, IncludeDC: true, Election: votegen.Election2024}
+	addr, topic, base := testTopic(t, partitions)
+	environ := append(base, "SEED=3", "SCALE=0.0001", "INCLUDE_DC=true", "ELECTION=2024", "BATCH_INTERVAL=0")
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := run(ctx, environ, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	want, err := votegen.TrueTotals(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, last := votegen.Night()
+	got := readTopic(t, addr, topic, partitions, func(m *kafkaio.FetchedRecord, v *vote.Vote) {
+		at := time.UnixMicro(v.Time)
+		if !at.After(votegen.PollClose(v.State)) || at.After(last) || at.Before(first) {
+			t.Fatalf("%s: vote at %s, polls close %s", v.State, at.UTC(), votegen.PollClose(v.State))
+		}
+		if m.Time.Before(start.Add(-time.Second)) {
+			t.Fatalf("record time %s, before the run started", m.Time)
+		}
+	})
+	if d := got.Diff(&want, 5); len(d) > 0 || got.Total() != want.Total() {
+		t.Errorf("topic holds %d votes, want %d; wrong cells: %+v", got.Total(), want.Total(), d)
+	}
+}
+
 // readTopic reads every record of every partition, checks each partition
 // holds its sequence numbers once each and in order, and tallies the votes.
-func readTopic(t *testing.T, addr, topic string, partitions int) vote.Tally {
+// check, if not nil, sees every record and its vote.
+func readTopic(t *testing.T, addr, topic string, partitions int, check func(*kafkaio.FetchedRecord, *vote.Vote)) vote.Tally {
 	t.Helper()
 	c, err := kafkaio.New(config.Kafka{Brokers: []string{addr}, ClientID: "test", DialTimeout: 10 * time.Second},
 		slog.New(slog.DiscardHandler))
@@ -172,6 +206,9 @@ func readTopic(t *testing.T, addr, topic string, partitions int) vote.Tally {
 				var v vote.Vote
 				if err := vote.Decode(m.Value, &v); err != nil {
 					t.Fatalf("partition %d offset %d: %v", part, m.Offset, err)
+				}
+				if check != nil {
+					check(m, &v)
 				}
 				tally.Add(&v)
 			}

@@ -97,10 +97,17 @@ func counterMetrics(i, n int) string {
 	fmt.Fprintf(&b, "votestream_state_called{state=\"California\",replica=%q} 1\n", replica)
 	fmt.Fprintf(&b, "votestream_state_called{state=\"Ohio\",replica=%q} 0\n", replica)
 	fmt.Fprintf(&b, "# TYPE votestream_election_view_age_seconds gauge\nvotestream_election_view_age_seconds{replica=%q} 0.4\n", replica)
+	// An election night (ELECTION=2024): 9:36 p.m. EST, 42 states closed.
+	fmt.Fprintf(&b, "# TYPE votestream_election_states_called gauge\nvotestream_election_states_called{replica=%q} 1\n", replica)
+	fmt.Fprintf(&b, "# TYPE votestream_election_clock_seconds gauge\nvotestream_election_clock_seconds{replica=%q} %d\n", replica, nightClock)
+	fmt.Fprintf(&b, "# TYPE votestream_election_polls_closed_states gauge\nvotestream_election_polls_closed_states{replica=%q} 42\n", replica)
 	return b.String()
 }
 
 const electorate = 2000
+
+// nightClock is 2024-11-06T02:36:00Z, 21:36 EST.
+const nightClock = 1730860560
 
 func producerMetrics(n int) string {
 	published := min(100*n, electorate)
@@ -172,6 +179,9 @@ func TestDashboardAgainstPrometheus(t *testing.T) {
 			{"Electorate", "A", electorate},
 			{"Counted of the electorate", "A", float64(totalVotes) / electorate},
 			{"Total lag", "A", 10 * (0 + 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 + 11)},
+			// Seconds into the day, Eastern: 21:36.
+			{"Election night clock (ET)", "A", 21*3600 + 36*60},
+			{"Polls closed", "A", 42},
 		} {
 			if got := p.Query(t, query(t, tc.panel, tc.ref)); math.Abs(got-tc.want) > 1e-9 {
 				t.Errorf("%s: got %v, want %v", tc.panel, got, tc.want)

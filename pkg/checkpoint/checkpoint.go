@@ -26,6 +26,10 @@ type State struct {
 	// below it is a retry of one already counted. There are few producers, so
 	// a slice searched in order beats a map and never allocates per record.
 	Producers []ProducerSeq
+	// Latest is the newest timestamp of a vote counted (Unix microseconds):
+	// in a replayed election night, the night's clock as far as this
+	// partition knows it.
+	Latest int64
 	// Written is when the checkpoint was written (Unix milliseconds) and
 	// Owner which replica wrote it: for people, not for counting.
 	Written int64
@@ -64,6 +68,7 @@ func (s *State) Count(v *vote.Vote, producer []byte, seq int64) vote.Reason {
 		s.Producers[i].Seq = seq
 	}
 	s.Tally.Add(v)
+	s.Latest = max(s.Latest, v.Time)
 	return vote.ReasonNone
 }
 
@@ -73,9 +78,11 @@ func (s *State) Reject(r vote.Reason) { s.Rejected[r]++ }
 // Votes is the number of votes counted.
 func (s *State) Votes() int64 { return s.Tally.Total() }
 
+// Version 2 adds Latest at the end; version 1 checkpoints, without it,
+// are still read.
 const (
 	magic   = "VSCP"
-	version = 1
+	version = 2
 )
 
 // ErrCorrupt is returned for bytes that are not a checkpoint.
@@ -112,6 +119,7 @@ func (s *State) AppendBinary(dst []byte) ([]byte, error) {
 		dst = append(dst, p.ID...)
 		dst = binary.AppendVarint(dst, p.Seq)
 	}
+	dst = binary.AppendVarint(dst, s.Latest)
 	return dst, nil
 }
 
@@ -124,8 +132,9 @@ func (s *State) UnmarshalBinary(b []byte) error {
 	if len(b) < len(magic)+1 || string(b[:len(magic)]) != magic {
 		return fmt.Errorf("%w: bad magic", ErrCorrupt)
 	}
-	if b[len(magic)] != version {
-		return fmt.Errorf("%w: version %d, want %d", ErrCorrupt, b[len(magic)], version)
+	v := b[len(magic)]
+	if v != 1 && v != version {
+		return fmt.Errorf("%w: version %d, want 1 to %d", ErrCorrupt, v, version)
 	}
 	r.b = b[len(magic)+1:]
 	*s = State{}
@@ -159,6 +168,9 @@ func (s *State) UnmarshalBinary(b []byte) error {
 	for i := uint64(0); i < np && r.err == nil; i++ {
 		id := string(r.bytes())
 		s.Producers = append(s.Producers, ProducerSeq{ID: id, Seq: r.varint()})
+	}
+	if v >= 2 {
+		s.Latest = r.varint()
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errors.New("trailing bytes")

@@ -21,6 +21,7 @@ func sampleState(t testing.TB, seed uint64) *checkpoint.State {
 		Partition: int32(r.IntN(12)),
 		Offset:    r.Int64N(1 << 40),
 		Written:   1730837730123,
+		Latest:    1730851200000000 + r.Int64N(1<<35),
 		Owner:     "counter-7f9c-" + string(rune('a'+r.IntN(26))),
 		Producers: []checkpoint.ProducerSeq{
 			{ID: "producer-a", Seq: r.Int64N(1 << 30)},
@@ -109,6 +110,23 @@ func TestUnmarshalOverwrites(t *testing.T) {
 	}
 }
 
+// TestUnmarshalVersion1 reads a checkpoint written before Latest: the same
+// bytes without it, under version 1.
+func TestUnmarshalVersion1(t *testing.T) {
+	want := sampleState(t, 5)
+	want.Latest = 0
+	b := marshal(t, want)
+	b = b[:len(b)-1] // Latest, 0
+	b[4] = 1
+	var got checkpoint.State
+	if err := got.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(&got, want) {
+		t.Errorf("version 1 decoded as %+v", got.Producers)
+	}
+}
+
 func TestUnmarshalCorrupt(t *testing.T) {
 	good := marshal(t, sampleState(t, 4))
 	withVersion := func(v byte) []byte {
@@ -126,8 +144,9 @@ func TestUnmarshalCorrupt(t *testing.T) {
 		{"magic only", []byte("VSCP"), "bad magic"},
 		{"bad magic", append([]byte("VSCX"), good[4:]...), "bad magic"},
 		{"lower-case magic", append([]byte("vscp"), good[4:]...), "bad magic"},
-		{"version 0", withVersion(0), "version 0, want 1"},
-		{"version 2", withVersion(2), "version 2, want 1"},
+		{"version 0", withVersion(0), "version 0, want 1 to 2"},
+		{"version 3", withVersion(3), "version 3, want 1 to 2"},
+		{"version 1 with Latest", withVersion(1), "trailing bytes"},
 		{"trailing byte", append(bytes.Clone(good), 0), "trailing bytes"},
 		{"trailing record", append(bytes.Clone(good), good...), "trailing bytes"},
 		{"negative offset", negOffset, "negative offset"},
@@ -139,7 +158,7 @@ func TestUnmarshalCorrupt(t *testing.T) {
 		{"varint overflow", append([]byte("VSCP\x01"), bytes.Repeat([]byte{0xff}, 11)...), "truncated"},
 		{"huge producer count", func() []byte {
 			b := marshal(t, &checkpoint.State{})
-			b = b[:len(b)-1] // the producer count, 0
+			b = b[:len(b)-2] // the producer count and Latest, 0
 			return append(b, 0xff, 0xff, 0xff, 0xff, 0x0f)
 		}(), "truncated"},
 		{"huge owner length", append([]byte("VSCP\x01\x00\x00\x00"), 0xff, 0xff, 0xff, 0xff, 0x0f), "truncated"},
@@ -309,4 +328,18 @@ func FuzzUnmarshal(f *testing.F) {
 			t.Fatalf("decode, encode, decode differs for %q", data)
 		}
 	})
+}
+
+// TestCountLatest: Latest is the newest time of a vote counted, whatever
+// the order they come in; a duplicate does not move it.
+func TestCountLatest(t *testing.T) {
+	var s checkpoint.State
+	for i, tm := range []int64{30, 10, 50, 20} {
+		v := vote.Vote{Time: tm}
+		s.Count(&v, []byte("p"), int64(i))
+	}
+	dup := vote.Vote{Time: 99}
+	if r := s.Count(&dup, []byte("p"), 0); r != vote.ReasonDuplicate || s.Latest != 50 {
+		t.Errorf("Latest = %d (duplicate: %v), want 50", s.Latest, r)
+	}
 }

@@ -85,9 +85,12 @@ type Producer struct {
 	Log   Log
 	// Seed fixes every vote, so a restarted producer resumes the same
 	// election; "random" (or empty) draws a new one, logged at start.
-	Seed          string        `env:"SEED" envDefault:"20241105"`
-	Scale         float64       `env:"SCALE" envDefault:"0.005"`
-	IncludeDC     bool          `env:"INCLUDE_DC" envDefault:"false"`
+	Seed      string  `env:"SEED" envDefault:"20241105"`
+	Scale     float64 `env:"SCALE" envDefault:"0.005"`
+	IncludeDC bool    `env:"INCLUDE_DC" envDefault:"false"`
+	// Election is seed (the seed's model) or 2024 (its certified result,
+	// replayed as an election night); empty is seed.
+	Election      string        `env:"ELECTION" envDefault:"seed"`
 	VotesPerBatch int           `env:"VOTES_PER_BATCH" envDefault:"20971"`
 	BatchInterval time.Duration `env:"BATCH_INTERVAL" envDefault:"5s"`
 	OutputDir     string        `env:"OUTPUT_DIR" envDefault:"./vote_stream"`
@@ -106,6 +109,8 @@ func (p *Producer) Validate() error {
 	switch {
 	case !(p.Scale > 0 && p.Scale <= 1):
 		return fmt.Errorf("SCALE: %v: must be more than 0 and at most 1 (0.005 is the seed's 0.5%% sample)", p.Scale)
+	case p.Election != "" && p.Election != "seed" && p.Election != "2024":
+		return fmt.Errorf("ELECTION: %q: must be seed or 2024", p.Election)
 	case p.VotesPerBatch < 1 || p.VotesPerBatch > 10_000_000:
 		return fmt.Errorf("VOTES_PER_BATCH: %d: must be 1 to 10000000", p.VotesPerBatch)
 	case p.BatchInterval < 0:
@@ -136,6 +141,8 @@ type Counter struct {
 	// each state expects, from which percent reporting and race calls follow.
 	Scale     float64 `env:"SCALE" envDefault:"0.005"`
 	IncludeDC bool    `env:"INCLUDE_DC" envDefault:"false"`
+	Election  string  `env:"ELECTION" envDefault:"seed"` // the producer's
+
 	// CPUProfile, if set, is a file the counter writes a CPU profile of its
 	// whole run to (opt-in, for make bench and profiling by hand).
 	CPUProfile string `env:"CPU_PROFILE"`
@@ -162,6 +169,8 @@ func (c *Counter) Validate() error {
 		return fmt.Errorf("GROUP_REBALANCE_TIMEOUT: %s: must be at least 1s", c.RebalanceTimeout)
 	case !(c.Scale > 0 && c.Scale <= 1):
 		return fmt.Errorf("SCALE: %v: must be more than 0 and at most 1, and the producer's", c.Scale)
+	case c.Election != "" && c.Election != "seed" && c.Election != "2024":
+		return fmt.Errorf("ELECTION: %q: must be seed or 2024, and the producer's", c.Election)
 	}
 	return nil
 }

@@ -39,6 +39,7 @@ func TestDefaults(t *testing.T) {
 			Seed:          "20241105",
 			Scale:         0.005,
 			IncludeDC:     false,
+			Election:      "seed",
 			VotesPerBatch: 20971,
 			BatchInterval: 5 * time.Second,
 			OutputDir:     "./vote_stream",
@@ -56,6 +57,7 @@ func TestDefaults(t *testing.T) {
 			RebalanceTimeout: 10 * time.Second,
 			HTTPAddr:         ":9102",
 			Scale:            0.005,
+			Election:         "seed",
 		}},
 		{"broker", &config.Broker{}, &config.Broker{
 			Log:     defaultLog,
@@ -84,7 +86,7 @@ func TestParseValues(t *testing.T) {
 		"KAFKA_PARTITIONS=3", "KAFKA_REPLICATION_FACTOR=-1", "KAFKA_CREATE_TOPICS=false",
 		"KAFKA_CLIENT_ID=me", "KAFKA_DIAL_TIMEOUT=3s", "LOG_FORMAT=json", "LOG_LEVEL=DEBUG",
 		"SEED=42", "SCALE=1", "INCLUDE_DC=true", "VOTES_PER_BATCH=1", "BATCH_INTERVAL=0",
-		"OUTPUT_DIR=/tmp/v", "KAFKA_COMPRESSION=zstd", "HTTP_ADDR=:0",
+		"ELECTION=2024", "OUTPUT_DIR=/tmp/v", "KAFKA_COMPRESSION=zstd", "HTTP_ADDR=:0",
 		"SEED=7", // the last of a repeated variable wins, as in a shell
 	}
 	if err := config.Parse(&p, environ); err != nil {
@@ -97,7 +99,7 @@ func TestParseValues(t *testing.T) {
 			MetadataMaxAge: 2 * time.Second,
 		},
 		Log:  config.Log{Format: "json", Level: "DEBUG"},
-		Seed: "7", Scale: 1, IncludeDC: true, VotesPerBatch: 1, BatchInterval: 0,
+		Seed: "7", Scale: 1, IncludeDC: true, Election: "2024", VotesPerBatch: 1, BatchInterval: 0,
 		OutputDir: "/tmp/v", Compression: "zstd", HTTPAddr: ":0",
 	}
 	if !reflect.DeepEqual(p, want) {
@@ -141,6 +143,8 @@ func TestParseErrors(t *testing.T) {
 		{"scale not a number", producer, []string{"SCALE=half"}, "SCALE", "invalid syntax"},
 		{"counter scale 0", counter, []string{"SCALE=0"}, "SCALE", "0: must be more than 0"},
 		{"counter scale 2", counter, []string{"SCALE=2"}, "SCALE", "2: must be more than 0 and at most 1, and the producer's"},
+		{"election unknown", producer, []string{"ELECTION=2020"}, "ELECTION", "\"2020\": must be seed or 2024"},
+		{"counter election unknown", counter, []string{"ELECTION=Seed"}, "ELECTION", "must be seed or 2024, and the producer's"},
 		{"counter include dc", counter, []string{"INCLUDE_DC=maybe"}, "INCLUDE_DC", "invalid syntax"},
 		{"include DC not a bool", producer, []string{"INCLUDE_DC=maybe"}, "INCLUDE_DC", "invalid syntax"},
 		{"compression", producer, []string{"KAFKA_COMPRESSION=foo"}, "KAFKA_COMPRESSION", `"foo": must be none, gzip`},

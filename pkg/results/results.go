@@ -76,6 +76,24 @@ type Results struct {
 
 	Candidates [vote.NumCandidates]CandidateResult `json:"candidates"`
 	States     [vote.NumStates]StateResult         `json:"states"`
+
+	// Night is the clock of an election replayed along its night
+	// (ELECTION=2024), set by SetNight; absent otherwise.
+	Night Night `json:"night,omitzero"`
+}
+
+// Night is where an election night stands.
+type Night struct {
+	// Clock is the night's time as far as the count goes: the newest
+	// timestamp of a vote counted; zero before any.
+	Clock time.Time `json:"clock"`
+	// Start and End are the first poll closing and the last report.
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	// PollsClosed counts the contested states whose polls have closed by
+	// Clock, of States contested.
+	PollsClosed int `json:"polls_closed"`
+	States      int `json:"states"`
 }
 
 // CandidateResult is one candidate nationally.
@@ -120,6 +138,30 @@ type StateResult struct {
 	// same in percentage points of the votes counted in the state.
 	Margin       int64   `json:"margin"`
 	MarginPoints float64 `json:"margin_points"`
+
+	// PollsClose is when the state's last polls close, and PollsClosed
+	// whether they have by the night's clock: only in an election night.
+	PollsClose  time.Time `json:"polls_close,omitzero"`
+	PollsClosed bool      `json:"polls_closed,omitempty"`
+}
+
+// SetNight adds the night's clock to results computed by Compute: clock is
+// the newest vote's time counted (zero for none), start and end the night's
+// span, closes each state's poll closing.
+func (r *Results) SetNight(clock, start, end time.Time, closes *[vote.NumStates]time.Time) {
+	r.Night = Night{Clock: clock, Start: start, End: end}
+	for s := range r.States {
+		sr := &r.States[s]
+		if sr.Status == NotContested {
+			continue
+		}
+		sr.PollsClose = closes[s]
+		sr.PollsClosed = !clock.IsZero() && !clock.Before(closes[s])
+		r.Night.States++
+		if sr.PollsClosed {
+			r.Night.PollsClosed++
+		}
+	}
 }
 
 // Compute builds the results from a tally and the votes expected per state

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
@@ -400,5 +401,48 @@ func TestWarning(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSetNight: at 8 p.m. ET the polls have closed in the 26 contested
+// places (DC included) that close by then; without a night the JSON has no
+// "night" and no poll times.
+func TestSetNight(t *testing.T) {
+	cfg := votegen.Config{Scale: 0.005, IncludeDC: true, Election: votegen.Election2024}
+	expected, err := votegen.Quotas(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tally vote.Tally
+	r := Compute(&tally, expected)
+	if b, _ := json.Marshal(&r); strings.Contains(string(b), `"night"`) || strings.Contains(string(b), "polls_close") {
+		t.Errorf("results without a night show one: %.200s", b)
+	}
+	var closes [vote.NumStates]time.Time
+	for s := range closes {
+		closes[s] = votegen.PollClose(vote.State(s))
+	}
+	start, end := votegen.Night()
+	r.SetNight(time.Time{}, start, end, &closes)
+	if r.Night.PollsClosed != 0 || r.Night.States != vote.NumStates {
+		t.Errorf("before any vote: %d of %d closed, want 0 of %d", r.Night.PollsClosed, r.Night.States, vote.NumStates)
+	}
+	eight := time.Date(2024, 11, 6, 1, 0, 0, 0, time.UTC) // 8 p.m. EST
+	r.SetNight(eight, start, end, &closes)
+	if r.Night.PollsClosed != 26 {
+		t.Errorf("at 8 p.m.: polls closed in %d, want 26", r.Night.PollsClosed)
+	}
+	for _, st := range r.States {
+		if want := st.PollsClose.Compare(eight) <= 0; st.PollsClosed != want || st.PollsClose.IsZero() {
+			t.Errorf("%s: polls close %s, closed %v at 8 p.m.", st.Code, st.PollsClose, st.PollsClosed)
+		}
+	}
+	b, err := json.Marshal(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Results
+	if err := json.Unmarshal(b, &back); err != nil || back.Night != r.Night || back.States != r.States {
+		t.Errorf("night lost in JSON (%v): %+v", err, back.Night)
 	}
 }

@@ -134,12 +134,27 @@
     const who = st.leader >= 0 ? shortName(latest.candidates[st.leader].name) : "";
     switch (st.status) {
       case "not_contested": return "not contested";
-      case "no_votes": return "no votes yet";
+      case "no_votes":
+        if (st.polls_close && !st.polls_closed) return `polls close ${etTime(st.polls_close)} ET`;
+        return "no votes yet";
       case "tied": return "tied";
       case "leading": return `${who} leading`;
       case "called": return `${who} wins`;
     }
     return st.status;
+  }
+
+  // ---- election night ----
+  // A night's times are shown in Eastern time, as the networks do.
+  const et = new Intl.DateTimeFormat("en-US", { timeZone: "America/New_York", hour: "numeric", minute: "2-digit" });
+  const etTime = (iso) => et.format(new Date(iso));
+  function renderNight(r) {
+    const n = r.night;
+    $("night").hidden = !n;
+    if (!n) return;
+    $("clock").textContent = n.clock && !n.clock.startsWith("0001-") ? etTime(n.clock) : `before ${etTime(n.start)}`;
+    $("polls-closed").textContent = n.polls_closed;
+    $("polls-states").textContent = n.states;
   }
 
   // ---- render ----
@@ -153,6 +168,7 @@
     $("to-win").textContent = r.electoral_votes_to_win;
     $("ev-called").textContent = r.electoral_votes_called;
     $("ev-stake").textContent = r.electoral_votes_at_stake;
+    renderNight(r);
     freshness();
     // Several elections in one topic, or more votes than expected.
     $("warning").hidden = !r.warning;
