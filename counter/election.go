@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/votestream/votestream/pkg/checkpoint"
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
@@ -211,7 +209,7 @@ func (e *election) followPartition(ctx context.Context, client *kafkaio.Client, 
 			if ctx.Err() != nil {
 				return
 			}
-			if errors.Is(err, kafka.OffsetOutOfRange) {
+			if errors.Is(err, kafkaio.ErrOffsetOutOfRange) {
 				// The head was deleted: go on from what is left.
 				if f, ferr := first(); ferr == nil {
 					offset = f
