@@ -201,7 +201,7 @@ func (e *election) followPartition(ctx context.Context, client *kafkaio.Client, 
 	} else if offset, err = retry(ctx, e.log, "election view: read first offset", first); err != nil {
 		return // ctx ended
 	}
-	backoff := 200 * time.Millisecond
+	b := retryBackoff()
 	for ctx.Err() == nil {
 		start := e.now()
 		recs, next, hwm, err := client.FetchFrom(ctx, topic, p, offset, wait)
@@ -215,14 +215,14 @@ func (e *election) followPartition(ctx context.Context, client *kafkaio.Client, 
 					offset = f
 				}
 			}
-			e.log.Warn("election view: fetch failed, retrying", "partition", p, "err", err, "in", backoff)
-			if !sleep(ctx, backoff) {
+			d := b.Next()
+			e.log.Warn("election view: fetch failed, retrying", "partition", p, "err", err, "in", d)
+			if !sleep(ctx, d) {
 				return
 			}
-			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}
-		backoff = 200 * time.Millisecond
+		b.Reset()
 		for _, rec := range recs {
 			if st := e.decode(p, rec); st != nil {
 				e.apply(p, st)
@@ -243,17 +243,7 @@ func (e *election) followPartition(ctx context.Context, client *kafkaio.Client, 
 }
 
 // sleep waits d or until ctx ends, and reports whether ctx is still alive.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(d):
-		return true
-	}
-}
+func sleep(ctx context.Context, d time.Duration) bool { return kafkaio.Sleep(ctx, d) == nil }
 
 // logTables writes the national table to out whenever the view changes, at
 // most once per every, once every partition has been read: the seed's

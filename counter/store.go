@@ -117,7 +117,7 @@ func (s *store) save(ctx context.Context, states []*checkpoint.State, dead []kaf
 
 // retry calls fn until it succeeds or ctx ends, backing off up to 5s.
 func retry[T any](ctx context.Context, log *slog.Logger, what string, fn func() (T, error)) (T, error) {
-	backoff := 200 * time.Millisecond
+	b := retryBackoff()
 	for {
 		v, err := fn()
 		// A corrupt checkpoint stays corrupt: say so rather than spin.
@@ -125,12 +125,16 @@ func retry[T any](ctx context.Context, log *slog.Logger, what string, fn func() 
 		if err == nil || ctx.Err() != nil || errors.Is(err, checkpoint.ErrCorrupt) || kafkaio.IsAuth(err) {
 			return v, err
 		}
-		log.Warn(what+" failed, retrying", "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
+		d := b.Next()
+		log.Warn(what+" failed, retrying", "err", err, "in", d)
+		if kafkaio.Sleep(ctx, d) != nil {
 			return v, err
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// retryBackoff is the counter's backoff between attempts at reading
+// checkpoints: from 200ms up to 5s.
+func retryBackoff() kafkaio.Backoff {
+	return kafkaio.Backoff{Min: 200 * time.Millisecond, Max: 5 * time.Second}
 }
