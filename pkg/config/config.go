@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/votestream/votestream/pkg/vote"
 )
 
 // Kafka is how a service reaches the cluster and which topics it uses.
@@ -103,20 +106,29 @@ func (p *Producer) Validate() error {
 	if err := p.Log.Validate(); err != nil {
 		return err
 	}
+	if err := vote.CheckScale(p.Scale); err != nil {
+		return fmt.Errorf("SCALE: %w (0.005 is the seed's 0.5%% sample)", err)
+	}
 	switch {
-	case !(p.Scale > 0 && p.Scale <= 1):
-		return fmt.Errorf("SCALE: %v: must be more than 0 and at most 1 (0.005 is the seed's 0.5%% sample)", p.Scale)
 	case p.VotesPerBatch < 1 || p.VotesPerBatch > 10_000_000:
 		return fmt.Errorf("VOTES_PER_BATCH: %d: must be 1 to 10000000", p.VotesPerBatch)
 	case p.BatchInterval < 0:
 		return fmt.Errorf("BATCH_INTERVAL: %s: must not be negative (0 publishes as fast as it can)", p.BatchInterval)
 	}
-	switch p.Compression {
-	case "none", "gzip", "snappy", "lz4", "zstd":
-	default:
-		return fmt.Errorf("KAFKA_COMPRESSION: %q: must be none, gzip, snappy, lz4 or zstd", p.Compression)
+	return CheckCompression(p.Compression)
+}
+
+// Compressions are the KAFKA_COMPRESSION names, as errors list them.
+var Compressions = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+
+// CheckCompression is the one rule for KAFKA_COMPRESSION: one of
+// Compressions.
+func CheckCompression(name string) error {
+	if slices.Contains(Compressions, name) {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("KAFKA_COMPRESSION: %q: must be %s or %s", name,
+		strings.Join(Compressions[:len(Compressions)-1], ", "), Compressions[len(Compressions)-1])
 }
 
 // Counter is the counter's configuration.
@@ -160,8 +172,9 @@ func (c *Counter) Validate() error {
 		return fmt.Errorf("GROUP_SESSION_TIMEOUT: %s: must be at least 1s", c.SessionTimeout)
 	case c.RebalanceTimeout < time.Second:
 		return fmt.Errorf("GROUP_REBALANCE_TIMEOUT: %s: must be at least 1s", c.RebalanceTimeout)
-	case !(c.Scale > 0 && c.Scale <= 1):
-		return fmt.Errorf("SCALE: %v: must be more than 0 and at most 1, and the producer's", c.Scale)
+	}
+	if err := vote.CheckScale(c.Scale); err != nil {
+		return fmt.Errorf("SCALE: %w, and the producer's", err)
 	}
 	return nil
 }

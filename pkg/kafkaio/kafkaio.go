@@ -350,7 +350,8 @@ func (c *Client) checkShape(ctx context.Context, specs []TopicSpec, have map[str
 	return nil
 }
 
-// Compression maps a KAFKA_COMPRESSION name to kafka-go's codec.
+// Compression maps a KAFKA_COMPRESSION name, which config.CheckCompression
+// accepts, to kafka-go's codec; "none" is no compression.
 func Compression(name string) kafka.Compression {
 	switch name {
 	case "gzip":

@@ -3,6 +3,8 @@ package kafkaio
 import (
 	"testing"
 	"time"
+
+	"github.com/votestream/votestream/pkg/config"
 )
 
 // The producer's headers read back as they were written; anything else
@@ -56,5 +58,21 @@ func TestBatchAddDoesNotAllocate(t *testing.T) {
 	}
 	if _, got, ok := ProducerSeq(b.records[b.Len()-1].Headers); !ok || got != seq-1 {
 		t.Errorf("last record's seq: got %d %v, want %d", got, ok, seq-1)
+	}
+}
+
+// Every KAFKA_COMPRESSION name config accepts has its codec; only none is
+// no compression.
+func TestCompressionCoversConfig(t *testing.T) {
+	seen := make(map[Codec]string)
+	for _, name := range config.Compressions {
+		c := Compression(name)
+		if (c == 0) != (name == "none") {
+			t.Errorf("%s: codec %v", name, c)
+		}
+		if other, ok := seen[c]; ok {
+			t.Errorf("%s and %s: the same codec %v", name, other, c)
+		}
+		seen[c] = name
 	}
 }

@@ -24,8 +24,8 @@ type Config struct {
 // quota scaled and rounded to the nearest vote. States not generated get 0.
 func Quotas(cfg Config) ([vote.NumStates]int64, error) {
 	var q [vote.NumStates]int64
-	if !(cfg.Scale > 0) || math.IsInf(cfg.Scale, 0) || cfg.Scale > 1 {
-		return q, fmt.Errorf("scale %v: must be more than 0 and at most 1", cfg.Scale)
+	if err := vote.CheckScale(cfg.Scale); err != nil {
+		return q, fmt.Errorf("scale %w", err)
 	}
 	var total int64
 	for s, info := range vote.States() {
