@@ -16,6 +16,7 @@ import (
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/logging"
+	"github.com/votestream/votestream/pkg/memlimit"
 	"github.com/votestream/votestream/pkg/telemetry"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
@@ -32,7 +33,7 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("config: %w", err)
 	}
 	log := logging.New(cfg.Log, stderr).With("component", "producer")
-	memLimit := config.ApplyMemoryLimit(environ)
+	memLimit := memlimit.Current() // main applies it
 
 	seed, err := parseSeed(cfg.Seed)
 	if err != nil {
