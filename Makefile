@@ -2,6 +2,7 @@
 GO ?= go
 BIN := bin
 TEST_TIMEOUT ?= 15m
+BROKER ?= kfake
 
 .PHONY: all build run test vet fmt-check clean
 all: build
@@ -9,9 +10,9 @@ all: build
 build:
 	$(GO) build -o $(BIN)/ ./producer ./counter ./deploy/broker
 
-## run: local broker, one counter and the producer; Ctrl-C stops everything.
+## run: local broker (BROKER=kafka: Apache Kafka, see make kafka-jars), one counter and the producer; Ctrl-C stops everything.
 run: build
-	BIN=$(BIN) ./deploy/local/run.sh
+	BIN=$(BIN) BROKER=$(BROKER) ./deploy/local/run.sh
 
 ## test: vet, formatting, every test with the race detector, then every
 ## benchmark once so none can rot.
@@ -27,7 +28,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "not gofmt'ed:"; echo "$$out"; exit 1; fi
 
 clean:
-	rm -rf $(BIN) vote_stream .kfake-data
+	rm -rf $(BIN) vote_stream .kfake-data .kafka-data
 
 -include deploy/compose.mk
 -include bench/bench.mk

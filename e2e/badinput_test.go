@@ -20,9 +20,18 @@ import (
 // valid vote without votestream's headers is counted.
 func TestChaosBadInput(t *testing.T) {
 	RequireTool(t, "kcat")
+	testBadInput(t, StartBroker(t))
+}
+
+// TestKafkaBadInput is TestChaosBadInput on one Apache Kafka node.
+func TestKafkaBadInput(t *testing.T) {
+	RequireTool(t, "kcat")
+	testBadInput(t, StartKafka(t, KafkaOptions{}))
+}
+
+func testBadInput(t *testing.T, cluster Bootstrapper) {
 	bin := Binaries(t)
-	broker := StartBroker(t)
-	env := NewEnv(t, broker, 4)
+	env := NewEnv(t, cluster, 4)
 	el := newElection(t, 3006)
 	f := newFleet(t, env)
 	f.start("a")
@@ -102,7 +111,7 @@ func TestChaosBadInput(t *testing.T) {
 		dead = append(dead, sent{p, c.reason, c.value})
 	}
 	waitProducer(t, prod)
-	finish(t, f, env, &want, chaosRow{Fault: "bad records injected with kcat", Injected: len(cases),
+	finish(t, f, env, &want, chaosRow{Fault: "bad records injected with kcat" + onBroker(cluster), Injected: len(cases),
 		RecoveryMeaning: "-", recoveryNotMeasure: true,
 		ExtraNotes: fmt.Sprintf("%d rejected by reason and dead-lettered once each, 1 valid header-less vote counted", len(dead))}, rejected)
 

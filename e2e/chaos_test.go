@@ -58,6 +58,14 @@ type chaosRow struct {
 	recoveryNotMeasure bool
 }
 
+// onBroker names a row's broker when it is not the local kfake one.
+func onBroker(cluster Bootstrapper) string {
+	if k, ok := cluster.(*Kafka); ok {
+		return fmt.Sprintf(" (%s, %d-node cluster)", k.Version, len(k.Nodes))
+	}
+	return ""
+}
+
 var chaosTable struct {
 	mu   sync.Mutex
 	rows []chaosRow

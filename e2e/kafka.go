@@ -229,7 +229,11 @@ func (n *KafkaNode) java(heap, class string, args ...string) *exec.Cmd {
 		"-Dlog4j2.configurationFile=" + filepath.Join(n.k.root, "deploy", "kafka", "log4j2.yaml"),
 		"-cp", filepath.Join(lib, "*"), class,
 	}
-	return exec.Command("java", append(argv, args...)...)
+	cmd := exec.Command("java", append(argv, args...)...)
+	// A test binary that times out runs no cleanups: the kernel ends the
+	// JVM with it instead of leaving a broker behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
 }
 
 func (n *KafkaNode) format(clusterID string) error {

@@ -58,10 +58,14 @@ func header(r *kafkaio.Record, key string) string {
 // vote IDs unique, sequences 0..N-1 each once in their partition, every
 // cell and quota exact), the JSON files hold the same votes, and the
 // counters count them exactly with no duplicate to reject.
-func TestChaosProducerKill(t *testing.T) {
+func TestChaosProducerKill(t *testing.T) { testProducerKill(t, StartBroker(t)) }
+
+// TestKafkaProducerKill is TestChaosProducerKill on one Apache Kafka node.
+func TestKafkaProducerKill(t *testing.T) { testProducerKill(t, StartKafka(t, KafkaOptions{})) }
+
+func testProducerKill(t *testing.T, cluster Bootstrapper) {
 	bin := Binaries(t)
-	broker := StartBroker(t)
-	env := NewEnv(t, broker, pick(6, 12))
+	env := NewEnv(t, cluster, pick(6, 12))
 	el := newElection(t, 3004)
 	outDir := t.TempDir()
 	f := newFleet(t, env)
@@ -151,7 +155,7 @@ func TestChaosProducerKill(t *testing.T) {
 	}
 	CheckTally(t, "JSON files vs generator", &files, &el.want)
 
-	finish(t, f, env, &el.want, chaosRow{Fault: "producer SIGKILL, restart with same SEED", Injected: kills, LongestRecovery: longest,
+	finish(t, f, env, &el.want, chaosRow{Fault: "producer SIGKILL, restart with same SEED" + onBroker(cluster), Injected: kills, LongestRecovery: longest,
 		RecoveryMeaning: "kill to restarted producer publishing again",
 		ExtraNotes:      "topic read back: every vote once, sequences contiguous per partition, quotas exact; JSON files exact"}, nil)
 	f.stopAll()

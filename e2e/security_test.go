@@ -27,6 +27,31 @@ const secureScale = 0.0005
 // SCRAM they may not, and use topics an admin made. The totals must be
 // exact, and no password may show in any output or /metrics.
 func TestSecurePipeline(t *testing.T) {
+	users, run := securePipeline(t)
+	run(t, StartSecureCluster(t, users...))
+}
+
+// TestKafkaSecurity is TestSecurePipeline, TestSecureFailures and
+// TestMutualTLS on one Apache Kafka node (two SASL_SSL listeners, one of
+// them requiring client certificates; the standard authorizer) they share,
+// after the API versions check over SASL_SSL.
+func TestKafkaSecurity(t *testing.T) {
+	pipelineUsers, pipeline := securePipeline(t)
+	failureUsers, failures := secureFailures(t)
+	mtlsUser, mtls := mutualTLS(t)
+	users := slices.Concat(pipelineUsers, failureUsers, []User{mtlsUser})
+	start := time.Now()
+	cluster, mtlsCluster := StartSecureKafka(t, users...)
+	t.Logf("secured node with %d users and their ACLs up in %s", len(users), time.Since(start).Round(time.Millisecond))
+	t.Run("api versions", func(t *testing.T) { testAPIVersions(t, cluster.adminConfig()) })
+	t.Run("pipeline", func(t *testing.T) { pipeline(t, cluster) })
+	t.Run("failures", func(t *testing.T) { failures(t, cluster) })
+	t.Run("mutual TLS", func(t *testing.T) { mtls(t, mtlsCluster) })
+}
+
+// securePipeline returns the users TestSecurePipeline needs and the test,
+// to run on a cluster started with them.
+func securePipeline(t *testing.T) ([]User, func(*testing.T, *SecureCluster)) {
 	bin := Binaries(t)
 	want, err := votegen.TrueTotals(votegen.Config{Seed: testSeed, Scale: secureScale})
 	if err != nil {
@@ -51,52 +76,52 @@ func TestSecurePipeline(t *testing.T) {
 		runs = append(runs, r)
 		users = append(users, r.producer, r.counters)
 	}
-	cluster := StartSecureCluster(t, users...)
-
-	for _, r := range runs {
-		t.Run(r.mech, func(t *testing.T) {
-			t.Parallel()
-			start := time.Now()
-			r.env.Brokers = cluster.Addr
-			if !r.create {
-				cluster.EnsureTopics(t, r.env)
-			}
-			counter := Start(t, "counter", bin.Counter, append(r.env.Vars(
-				"BATCH_MAX_WAIT=200ms", "GROUP_SESSION_TIMEOUT=3s", "GROUP_REBALANCE_TIMEOUT=5s", "REPLICA_ID=a"),
-				cluster.Vars(t, r.counters)...)...)
-			addr := counter.MetricsAddr(t)
-			// The producer gets its password from the environment, the
-			// counter from a file: both ways must work and stay secret.
-			prod := Start(t, "producer", bin.Producer, append(r.env.Vars(
-				"SEED="+strconv.Itoa(testSeed), "SCALE="+strconv.FormatFloat(secureScale, 'g', -1, 64),
-				"BATCH_INTERVAL=0", "VOTES_PER_BATCH=20000", "OUTPUT_DIR="+t.TempDir()),
-				passwordInEnv(cluster.Vars(t, r.producer), r.producer.Password)...)...)
-			if err := prod.Wait(90 * time.Second); err != nil {
-				t.Fatalf("producer: %v", err)
-			}
-			got := WaitCounted(t, func() []string { return []string{addr} }, r.env.Partitions, want.Total(), time.Second, 90*time.Second)
-			CheckTally(t, r.mech+": counter vs generator", &got.Tally, &want)
-			for reason, n := range got.Rejected {
-				if n != 0 {
-					t.Errorf("rejected %d records for %s; want none", n, reason)
+	return users, func(t *testing.T, cluster *SecureCluster) {
+		for _, r := range runs {
+			t.Run(r.mech, func(t *testing.T) {
+				t.Parallel()
+				start := time.Now()
+				r.env.Brokers = cluster.Addr
+				if !r.create {
+					cluster.EnsureTopics(t, r.env)
 				}
-			}
-			metrics := getBody(t, "http://"+addr+"/metrics")
-			if err := counter.Stop(30 * time.Second); err != nil {
-				t.Errorf("counter: %v", err)
-			}
-			for _, u := range []User{r.producer, r.counters} {
-				for what, out := range map[string]string{"producer": prod.Output(), "counter": counter.Output(), "/metrics": metrics} {
-					if strings.Contains(out, u.Password) {
-						t.Errorf("%s's password appears in the %s output", u.Name, what)
+				counter := Start(t, "counter", bin.Counter, append(r.env.Vars(
+					"BATCH_MAX_WAIT=200ms", "GROUP_SESSION_TIMEOUT=3s", "GROUP_REBALANCE_TIMEOUT=5s", "REPLICA_ID=a"),
+					cluster.Vars(t, r.counters)...)...)
+				addr := counter.MetricsAddr(t)
+				// The producer gets its password from the environment, the
+				// counter from a file: both ways must work and stay secret.
+				prod := Start(t, "producer", bin.Producer, append(r.env.Vars(
+					"SEED="+strconv.Itoa(testSeed), "SCALE="+strconv.FormatFloat(secureScale, 'g', -1, 64),
+					"BATCH_INTERVAL=0", "VOTES_PER_BATCH=20000", "OUTPUT_DIR="+t.TempDir()),
+					passwordInEnv(cluster.Vars(t, r.producer), r.producer.Password)...)...)
+				if err := prod.Wait(3 * time.Minute); err != nil {
+					t.Fatalf("producer: %v", err)
+				}
+				got := WaitCounted(t, func() []string { return []string{addr} }, r.env.Partitions, want.Total(), time.Second, 2*time.Minute)
+				CheckTally(t, r.mech+": counter vs generator", &got.Tally, &want)
+				for reason, n := range got.Rejected {
+					if n != 0 {
+						t.Errorf("rejected %d records for %s; want none", n, reason)
 					}
 				}
-			}
-			if !r.create && strings.Contains(prod.Output()+counter.Output(), "topic created") {
-				t.Errorf("services without CREATE created topics")
-			}
-			t.Logf("%s: %d votes exact in %s", r.mech, got.Tally.Total(), time.Since(start).Round(time.Millisecond))
-		})
+				metrics := getBody(t, "http://"+addr+"/metrics")
+				if err := counter.Stop(30 * time.Second); err != nil {
+					t.Errorf("counter: %v", err)
+				}
+				for _, u := range []User{r.producer, r.counters} {
+					for what, out := range map[string]string{"producer": prod.Output(), "counter": counter.Output(), "/metrics": metrics} {
+						if strings.Contains(out, u.Password) {
+							t.Errorf("%s's password appears in the %s output", u.Name, what)
+						}
+					}
+				}
+				if !r.create && strings.Contains(prod.Output()+counter.Output(), "topic created") {
+					t.Errorf("services without CREATE created topics")
+				}
+				t.Logf("%s: %d votes exact in %s", r.mech, got.Tally.Total(), time.Since(start).Round(time.Millisecond))
+			})
+		}
 	}
 }
 
@@ -132,6 +157,12 @@ func getBody(t *testing.T, url string) string {
 // operation and resource for a missing ACL), and no password, right or
 // wrong, may appear anywhere in its output.
 func TestSecureFailures(t *testing.T) {
+	users, run := secureFailures(t)
+	run(t, StartSecureCluster(t, users...))
+}
+
+// secureFailures returns the users TestSecureFailures needs and the test.
+func secureFailures(t *testing.T) ([]User, func(*testing.T, *SecureCluster)) {
 	bin := Binaries(t)
 	type tc struct {
 		name string
@@ -261,53 +292,53 @@ func TestSecureFailures(t *testing.T) {
 		c.user = User{Mechanism: mech, Name: "user" + strconv.Itoa(i), Password: RandomPassword(t), ACLs: c.acls(c.env)}
 		users = append(users, c.user)
 	}
-	cluster := StartSecureCluster(t, users...)
-
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			c.env.Brokers = cluster.Addr
-			if c.setup != nil {
-				c.setup(t, cluster, c.env)
-			}
-			vars := append(c.env.Vars("KAFKA_DIAL_TIMEOUT=5s", "OUTPUT_DIR="+t.TempDir(), "SCALE=0.00001", "GROUP_SESSION_TIMEOUT=3s"), cluster.Vars(t, c.user)...)
-			if c.vars != nil {
-				vars = c.vars(cluster, vars)
-			}
-			name, path := "counter", bin.Counter
-			if c.producer {
-				name, path = "producer", bin.Producer
-			}
-			start := time.Now()
-			p := Start(t, name, path, vars...)
-			err := p.Wait(30 * time.Second)
-			took := time.Since(start)
-			out := p.Output()
-			if err == nil {
-				t.Fatalf("exited 0; want a failure. Output:\n%s", out)
-			}
-			if took > 15*time.Second {
-				t.Errorf("took %s to fail; want seconds", took.Round(time.Millisecond))
-			}
-			var errLines []string
-			for _, l := range Lines(out) {
-				if !strings.Contains(l, "level=INFO") && !strings.Contains(l, "level=WARN") {
-					errLines = append(errLines, l)
+	return users, func(t *testing.T, cluster *SecureCluster) {
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				t.Parallel()
+				c.env.Brokers = cluster.Addr
+				if c.setup != nil {
+					c.setup(t, cluster, c.env)
 				}
-			}
-			if len(errLines) != 1 || !strings.Contains(errLines[0], c.want) {
-				t.Errorf("want one error line containing %q, got:\n%s", c.want, out)
-			}
-			for _, v := range vars {
-				if pw, ok := strings.CutPrefix(v, "KAFKA_SASL_PASSWORD="); ok && strings.Contains(out, pw) {
-					t.Errorf("the password given appears in the output:\n%s", out)
+				vars := append(c.env.Vars("KAFKA_DIAL_TIMEOUT=5s", "OUTPUT_DIR="+t.TempDir(), "SCALE=0.00001", "GROUP_SESSION_TIMEOUT=3s"), cluster.Vars(t, c.user)...)
+				if c.vars != nil {
+					vars = c.vars(cluster, vars)
 				}
-			}
-			if strings.Contains(out, c.user.Password) {
-				t.Errorf("the user's password appears in the output:\n%s", out)
-			}
-			t.Logf("%s in %s", errLines, took.Round(time.Millisecond))
-		})
+				name, path := "counter", bin.Counter
+				if c.producer {
+					name, path = "producer", bin.Producer
+				}
+				start := time.Now()
+				p := Start(t, name, path, vars...)
+				err := p.Wait(30 * time.Second)
+				took := time.Since(start)
+				out := p.Output()
+				if err == nil {
+					t.Fatalf("exited 0; want a failure. Output:\n%s", out)
+				}
+				if took > 15*time.Second {
+					t.Errorf("took %s to fail; want seconds", took.Round(time.Millisecond))
+				}
+				var errLines []string
+				for _, l := range Lines(out) {
+					if !strings.Contains(l, "level=INFO") && !strings.Contains(l, "level=WARN") {
+						errLines = append(errLines, l)
+					}
+				}
+				if len(errLines) != 1 || !strings.Contains(errLines[0], c.want) {
+					t.Errorf("want one error line containing %q, got:\n%s", c.want, out)
+				}
+				for _, v := range vars {
+					if pw, ok := strings.CutPrefix(v, "KAFKA_SASL_PASSWORD="); ok && strings.Contains(out, pw) {
+						t.Errorf("the password given appears in the output:\n%s", out)
+					}
+				}
+				if strings.Contains(out, c.user.Password) {
+					t.Errorf("the user's password appears in the output:\n%s", out)
+				}
+				t.Logf("%s in %s", errLines, took.Round(time.Millisecond))
+			})
+		}
 	}
 }
 
@@ -324,10 +355,19 @@ func setVar(vars []string, key, value string) []string {
 // certificate: with one signed by the cluster's CA it joins its group and
 // stops cleanly; without one it exits at once saying which settings to set.
 func TestMutualTLS(t *testing.T) {
-	bin := Binaries(t)
+	user, run := mutualTLS(t)
+	run(t, StartMTLSCluster(t, user))
+}
+
+// mutualTLS returns the user TestMutualTLS needs and the test.
+func mutualTLS(t *testing.T) (User, func(*testing.T, *SecureCluster)) {
 	env := NewEnv(t, &Broker{}, 2)
-	user := User{Mechanism: config.SASLScramSHA256, Name: "counter", Password: RandomPassword(t), ACLs: slices.Concat(CounterACLs(env), CreateACL())}
-	cluster := StartMTLSCluster(t, user)
+	user := User{Mechanism: config.SASLScramSHA256, Name: "mtls-counter", Password: RandomPassword(t), ACLs: slices.Concat(CounterACLs(env), CreateACL())}
+	return user, func(t *testing.T, cluster *SecureCluster) { testMutualTLS(t, cluster, env, user) }
+}
+
+func testMutualTLS(t *testing.T, cluster *SecureCluster, env Env, user User) {
+	bin := Binaries(t)
 	env.Brokers = cluster.Addr
 	certFile, keyFile := SaveKeyPair(t, t.TempDir(), "client", cluster.CA.Issue(t, "counter", nil, nil, true))
 	vars := append(env.Vars("KAFKA_DIAL_TIMEOUT=5s", "GROUP_SESSION_TIMEOUT=3s"), cluster.Vars(t, user)...)

@@ -103,6 +103,7 @@ func (c *Client) Ping(ctx context.Context) error {
 		}
 		return c.explain(err)
 	}
+	c.logAPIVersions(mctx)
 	return nil
 }
 
