@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
@@ -27,7 +25,7 @@ func applyRecords(tb testing.TB, n int) []kafkaio.FetchedRecord {
 		v.Time = now.UnixMicro()
 		recs[i] = kafkaio.FetchedRecord{
 			Offset: int64(i), Time: now, Key: vote.AppendID(nil, &v.ID), Value: vote.AppendJSON(nil, &v),
-			Headers: []kafka.Header{
+			Headers: []kafkaio.Header{
 				{Key: kafkaio.HeaderProducer, Value: []byte("votestream:seed=7,scale=0.005")},
 				{Key: kafkaio.HeaderSeq, Value: []byte(strconv.Itoa(i))},
 			},

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/votestream/votestream/pkg/checkpoint"
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
@@ -225,7 +223,7 @@ func (e *election) followPartition(ctx context.Context, client *kafkaio.Client, 
 	} else if offset, err = retry(ctx, e.log, "election view: read first offset", first); err != nil {
 		return // ctx ended
 	}
-	backoff := 200 * time.Millisecond
+	b := retryBackoff()
 	for ctx.Err() == nil {
 		start := e.now()
 		recs, next, hwm, err := client.FetchFrom(ctx, topic, p, offset, wait)
@@ -233,20 +231,20 @@ func (e *election) followPartition(ctx context.Context, client *kafkaio.Client, 
 			if ctx.Err() != nil {
 				return
 			}
-			if errors.Is(err, kafka.OffsetOutOfRange) {
+			if errors.Is(err, kafkaio.ErrOffsetOutOfRange) {
 				// The head was deleted: go on from what is left.
 				if f, ferr := first(); ferr == nil {
 					offset = f
 				}
 			}
-			e.log.Warn("election view: fetch failed, retrying", "partition", p, "err", err, "in", backoff)
-			if !sleep(ctx, backoff) {
+			d := b.Next()
+			e.log.Warn("election view: fetch failed, retrying", "partition", p, "err", err, "in", d)
+			if !sleep(ctx, d) {
 				return
 			}
-			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}
-		backoff = 200 * time.Millisecond
+		b.Reset()
 		for _, rec := range recs {
 			if st := e.decode(p, rec); st != nil {
 				e.apply(p, st)
@@ -267,17 +265,7 @@ func (e *election) followPartition(ctx context.Context, client *kafkaio.Client, 
 }
 
 // sleep waits d or until ctx ends, and reports whether ctx is still alive.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(d):
-		return true
-	}
-}
+func sleep(ctx context.Context, d time.Duration) bool { return kafkaio.Sleep(ctx, d) == nil }
 
 // logTables writes the national table to out whenever the view changes, at
 // most once per every, once every partition has been read: the seed's

@@ -1,9 +1,8 @@
 package main
 
 import (
+	"strconv"
 	"sync"
-
-	"github.com/segmentio/kafka-go"
 
 	"github.com/votestream/votestream/pkg/checkpoint"
 	"github.com/votestream/votestream/pkg/kafkaio"
@@ -27,9 +26,9 @@ type partition struct {
 	id int
 
 	mu    sync.Mutex
-	state checkpoint.State // covers offsets [0, state.Offset)
-	dead  []kafka.Message  // rejected since the last checkpoint, for the DLQ
-	hwm   int64            // the partition's high watermark, last seen
+	state checkpoint.State  // covers offsets [0, state.Offset)
+	dead  []kafkaio.Message // rejected since the last checkpoint, for the DLQ
+	hwm   int64             // the partition's high watermark, last seen
 	// stamps are the record timestamps counted since the last checkpoint,
 	// run-length encoded by millisecond: the latency histogram's input.
 	stamps []stampRun
@@ -82,7 +81,8 @@ func (p *partition) applyRecord(topic string, m *kafkaio.FetchedRecord) {
 		reason = err.(*vote.DecodeError).Reason
 	}
 	if reason == vote.ReasonNone {
-		producer, seq := producerSeq(m.Headers)
+		// A record without the producer's headers is not deduplicated.
+		producer, seq, _ := kafkaio.ProducerSeq(m.Headers)
 		reason = p.state.Count(&v, producer, seq)
 	} else {
 		p.state.Reject(reason)
@@ -105,48 +105,24 @@ func (p *partition) stamp(ms int64) {
 	p.stamps = append(p.stamps, stampRun{ms, 1})
 }
 
-// producerSeq reads votestream's producer headers without allocating. A
-// record without them, or with a malformed sequence, is not deduplicated.
-func producerSeq(hs []kafka.Header) (producer []byte, seq int64) {
-	var seqRaw []byte
-	for i := range hs {
-		switch hs[i].Key {
-		case kafkaio.HeaderProducer:
-			producer = hs[i].Value
-		case kafkaio.HeaderSeq:
-			seqRaw = hs[i].Value
-		}
-	}
-	if len(producer) == 0 || len(seqRaw) == 0 || len(seqRaw) > 18 {
-		return nil, 0
-	}
-	for _, c := range seqRaw {
-		if c < '0' || c > '9' {
-			return nil, 0
-		}
-		seq = seq*10 + int64(c-'0')
-	}
-	return producer, seq
-}
-
 // deadLetter copies a rejected record for the dead-letter topic, with
 // headers saying where it came from and why it was rejected.
-func deadLetter(topic string, partition int, m *kafkaio.FetchedRecord, r vote.Reason) kafka.Message {
-	hs := make([]kafka.Header, 0, len(m.Headers)+4)
+func deadLetter(topic string, partition int, m *kafkaio.FetchedRecord, r vote.Reason) kafkaio.Message {
+	hs := make([]kafkaio.Header, 0, len(m.Headers)+4)
 	for _, h := range m.Headers {
-		hs = append(hs, kafka.Header{Key: h.Key, Value: append([]byte(nil), h.Value...)})
+		hs = append(hs, kafkaio.Header{Key: h.Key, Value: append([]byte(nil), h.Value...)})
 	}
 	hs = append(hs,
-		kafka.Header{Key: "votestream-reason", Value: []byte(r.String())},
-		kafka.Header{Key: "votestream-source-topic", Value: []byte(topic)},
-		kafka.Header{Key: "votestream-source-partition", Value: itoa(int64(partition))},
-		kafka.Header{Key: "votestream-source-offset", Value: itoa(m.Offset)},
+		kafkaio.Header{Key: "votestream-reason", Value: []byte(r.String())},
+		kafkaio.Header{Key: "votestream-source-topic", Value: []byte(topic)},
+		kafkaio.Header{Key: "votestream-source-partition", Value: itoa(int64(partition))},
+		kafkaio.Header{Key: "votestream-source-offset", Value: itoa(m.Offset)},
 	)
 	value := m.Value
 	if len(value) > vote.MaxRecordSize {
 		value = value[:vote.MaxRecordSize] // keep the DLQ small: the head says enough
 	}
-	return kafka.Message{
+	return kafkaio.Message{
 		Partition: partition,
 		Key:       append([]byte(nil), m.Key...),
 		Value:     append([]byte(nil), value...),
@@ -154,24 +130,12 @@ func deadLetter(topic string, partition int, m *kafkaio.FetchedRecord, r vote.Re
 	}
 }
 
-func itoa(n int64) []byte {
-	var b [20]byte
-	i := len(b)
-	if n == 0 {
-		return []byte("0")
-	}
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return append([]byte(nil), b[i:]...)
-}
+func itoa(n int64) []byte { return strconv.AppendInt(nil, n, 10) }
 
 // snapshot returns a copy of the state and takes the pending dead letters
 // and timestamps, or reports false when nothing changed since the last
 // checkpoint.
-func (p *partition) snapshot() (*checkpoint.State, []kafka.Message, []stampRun, int64, bool) {
+func (p *partition) snapshot() (*checkpoint.State, []kafkaio.Message, []stampRun, int64, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.state.Offset == p.saved {
@@ -184,7 +148,7 @@ func (p *partition) snapshot() (*checkpoint.State, []kafka.Message, []stampRun, 
 
 // requeue puts back dead letters and timestamps whose checkpoint failed,
 // ahead of newer ones.
-func (p *partition) requeue(dead []kafka.Message, stamps []stampRun) {
+func (p *partition) requeue(dead []kafkaio.Message, stamps []stampRun) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.dead = append(dead, p.dead...)

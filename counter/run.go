@@ -10,6 +10,7 @@ import (
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/logging"
+	"github.com/votestream/votestream/pkg/memlimit"
 	"github.com/votestream/votestream/pkg/telemetry"
 )
 
@@ -22,7 +23,7 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 		cfg.ReplicaID, _ = os.Hostname()
 	}
 	log := logging.New(cfg.Log, stderr).With("component", "counter", "replica", cfg.ReplicaID)
-	memLimit := config.ApplyMemoryLimit(environ)
+	memLimit := memlimit.Current() // main applies it
 	if cfg.CPUProfile != "" {
 		stopProfile, err := startCPUProfile(cfg.CPUProfile)
 		if err != nil {

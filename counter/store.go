@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/votestream/votestream/pkg/checkpoint"
 	"github.com/votestream/votestream/pkg/kafkaio"
 )
@@ -77,17 +75,16 @@ func (s *store) loadAll(ctx context.Context, parts []int) (map[int]*checkpoint.S
 
 // save writes checkpoints (and first, their dead letters), each
 // acknowledged by all in-sync replicas before save returns.
-func (s *store) save(ctx context.Context, states []*checkpoint.State, dead []kafka.Message) error {
+func (s *store) save(ctx context.Context, states []*checkpoint.State, dead []kafkaio.Message) error {
 	if len(dead) > 0 {
-		byPart := make(map[int][]kafka.Record)
+		byPart := make(map[int][]kafkaio.Message)
 		for _, m := range dead {
 			p := m.Partition % s.dlqN
-			byPart[p] = append(byPart[p], kafka.Record{
-				Key: kafka.NewBytes(m.Key), Value: kafka.NewBytes(m.Value), Headers: m.Headers, Time: time.Now(),
-			})
+			m.Time = time.Now()
+			byPart[p] = append(byPart[p], m)
 		}
-		for p, recs := range byPart {
-			if err := s.client.Produce(ctx, s.dlq, p, 0, recs); err != nil {
+		for p, msgs := range byPart {
+			if err := s.client.ProduceMessages(ctx, s.dlq, p, 0, msgs); err != nil {
 				return fmt.Errorf("write dead letters: %w", err)
 			}
 		}
@@ -100,11 +97,9 @@ func (s *store) save(ctx context.Context, states []*checkpoint.State, dead []kaf
 			st.Written, st.Owner = now, s.owner
 			b, err := st.MarshalBinary()
 			if err == nil {
-				// Snappy, not lz4: kafka-go's lz4 keeps 4 MiB blocks per
-				// writer and reader, a large part of a small process.
-				err = s.client.Produce(ctx, s.topic, int(st.Partition), kafka.Snappy, []kafka.Record{{
-					Key:   kafka.NewBytes(fmt.Appendf(nil, "partition-%d", st.Partition)),
-					Value: kafka.NewBytes(b),
+				err = s.client.ProduceMessages(ctx, s.topic, int(st.Partition), kafkaio.Snappy, []kafkaio.Message{{
+					Key:   fmt.Appendf(nil, "partition-%d", st.Partition),
+					Value: b,
 					Time:  time.UnixMilli(now),
 				}})
 			}
@@ -122,7 +117,7 @@ func (s *store) save(ctx context.Context, states []*checkpoint.State, dead []kaf
 
 // retry calls fn until it succeeds or ctx ends, backing off up to 5s.
 func retry[T any](ctx context.Context, log *slog.Logger, what string, fn func() (T, error)) (T, error) {
-	backoff := 200 * time.Millisecond
+	b := retryBackoff()
 	for {
 		v, err := fn()
 		// A corrupt checkpoint stays corrupt: say so rather than spin.
@@ -130,12 +125,16 @@ func retry[T any](ctx context.Context, log *slog.Logger, what string, fn func() 
 		if err == nil || ctx.Err() != nil || errors.Is(err, checkpoint.ErrCorrupt) || kafkaio.IsAuth(err) {
 			return v, err
 		}
-		log.Warn(what+" failed, retrying", "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
+		d := b.Next()
+		log.Warn(what+" failed, retrying", "err", err, "in", d)
+		if kafkaio.Sleep(ctx, d) != nil {
 			return v, err
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// retryBackoff is the counter's backoff between attempts at reading
+// checkpoints: from 200ms up to 5s.
+func retryBackoff() kafkaio.Backoff {
+	return kafkaio.Backoff{Min: 200 * time.Millisecond, Max: 5 * time.Second}
 }

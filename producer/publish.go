@@ -5,12 +5,9 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
@@ -27,7 +24,7 @@ type publisher struct {
 	client      *kafkaio.Client
 	topic       string
 	partitions  int
-	compression kafka.Compression
+	compression kafkaio.Codec
 	id          string
 	log         *slog.Logger
 
@@ -59,13 +56,13 @@ func (p *publisher) resume(ctx context.Context) error {
 			seq := int64(-1)
 			seen := make(map[string]bool)
 			err := p.client.ScanBack(ctx, p.topic, part, 4096, func(r kafkaio.Record) bool {
-				prod, s, ok := recordSeq(r.Headers)
-				if ok && prod == p.id {
+				prod, s, ok := kafkaio.ProducerSeq(r.Headers)
+				if ok && string(prod) == p.id {
 					seq = s
 					return false
 				}
 				if ok {
-					seen[prod] = true
+					seen[string(prod)] = true
 				}
 				return true
 			})
@@ -96,21 +93,6 @@ func (p *publisher) resume(ctx context.Context) error {
 		p.log.Info("resuming: votes of this election already in the topic are skipped", "votes", p.skipped)
 	}
 	return nil
-}
-
-// recordSeq reads votestream's producer headers.
-func recordSeq(hs []kafka.Header) (producer string, seq int64, ok bool) {
-	var hasSeq bool
-	for _, h := range hs {
-		switch h.Key {
-		case kafkaio.HeaderProducer:
-			producer = string(h.Value)
-		case kafkaio.HeaderSeq:
-			n, err := strconv.ParseInt(string(h.Value), 10, 64)
-			seq, hasSeq = n, err == nil
-		}
-	}
-	return producer, seq, producer != "" && hasSeq
 }
 
 // batch is a batch of votes being published: every partition's writer
@@ -208,11 +190,9 @@ type partitionWriter struct {
 	part     int
 	producer []byte
 
-	enc     vote.Encoder
-	buf     []byte // every record's value, key and sequence header
-	records []kafka.Record
-	headers []kafka.Header  // two per record
-	bytes   []kafkaio.Bytes // a key and a value per record
+	enc   vote.Encoder
+	buf   []byte // every record's value and key
+	batch kafkaio.Batch
 }
 
 // publish sends the batch's votes of this partition, in order.
@@ -227,29 +207,24 @@ func (w *partitionWriter) publish(ctx context.Context, first int64, votes []vote
 	// take for data long expired.
 	now := time.Now()
 	flush := func() error {
-		if len(w.records) == 0 {
+		if w.batch.Len() == 0 {
 			return nil
 		}
-		if err := w.p.client.Produce(ctx, w.p.topic, w.part, w.p.compression, w.records); err != nil {
+		if err := w.p.client.ProduceBatch(ctx, w.p.topic, w.part, w.p.compression, &w.batch); err != nil {
 			return err
 		}
-		sent += int64(len(w.records))
-		w.records, w.buf = w.records[:0], w.buf[:0]
+		sent += int64(w.batch.Len())
+		w.batch.Reset()
+		w.buf = w.buf[:0]
 		return nil
 	}
-	if n := (int64(len(votes)) - start + P - 1) / P; int64(cap(w.records)) < n {
-		// Sized once for the largest batch, so no record's key, value or
-		// headers move while the request is built.
-		w.records = make([]kafka.Record, 0, n)
-		w.headers = make([]kafka.Header, 2*n)
-		w.bytes = make([]kafkaio.Bytes, 2*n)
-	}
+	w.batch.Grow(int((int64(len(votes)) - start + P - 1) / P))
 	for i := start; i < int64(len(votes)); i += P {
 		seq := first + i
 		if seq <= last {
 			continue
 		}
-		if len(w.buf) >= maxRequestBytes {
+		if w.batch.Size() >= maxRequestBytes {
 			if err := flush(); err != nil {
 				return sent, err
 			}
@@ -261,21 +236,7 @@ func (w *partitionWriter) publish(ctx context.Context, first int64, votes []vote
 		off = len(w.buf)
 		w.buf = vote.AppendID(w.buf, &v.ID)
 		key := w.buf[off:]
-		off = len(w.buf)
-		w.buf = strconv.AppendInt(w.buf, seq, 10)
-		seqb := w.buf[off:]
-		r := len(w.records)
-		w.bytes[2*r].Reset(key)
-		w.bytes[2*r+1].Reset(val)
-		hs := w.headers[2*r : 2*r+2 : 2*r+2]
-		hs[0] = kafka.Header{Key: kafkaio.HeaderProducer, Value: w.producer}
-		hs[1] = kafka.Header{Key: kafkaio.HeaderSeq, Value: seqb}
-		w.records = append(w.records, kafka.Record{
-			Time:    now,
-			Key:     &w.bytes[2*r],
-			Value:   &w.bytes[2*r+1],
-			Headers: hs,
-		})
+		w.batch.Add(now, key, val, w.producer, seq)
 	}
 	if err := flush(); err != nil {
 		return sent, err

@@ -16,6 +16,7 @@ import (
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/logging"
+	"github.com/votestream/votestream/pkg/memlimit"
 	"github.com/votestream/votestream/pkg/telemetry"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
@@ -32,7 +33,7 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("config: %w", err)
 	}
 	log := logging.New(cfg.Log, stderr).With("component", "producer")
-	memLimit := config.ApplyMemoryLimit(environ)
+	memLimit := memlimit.Current() // main applies it
 
 	seed, err := parseSeed(cfg.Seed)
 	if err != nil {
@@ -101,53 +102,49 @@ func produce(ctx context.Context, gen *votegen.Generator, p *publisher, files *f
 	defer stopAfter()
 
 	total := gen.Total()
-	prog := newProgress(total, log)
-	var (
-		queue []*batch // published in order, oldest first
-		spare [][]vote.Vote
-		done  int64 // votes up to here are acknowledged
-	)
-	// finish waits for the oldest batch, then drops its file and counts it.
-	finish := func() error {
-		b := queue[0]
-		queue = queue[1:]
-		<-b.done
-		if b.err != nil {
-			return fmt.Errorf("publish batch %d: %w", b.n, b.err)
-		}
-		if b.sent > 0 || !files.exists(b.n) {
-			files.write(b.n, b.votes)
-		}
-		done = b.first + int64(len(b.votes))
-		if b.sent > 0 {
-			m.published.Add(float64(b.sent))
-			m.batches.Inc()
-			m.duration.Observe(time.Since(b.start).Seconds())
-			if gen.Timed() {
-				prog.clock = time.UnixMicro(b.votes[len(b.votes)-1].Time)
-			}
-			prog.update(done, b.sent, cfg.BatchInterval >= time.Second)
-		}
-		spare = append(spare, b.votes[:cap(b.votes)])
+	q := &pipeline{p: p, files: files, m: m, prog: newProgress(total, log), logEach: cfg.BatchInterval >= time.Second, timed: gen.Timed()}
+	if err := q.run(ctx, gen, cfg); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		log.Info("stopped by signal", "published", q.done, "of", total)
 		return nil
 	}
+	m.done.Set(1)
+	q.prog.update(q.done, 0, true)
+	log.Info("election published", "votes", total, "resumed_after", p.skipped, "elapsed", q.prog.elapsed().Round(time.Millisecond))
+	return nil
+}
+
+// pipeline is produce's batches under way, oldest first, with the vote
+// buffers of those finished, which the next batches reuse.
+type pipeline struct {
+	p       *publisher
+	files   *fileDrop
+	m       *metrics
+	prog    *progress
+	logEach bool // log progress after every batch, not at most once a second
+	timed   bool // the election has a night: progress shows its clock
+
+	queue []*batch
+	spare [][]vote.Vote
+	done  int64 // votes up to here are acknowledged
+}
+
+// run generates and sends the batches, one per BATCH_INTERVAL with at most
+// pipelineDepth under way, until the election is published or ctx ends;
+// then it waits for those under way.
+func (q *pipeline) run(ctx context.Context, gen *votegen.Generator, cfg config.Producer) error {
 	next := time.Now()
 	for n := 0; ctx.Err() == nil; n++ {
-		var votes []vote.Vote
-		if k := len(spare); k > 0 {
-			votes, spare = spare[k-1], spare[:k-1]
-		} else {
-			votes = make([]vote.Vote, cfg.VotesPerBatch)
-		}
+		votes := q.buffer(cfg.VotesPerBatch)
 		first := gen.Seq()
 		k := gen.Fill(votes)
 		if k == 0 {
 			break
 		}
-		for len(queue) >= pipelineDepth {
-			if err := finish(); err != nil {
-				return err
-			}
+		if err := q.drain(pipelineDepth - 1); err != nil {
+			return err
 		}
 		// Every vote of a batch is cast when it is sent, unless the
 		// election has a night: then it carries its time of that night.
@@ -157,34 +154,74 @@ func produce(ctx context.Context, gen *votegen.Generator, p *publisher, files *f
 				votes[i].Time = now
 			}
 		}
-		b := p.send(n, first, votes[:k])
-		queue = append(queue, b)
-		if cfg.BatchInterval == 0 || p.alreadyIn(first, k) {
+		q.queue = append(q.queue, q.p.send(n, first, votes[:k]))
+		if cfg.BatchInterval == 0 || q.p.alreadyIn(first, k) {
 			continue
 		}
-		next = next.Add(cfg.BatchInterval)
-		if wait := time.Until(next); wait > 0 {
-			select {
-			case <-ctx.Done():
-			case <-time.After(wait):
-			}
-		} else {
-			next = time.Now() // fell behind: do not burst to catch up
-		}
+		next = pace(ctx, next, cfg.BatchInterval)
 	}
-	for len(queue) > 0 {
-		if err := finish(); err != nil {
+	return q.drain(0)
+}
+
+// buffer returns a finished batch's votes to fill, or new ones.
+func (q *pipeline) buffer(size int) []vote.Vote {
+	if k := len(q.spare); k > 0 {
+		votes := q.spare[k-1]
+		q.spare = q.spare[:k-1]
+		return votes
+	}
+	return make([]vote.Vote, size)
+}
+
+// drain finishes the oldest batches until at most left are under way.
+func (q *pipeline) drain(left int) error {
+	for len(q.queue) > left {
+		if err := q.finish(); err != nil {
 			return err
 		}
 	}
-	if ctx.Err() != nil {
-		log.Info("stopped by signal", "published", done, "of", total)
-		return nil
-	}
-	m.done.Set(1)
-	prog.update(done, 0, true)
-	log.Info("election published", "votes", total, "resumed_after", p.skipped, "elapsed", prog.elapsed().Round(time.Millisecond))
 	return nil
+}
+
+// finish waits for the oldest batch, then drops its file and counts it.
+func (q *pipeline) finish() error {
+	b := q.queue[0]
+	q.queue = q.queue[1:]
+	<-b.done
+	if b.err != nil {
+		return fmt.Errorf("publish batch %d: %w", b.n, b.err)
+	}
+	if b.sent > 0 || !q.files.exists(b.n) {
+		q.files.write(b.n, b.votes)
+	}
+	q.done = b.first + int64(len(b.votes))
+	if b.sent > 0 {
+		q.m.published.Add(float64(b.sent))
+		q.m.batches.Inc()
+		q.m.duration.Observe(time.Since(b.start).Seconds())
+		if q.timed {
+			q.prog.clock = time.UnixMicro(b.votes[len(b.votes)-1].Time)
+		}
+		q.prog.update(q.done, b.sent, q.logEach)
+	}
+	q.spare = append(q.spare, b.votes[:cap(b.votes)])
+	return nil
+}
+
+// pace waits for the next batch's time, interval after next, or until ctx
+// ends, and returns that time. Once behind, it starts again from now
+// rather than bursting to catch up.
+func pace(ctx context.Context, next time.Time, interval time.Duration) time.Time {
+	next = next.Add(interval)
+	wait := time.Until(next)
+	if wait <= 0 {
+		return time.Now()
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(wait):
+	}
+	return next
 }
 
 // parseSeed reads SEED, or draws one from crypto/rand for "random" (or

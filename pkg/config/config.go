@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/votestream/votestream/pkg/vote"
 )
 
 // Kafka is how a service reaches the cluster and which topics it uses.
@@ -106,22 +109,31 @@ func (p *Producer) Validate() error {
 	if err := p.Log.Validate(); err != nil {
 		return err
 	}
+	if err := vote.CheckScale(p.Scale); err != nil {
+		return fmt.Errorf("SCALE: %w (0.005 is the seed's 0.5%% sample)", err)
+	}
 	switch {
-	case !(p.Scale > 0 && p.Scale <= 1):
-		return fmt.Errorf("SCALE: %v: must be more than 0 and at most 1 (0.005 is the seed's 0.5%% sample)", p.Scale)
-	case p.Election != "" && p.Election != "seed" && p.Election != "2024":
+	case !validElection(p.Election):
 		return fmt.Errorf("ELECTION: %q: must be seed or 2024", p.Election)
 	case p.VotesPerBatch < 1 || p.VotesPerBatch > 10_000_000:
 		return fmt.Errorf("VOTES_PER_BATCH: %d: must be 1 to 10000000", p.VotesPerBatch)
 	case p.BatchInterval < 0:
 		return fmt.Errorf("BATCH_INTERVAL: %s: must not be negative (0 publishes as fast as it can)", p.BatchInterval)
 	}
-	switch p.Compression {
-	case "none", "gzip", "snappy", "lz4", "zstd":
-	default:
-		return fmt.Errorf("KAFKA_COMPRESSION: %q: must be none, gzip, snappy, lz4 or zstd", p.Compression)
+	return CheckCompression(p.Compression)
+}
+
+// Compressions are the KAFKA_COMPRESSION names, as errors list them.
+var Compressions = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+
+// CheckCompression is the one rule for KAFKA_COMPRESSION: one of
+// Compressions.
+func CheckCompression(name string) error {
+	if slices.Contains(Compressions, name) {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("KAFKA_COMPRESSION: %q: must be %s or %s", name,
+		strings.Join(Compressions[:len(Compressions)-1], ", "), Compressions[len(Compressions)-1])
 }
 
 // Counter is the counter's configuration.
@@ -167,10 +179,11 @@ func (c *Counter) Validate() error {
 		return fmt.Errorf("GROUP_SESSION_TIMEOUT: %s: must be at least 1s", c.SessionTimeout)
 	case c.RebalanceTimeout < time.Second:
 		return fmt.Errorf("GROUP_REBALANCE_TIMEOUT: %s: must be at least 1s", c.RebalanceTimeout)
-	case !(c.Scale > 0 && c.Scale <= 1):
-		return fmt.Errorf("SCALE: %v: must be more than 0 and at most 1, and the producer's", c.Scale)
-	case c.Election != "" && c.Election != "seed" && c.Election != "2024":
+	case !validElection(c.Election):
 		return fmt.Errorf("ELECTION: %q: must be seed or 2024, and the producer's", c.Election)
+	}
+	if err := vote.CheckScale(c.Scale); err != nil {
+		return fmt.Errorf("SCALE: %w, and the producer's", err)
 	}
 	return nil
 }
@@ -281,3 +294,7 @@ func envKey(t reflect.Type, field string) string {
 	}
 	return ""
 }
+
+// validElection reports whether ELECTION names a model votegen has (empty
+// is the seed's).
+func validElection(e string) bool { return e == "" || e == "seed" || e == "2024" }

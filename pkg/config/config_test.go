@@ -2,7 +2,6 @@ package config_test
 
 import (
 	"reflect"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -228,30 +227,5 @@ func TestValidateDirect(t *testing.T) {
 		if err := l.Validate(); err != nil {
 			t.Errorf("LOG_LEVEL=%s: %v", level, err)
 		}
-	}
-}
-
-func TestApplyMemoryLimit(t *testing.T) {
-	old := debug.SetMemoryLimit(-1)
-	t.Cleanup(func() { debug.SetMemoryLimit(old) })
-	tests := []struct {
-		name    string
-		environ []string
-		want    int64
-	}{
-		{"default", []string{"SCALE=1"}, config.DefaultMemoryLimit},
-		{"GOMEMLIMIT set", []string{"GOMEMLIMIT=1GiB"}, old},
-		{"GOMEMLIMIT empty", []string{"GOMEMLIMIT="}, config.DefaultMemoryLimit},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			debug.SetMemoryLimit(old)
-			if got := config.ApplyMemoryLimit(tt.environ); got != tt.want {
-				t.Errorf("ApplyMemoryLimit(%q) = %d, want %d", tt.environ, got, tt.want)
-			}
-			if got := debug.SetMemoryLimit(-1); got != tt.want {
-				t.Errorf("limit in force %d, want %d", got, tt.want)
-			}
-		})
 	}
 }

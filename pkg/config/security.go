@@ -56,6 +56,17 @@ const (
 	SASLScramSHA512 = "SCRAM-SHA-512"
 )
 
+// SASLMechanism is the one rule for KAFKA_SASL_MECHANISM: it returns the
+// mechanism's canonical (upper case) name, or an error if votestream does
+// not speak it.
+func SASLMechanism(name string) (string, error) {
+	switch m := strings.ToUpper(name); m {
+	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
+		return m, nil
+	}
+	return "", fmt.Errorf("KAFKA_SASL_MECHANISM: %q: must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", name)
+}
+
 // SASL is how a service authenticates to the brokers by user name and
 // password. The password comes from KAFKA_SASL_PASSWORD or, better, from a
 // file (a mounted secret) named by KAFKA_SASL_PASSWORD_FILE.
@@ -82,12 +93,11 @@ func (s *SASL) Validate() error {
 		}
 		return nil
 	}
-	switch strings.ToUpper(s.Mechanism) {
-	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
-		s.Mechanism = strings.ToUpper(s.Mechanism)
-	default:
-		return fmt.Errorf("KAFKA_SASL_MECHANISM: %q: must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", s.Mechanism)
+	mech, err := SASLMechanism(s.Mechanism)
+	if err != nil {
+		return err
 	}
+	s.Mechanism = mech
 	switch {
 	case s.Username == "":
 		return fmt.Errorf("KAFKA_SASL_USERNAME: empty: %s needs a user name (Confluent Cloud: the API key)", s.Mechanism)

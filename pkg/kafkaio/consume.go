@@ -114,7 +114,7 @@ func (c *Client) Consume(ctx context.Context, topic string, partition int, offse
 	fn func(f *Fetch) error) error {
 	opt.defaults()
 	f := &Fetch{scratch: make([]byte, 0, 1024)}
-	backoff := 100 * time.Millisecond
+	b := Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 	for ctx.Err() == nil {
 		res, err := c.Fetch(ctx, &kafka.FetchRequest{
 			Topic: topic, Partition: partition, Offset: offset,
@@ -134,14 +134,10 @@ func (c *Client) Consume(ctx context.Context, topic string, partition int, offse
 				return fmt.Errorf("fetch %s/%d at %d: %w", topic, partition, offset, err)
 			}
 			c.log.Warn("fetch failed, retrying", "topic", topic, "partition", partition, "offset", offset, "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(jitter(backoff)):
-			}
-			backoff = min(2*backoff, 5*time.Second)
+			_ = b.Wait(ctx) // the loop ends on an ended ctx
 			continue
 		}
-		backoff = 100 * time.Millisecond
+		b.Reset()
 		if offset >= res.HighWatermark {
 			continue // nothing new within MaxWait
 		}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"time"
@@ -352,7 +351,8 @@ func (c *Client) checkShape(ctx context.Context, specs []TopicSpec, have map[str
 	return nil
 }
 
-// Compression maps a KAFKA_COMPRESSION name to kafka-go's codec.
+// Compression maps a KAFKA_COMPRESSION name, which config.CheckCompression
+// accepts, to kafka-go's codec; "none" is no compression.
 func Compression(name string) kafka.Compression {
 	switch name {
 	case "gzip":
@@ -373,7 +373,7 @@ func Compression(name string) kafka.Compression {
 // before anything after them, so each partition's log holds them in order,
 // possibly with a repeated run that counters recognise by sequence number.
 func (c *Client) Produce(ctx context.Context, topic string, partition int, compression kafka.Compression, records []kafka.Record) error {
-	backoff := 100 * time.Millisecond
+	b := Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
 			rewind(records)
@@ -401,11 +401,7 @@ func (c *Client) Produce(ctx context.Context, topic string, partition int, compr
 			return fmt.Errorf("produce to %s/%d: %w (last error: %v)", topic, partition, ctx.Err(), err)
 		}
 		c.log.Warn("produce failed, retrying", "topic", topic, "partition", partition, "attempt", attempt, "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(jitter(backoff)):
-		}
-		backoff = min(2*backoff, 5*time.Second)
+		_ = b.Wait(ctx) // an ended ctx is reported by the next attempt
 	}
 }
 
@@ -435,8 +431,6 @@ func fatal(err error) bool {
 	}
 	return false
 }
-
-func jitter(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) }
 
 // Offsets returns a partition's first offset and end offset (the high
 // watermark: the offset the next record will get).

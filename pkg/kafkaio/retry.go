@@ -19,8 +19,13 @@ type Backoff struct {
 
 // Wait sleeps for the next delay or until ctx ends, returning ctx's error
 // if it ended first.
-func (b *Backoff) Wait(ctx context.Context) error {
-	d := b.Next()
+func (b *Backoff) Wait(ctx context.Context) error { return Sleep(ctx, b.Next()) }
+
+// Sleep waits d, or until ctx ends: then it returns ctx's error.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -86,16 +86,16 @@ func saslMechanism(c config.SASL) (sasl.Mechanism, error) {
 			return nil, fmt.Errorf("KAFKA_SASL_PASSWORD_FILE: %s is empty", c.PasswordFile)
 		}
 	}
-	var algo scram.Algorithm
-	switch c.Mechanism {
+	name, err := config.SASLMechanism(c.Mechanism)
+	if err != nil {
+		return nil, err
+	}
+	algo := scram.SHA512
+	switch name {
 	case config.SASLPlain:
 		return plain.Mechanism{Username: c.Username, Password: pass}, nil
 	case config.SASLScramSHA256:
 		algo = scram.SHA256
-	case config.SASLScramSHA512:
-		algo = scram.SHA512
-	default:
-		return nil, fmt.Errorf("KAFKA_SASL_MECHANISM: %q: must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.Mechanism)
 	}
 	m, err := scram.Mechanism(algo, c.Username, pass)
 	if err != nil {

@@ -38,6 +38,15 @@ type StateInfo struct {
 // SeedScale is the sample the seed's quotas stand for: 0.5% of the voters.
 const SeedScale = 0.005
 
+// CheckScale is the one rule for a scale (SCALE): a fraction of the
+// voters, more than none and at most all of them.
+func CheckScale(scale float64) error {
+	if !(scale > 0 && scale <= 1) { // NaN fails both
+		return fmt.Errorf("%v: must be more than 0 and at most 1", scale)
+	}
+	return nil
+}
+
 // Candidates in the seed's order, with its weights.
 func Candidates() *[NumCandidates]CandidateInfo { return &candidates }
 

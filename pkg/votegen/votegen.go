@@ -34,8 +34,8 @@ func (c Config) Timed() bool { return c.Election == Election2024 }
 // generated get 0.
 func Quotas(cfg Config) ([vote.NumStates]int64, error) {
 	var q [vote.NumStates]int64
-	if !(cfg.Scale > 0) || math.IsInf(cfg.Scale, 0) || cfg.Scale > 1 {
-		return q, fmt.Errorf("scale %v: must be more than 0 and at most 1", cfg.Scale)
+	if err := vote.CheckScale(cfg.Scale); err != nil {
+		return q, fmt.Errorf("scale %w", err)
 	}
 	if cfg.Election != "" && cfg.Election != ElectionSeed && cfg.Election != Election2024 {
 		return q, fmt.Errorf("election %q: must be %s or %s", cfg.Election, ElectionSeed, Election2024)

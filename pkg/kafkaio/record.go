@@ -1,0 +1,131 @@
+package kafkaio
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Header is a record header. It is kafka-go's, under kafkaio's name, so a
+// fetch's headers reach the counter without being copied.
+type Header = kafka.Header
+
+// Message is a record to produce as it is: its key, value and headers go
+// out unchanged (dead letters, checkpoints). It is kafka-go's, under
+// kafkaio's name, because the counter's group loop still names kafka-go's.
+type Message = kafka.Message
+
+// Codec is a record batch compression, from Compression.
+type Codec = kafka.Compression
+
+// Snappy is the checkpoints' codec: kafka-go's lz4 keeps 4 MiB blocks per
+// writer and reader, a large part of a small process.
+const Snappy Codec = kafka.Snappy
+
+// ErrOffsetOutOfRange is a fetch below a partition's first offset (its
+// head deleted) or past its end.
+var ErrOffsetOutOfRange error = kafka.OffsetOutOfRange
+
+// SetSeqHeaders makes hs (of length 2) the headers votestream's producer
+// puts on vote seq of producer, the digits of seq appended to buf, and
+// returns buf. Counters read them back with ProducerSeq.
+func SetSeqHeaders(hs []Header, buf, producer []byte, seq int64) []byte {
+	off := len(buf)
+	buf = strconv.AppendInt(buf, seq, 10)
+	hs[0] = Header{Key: HeaderProducer, Value: producer}
+	hs[1] = Header{Key: HeaderSeq, Value: buf[off:len(buf):len(buf)]}
+	return buf
+}
+
+// ProducerSeq reads the headers SetSeqHeaders writes without allocating.
+// A record without them, or with a sequence that is not 1 to 18 decimal
+// digits, has none: nil, 0 and false.
+func ProducerSeq(hs []Header) (producer []byte, seq int64, ok bool) {
+	var seqRaw []byte
+	for i := range hs {
+		switch hs[i].Key {
+		case HeaderProducer:
+			producer = hs[i].Value
+		case HeaderSeq:
+			seqRaw = hs[i].Value
+		}
+	}
+	if len(producer) == 0 || len(seqRaw) == 0 || len(seqRaw) > 18 {
+		return nil, 0, false
+	}
+	for _, c := range seqRaw {
+		if c < '0' || c > '9' {
+			return nil, 0, false
+		}
+		seq = seq*10 + int64(c-'0')
+	}
+	return producer, seq, true
+}
+
+// Batch is one partition's vote records for ProduceBatch, built in place:
+// its records, headers, key and value readers and sequence digits are
+// reused from request to request, so adding a record does not allocate
+// once the batch has grown to its largest size. Once ProduceBatch returns,
+// the broker has acknowledged the records and the batch can be Reset.
+type Batch struct {
+	records []kafka.Record
+	headers []Header // two per record
+	bytes   []Bytes  // a key and a value per record
+	seqs    []byte   // every record's sequence digits
+	size    int      // bytes of keys, values and sequence digits
+}
+
+// Grow makes room for n records in all, sized once for the largest batch
+// so no record's key, value or headers move while the request is built.
+// It drops the records added.
+func (b *Batch) Grow(n int) {
+	if cap(b.records) >= n {
+		return
+	}
+	b.records = make([]kafka.Record, 0, n)
+	b.headers = make([]Header, 2*n)
+	b.bytes = make([]Bytes, 2*n)
+	b.seqs, b.size = b.seqs[:0], 0
+}
+
+// Add appends vote seq of producer with its key and value, which the batch
+// keeps, not copies, until Reset. Grow must have made room for it.
+func (b *Batch) Add(t time.Time, key, value, producer []byte, seq int64) {
+	r := len(b.records)
+	b.bytes[2*r].Reset(key)
+	b.bytes[2*r+1].Reset(value)
+	hs := b.headers[2*r : 2*r+2 : 2*r+2]
+	n := len(b.seqs)
+	b.seqs = SetSeqHeaders(hs, b.seqs, producer, seq)
+	b.size += len(key) + len(value) + len(b.seqs) - n
+	b.records = append(b.records, kafka.Record{
+		Time: t, Key: &b.bytes[2*r], Value: &b.bytes[2*r+1], Headers: hs,
+	})
+}
+
+// Len is the number of records added since the last Reset.
+func (b *Batch) Len() int { return len(b.records) }
+
+// Size is the bytes of the keys, values and sequence digits added since
+// the last Reset: the request's size before compression, near enough.
+func (b *Batch) Size() int { return b.size }
+
+// Reset empties the batch, keeping its buffers.
+func (b *Batch) Reset() { b.records, b.seqs, b.size = b.records[:0], b.seqs[:0], 0 }
+
+// ProduceBatch writes b's records to one partition, as Produce does.
+func (c *Client) ProduceBatch(ctx context.Context, topic string, partition int, codec Codec, b *Batch) error {
+	return c.Produce(ctx, topic, partition, codec, b.records)
+}
+
+// ProduceMessages writes msgs to one partition, as Produce does, with
+// their keys, values, headers and times as they are.
+func (c *Client) ProduceMessages(ctx context.Context, topic string, partition int, codec Codec, msgs []Message) error {
+	recs := make([]kafka.Record, len(msgs))
+	for i, m := range msgs {
+		recs[i] = kafka.Record{Time: m.Time, Key: kafka.NewBytes(m.Key), Value: kafka.NewBytes(m.Value), Headers: m.Headers}
+	}
+	return c.Produce(ctx, topic, partition, codec, recs)
+}
