@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -270,34 +271,60 @@ func (c *counter) startLease(ctx context.Context, gen *kafka.Generation) (*lease
 	return l, func() { cancel(); beats.Wait(); l.stop() }
 }
 
-// keepLease heartbeats the coordinator on the client's own connections and
-// renews l from each acknowledged heartbeat's send time, until ctx ends or
-// the coordinator says the member is gone. A rebalance in progress renews
-// nothing: kafka-go's own heartbeat ends the generation then.
+// keepLease heartbeats the coordinator on the client's own connections
+// every heartbeat interval and renews l from each acknowledged heartbeat's
+// send time, until ctx ends or the coordinator says the member is gone. A
+// heartbeat may take up to the lease's ttl to be answered (a slow answer
+// still renews from its send time), so several can be in flight on a busy
+// host. A rebalance in progress renews nothing: kafka-go's own heartbeat
+// ends the generation then.
 func (c *counter) keepLease(ctx context.Context, gen *kafka.Generation, l *lease) {
-	interval := c.heartbeatInterval()
-	for ctx.Err() == nil {
+	var (
+		beats sync.WaitGroup
+		coord atomic.Pointer[net.Addr]
+	)
+	defer beats.Wait()
+	tick := time.NewTicker(c.heartbeatInterval())
+	defer tick.Stop()
+	for {
 		sent := time.Now()
-		// An answer after ttl/2 would leave little lease: better send anew.
-		hctx, cancel := context.WithTimeout(ctx, l.ttl/2)
-		err := c.client.GroupHeartbeat(hctx, c.cfg.GroupID, gen.ID, gen.MemberID)
-		cancel()
-		switch {
-		case err == nil:
-			l.renew(sent)
-		case kafkaio.MemberGone(err):
-			l.end(err)
-			return
-		case ctx.Err() == nil:
-			c.log.Debug("lease heartbeat", "err", err)
-		}
+		beats.Go(func() {
+			bctx, cancel := context.WithTimeout(ctx, l.ttl)
+			defer cancel()
+			err := c.heartbeat(bctx, &coord, gen)
+			switch {
+			case err == nil:
+				l.renew(sent)
+			case kafkaio.MemberGone(err):
+				l.end(err)
+			case bctx.Err() == nil:
+				coord.Store(nil) // ask again: the coordinator may have moved
+				c.log.Debug("lease heartbeat", "err", err)
+			}
+		})
 		select {
 		case <-ctx.Done():
+			return
 		case <-l.lost:
 			return
-		case <-time.After(time.Until(sent.Add(interval))):
+		case <-tick.C:
 		}
 	}
+}
+
+// heartbeat sends one heartbeat to the group's coordinator, looked up once
+// and again after an error.
+func (c *counter) heartbeat(ctx context.Context, coord *atomic.Pointer[net.Addr], gen *kafka.Generation) error {
+	addr := coord.Load()
+	if addr == nil {
+		a, err := c.client.GroupCoordinator(ctx, c.cfg.GroupID)
+		if err != nil {
+			return err
+		}
+		addr = &a
+		coord.Store(addr)
+	}
+	return c.client.GroupHeartbeat(ctx, *addr, c.cfg.GroupID, gen.ID, gen.MemberID)
 }
 
 // refreshEnds updates the owned partitions' high watermarks from the broker.

@@ -10,24 +10,27 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-// GroupHeartbeat sends one heartbeat for a member of a consumer group's
-// generation to the group's coordinator and returns the coordinator's
-// answer: nil means the member is in that generation and its session timer
-// restarted when the coordinator read the request. kafka-go's ConsumerGroup
-// heartbeats too, but says nothing about it; this one's outcome is the
-// caller's to see. kafka-go routes a heartbeat to any broker, so the
-// coordinator is looked up first.
-func (c *Client) GroupHeartbeat(ctx context.Context, group string, generation int32, member string) error {
+// GroupCoordinator returns the address of the broker coordinating group.
+func (c *Client) GroupCoordinator(ctx context.Context, group string) (net.Addr, error) {
 	fc, err := c.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: group, KeyType: kafka.CoordinatorKeyTypeConsumer})
 	if err == nil {
 		err = fc.Error
 	}
 	if err != nil {
-		return fmt.Errorf("find coordinator of group %s: %w", group, err)
+		return nil, fmt.Errorf("find coordinator of group %s: %w", group, err)
 	}
-	addr := net.JoinHostPort(fc.Coordinator.Host, strconv.Itoa(fc.Coordinator.Port))
+	return kafka.TCP(net.JoinHostPort(fc.Coordinator.Host, strconv.Itoa(fc.Coordinator.Port))), nil
+}
+
+// GroupHeartbeat sends one heartbeat for a member of a consumer group's
+// generation to the group's coordinator (kafka-go would send it to any
+// broker) and returns the coordinator's answer: nil means the member is in
+// that generation and its session timer restarted when the coordinator read
+// the request. kafka-go's ConsumerGroup heartbeats too, but says nothing
+// about it; this one's outcome is the caller's to see.
+func (c *Client) GroupHeartbeat(ctx context.Context, coordinator net.Addr, group string, generation int32, member string) error {
 	res, err := c.Heartbeat(ctx, &kafka.HeartbeatRequest{
-		Addr: kafka.TCP(addr), GroupID: group, GenerationID: generation, MemberID: member,
+		Addr: coordinator, GroupID: group, GenerationID: generation, MemberID: member,
 	})
 	if err == nil {
 		err = heartbeatError(res)
