@@ -226,8 +226,9 @@ func (c *counter) generation(ctx context.Context, gen *kafka.Generation, ids []i
 	for {
 		select {
 		case <-l.lost:
+			// Not waiting for the readers: one stuck on a dead connection
+			// would hold the rejoin up; they stop by themselves.
 			stopReaders()
-			readers.Wait()
 			c.owned.drop(ids)
 			return l.reason()
 		case <-ends.C:
@@ -457,8 +458,12 @@ func (c *counter) microBatch(ctx context.Context, gen *kafka.Generation, l *leas
 	}
 	// Committed offsets are for lag tools only: counting restarts from the
 	// checkpoint, which carries its own offset.
-	if err := gen.CommitOffsets(map[string]map[int]int64{c.cfg.Kafka.Topic: offsets}); err != nil && !final {
-		c.log.Debug("commit offsets", "err", err)
+	// Only under the lease: on a dead link the commit waits out kafka-go's
+	// timeout, and the loop would notice the lease lost only after it.
+	if l.held(time.Now()) {
+		if err := gen.CommitOffsets(map[string]map[int]int64{c.cfg.Kafka.Topic: offsets}); err != nil && !final {
+			c.log.Debug("commit offsets", "err", err)
+		}
 	}
 	c.batchID++
 	took := time.Since(start)
