@@ -39,6 +39,40 @@ func (r netRig) hostedFleet(t *testing.T, names ...string) (*fleet, map[string]*
 	return f, f.hosts
 }
 
+// netRun is an election under way on a netRig: two counters, a and b, on
+// hosts of their own, the producer in the test's namespace, and the watch
+// for partitions shown twice.
+type netRun struct {
+	el    election
+	f     *fleet
+	hosts map[string]*Host
+	ends  func() map[int]int64
+	prod  *Proc
+	w     *doubleWatch
+}
+
+// startElection starts the counters, then the producer paced to take
+// about pace.
+func (r netRig) startElection(t *testing.T, seed uint64, pace time.Duration) netRun {
+	el := newElection(t, seed)
+	f, hosts := r.hostedFleet(t, "a", "b")
+	f.start("a")
+	f.start("b")
+	ends := topicEnds(t, r.env)
+	prod := Start(t, "producer", Binaries(t).Producer, r.env.Vars(el.producerVars(pace, "OUTPUT_DIR=")...)...)
+	return netRun{el: el, f: f, hosts: hosts, ends: ends, prod: prod, w: watchDoubles(f)}
+}
+
+// waitUnder waits until the producer has published n votes and fails if
+// it has finished already: the fault must come while votes flow.
+func waitUnder(t *testing.T, prod *Proc, n int64, fault string) {
+	t.Helper()
+	waitPublished(t, prod, n, 2*time.Minute)
+	if prod.Exited() {
+		t.Fatalf("the producer finished before %s: pace it slower", fault)
+	}
+}
+
 // cutFor is how long a link stays cut: past the 2s session timeout in short
 // mode, the issue's 30s in full.
 func cutFor() time.Duration { return pick(6*time.Second, 30*time.Second) }
@@ -61,15 +95,9 @@ func checkDoubles(t *testing.T, s *doubleStats) {
 // takes its partitions over. Then the link heals and it rejoins. Totals
 // exact; no sample shows a partition on two replicas.
 func TestChaosNetCounterCutOff(t *testing.T) {
-	bin := Binaries(t)
 	r := newNetRig(t)
-	el := newElection(t, 3101)
-	f, hosts := r.hostedFleet(t, "a", "b")
-	f.start("a")
-	f.start("b")
-	ends := topicEnds(t, r.env)
-	prod := Start(t, "producer", bin.Producer, r.env.Vars(el.producerVars(pick(30*time.Second, 120*time.Second), "OUTPUT_DIR=")...)...)
-	w := watchDoubles(f)
+	run := r.startElection(t, 3101, pick(30*time.Second, 120*time.Second))
+	el, f, hosts, ends, prod := run.el, run.f, run.hosts, run.ends, run.prod
 	if _, _, err := waitResumed(f, r.env.Partitions, true, map[int]int64{}, ends, time.Now(), time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -78,10 +106,7 @@ func TestChaosNetCounterCutOff(t *testing.T) {
 	total := el.want.Total()
 	var takeover, rejoin time.Duration
 	for i := range cuts {
-		waitPublished(t, prod, total*int64(i+1)/int64(cuts+2), 2*time.Minute)
-		if prod.Exited() {
-			t.Fatalf("the producer finished before cut %d: pace it slower", i+1)
-		}
+		waitUnder(t, prod, total*int64(i+1)/int64(cuts+2), fmt.Sprintf("cut %d", i+1))
 		before := offsetsNow(f)
 		cut := time.Now()
 		heal := r.net.Cut(hosts["a"], r.broker)
@@ -105,7 +130,7 @@ func TestChaosNetCounterCutOff(t *testing.T) {
 			i+1, cutFor(), takeover.Round(time.Millisecond), d.Round(time.Millisecond))
 	}
 	waitProducer(t, prod)
-	stats := w.Stop()
+	stats := run.w.Stop()
 	checkDoubles(t, stats)
 	finish(t, f, r.env, &el.want, chaosRow{Fault: "counter cut off from the broker (blackhole, " + cutFor().String() + ")", Injected: cuts,
 		LongestRecovery: takeover, RecoveryMeaning: "cut to the other replica counting every partition", doubles: stats,
@@ -128,10 +153,7 @@ func TestChaosNetProducerCutOff(t *testing.T) {
 	prod := ph.Start(t, "producer", bin.Producer, r.env.Vars(el.producerVars(pick(20*time.Second, 60*time.Second), "OUTPUT_DIR=")...)...)
 	w := watchDoubles(f)
 
-	waitPublished(t, prod, el.want.Total()/3, 2*time.Minute)
-	if prod.Exited() {
-		t.Fatal("the producer finished before the cut: pace it slower")
-	}
+	waitUnder(t, prod, el.want.Total()/3, "the cut")
 	ph.LinkDown()
 	at := published(prod)
 	time.Sleep(cutFor())
@@ -191,20 +213,10 @@ func checkSequences(t *testing.T, env Env) int64 {
 // cut off at once. The producer and both counters must recover by
 // themselves when it comes back.
 func TestChaosNetBrokerCutOff(t *testing.T) {
-	bin := Binaries(t)
 	r := newNetRig(t)
-	el := newElection(t, 3103)
-	f, _ := r.hostedFleet(t, "a", "b")
-	f.start("a")
-	f.start("b")
-	ends := topicEnds(t, r.env)
-	prod := Start(t, "producer", bin.Producer, r.env.Vars(el.producerVars(pick(30*time.Second, 90*time.Second), "OUTPUT_DIR=")...)...)
-	w := watchDoubles(f)
-
-	waitPublished(t, prod, el.want.Total()/3, 2*time.Minute)
-	if prod.Exited() {
-		t.Fatal("the producer finished before the cut: pace it slower")
-	}
+	run := r.startElection(t, 3103, pick(30*time.Second, 90*time.Second))
+	el, f, ends, prod := run.el, run.f, run.ends, run.prod
+	waitUnder(t, prod, el.want.Total()/3, "the cut")
 	before := offsetsNow(f)
 	r.broker.LinkDown()
 	time.Sleep(cutFor())
@@ -217,7 +229,7 @@ func TestChaosNetBrokerCutOff(t *testing.T) {
 	t.Logf("broker cut off for %s: every partition counting again %s after the link came back", cutFor(), d.Round(time.Millisecond))
 	waitProducer(t, prod)
 	retried := checkSequences(t, r.env)
-	stats := w.Stop()
+	stats := run.w.Stop()
 	checkDoubles(t, stats)
 	finish(t, f, r.env, &el.want, chaosRow{Fault: "broker link down, every client cut off (" + cutFor().String() + ")", Injected: 1,
 		LongestRecovery: d, RecoveryMeaning: "link up to every partition counting again", doubles: stats,
@@ -233,22 +245,12 @@ var joinedRE = regexp.MustCompile(`msg="generation joined"`)
 // (CONFIG_NET_SCH_NETEM unset), so there is loss but no added delay:
 // nftables' numgen drops at the router. Totals exact, nothing shown twice.
 func TestChaosNetFlakyLink(t *testing.T) {
-	bin := Binaries(t)
 	r := newNetRig(t)
-	el := newElection(t, 3104)
-	f, hosts := r.hostedFleet(t, "a", "b")
-	f.start("a")
-	f.start("b")
-	ends := topicEnds(t, r.env)
-	prod := Start(t, "producer", bin.Producer, r.env.Vars(el.producerVars(pick(30*time.Second, 90*time.Second), "OUTPUT_DIR=")...)...)
-	w := watchDoubles(f)
-
+	run := r.startElection(t, 3104, pick(30*time.Second, 90*time.Second))
+	el, f, hosts, ends, prod := run.el, run.f, run.hosts, run.ends, run.prod
 	const loss = 20
 	flaky := pick(10*time.Second, 30*time.Second)
-	waitPublished(t, prod, el.want.Total()/4, 2*time.Minute)
-	if prod.Exited() {
-		t.Fatal("the producer finished before the link turned flaky: pace it slower")
-	}
+	waitUnder(t, prod, el.want.Total()/4, "the link turned flaky")
 	joinsBefore := len(joinedRE.FindAllString(f.proc("a").Output(), -1))
 	clean := r.net.Lossy(hosts["a"], r.broker, loss)
 	time.Sleep(flaky)
@@ -261,7 +263,7 @@ func TestChaosNetFlakyLink(t *testing.T) {
 	}
 	t.Logf("%d%% loss for %s: a joined %d generations meanwhile; both counting %s after", loss, flaky, joins, d.Round(time.Millisecond))
 	waitProducer(t, prod)
-	stats := w.Stop()
+	stats := run.w.Stop()
 	checkDoubles(t, stats)
 	finish(t, f, r.env, &el.want, chaosRow{Fault: fmt.Sprintf("flaky counter link (%d%% loss, %s; no netem here)", loss, flaky), Injected: 1,
 		LongestRecovery: d, RecoveryMeaning: "clean link to both replicas counting", doubles: stats,
