@@ -98,7 +98,7 @@ func TestChaosNetCounterCutOff(t *testing.T) {
 	r := newNetRig(t)
 	run := r.startElection(t, 3101, pick(30*time.Second, 120*time.Second))
 	el, f, hosts, ends, prod := run.el, run.f, run.hosts, run.ends, run.prod
-	if _, _, err := waitResumed(f, r.env.Partitions, true, map[int]int64{}, ends, time.Now(), time.Minute); err != nil {
+	if _, _, err := waitResumed(f, r.env.Partitions, true, map[int]int64{}, ends, time.Now(), pick(time.Minute, 3*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 
