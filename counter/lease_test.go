@@ -11,7 +11,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -213,7 +212,7 @@ func TestKeepLease(t *testing.T) {
 		{"member gone", func(req kmsg.Request) (kmsg.Response, error, bool) {
 			resp := req.(*kmsg.HeartbeatRequest).ResponseKind().(*kmsg.HeartbeatResponse)
 			resp.Version = req.GetVersion()
-			resp.ErrorCode = kerr.UnknownMemberID.Code
+			resp.ErrorCode = int16(kafka.UnknownMemberId)
 			return resp, nil, true
 		}, kafka.UnknownMemberId},
 	} {
