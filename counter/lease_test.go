@@ -256,11 +256,12 @@ func TestKeepLease(t *testing.T) {
 }
 
 // joinGroup makes a counter and a generation of a one-member group on
-// cluster, with a 2s session.
+// cluster, with a 5s session: a 4s lease, which a slow host's first
+// heartbeat still answers in time.
 func joinGroup(t *testing.T, cluster *kfake.Cluster) (*counter, *kafka.Generation) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := config.Counter{GroupID: "g", SessionTimeout: 2 * time.Second, RebalanceTimeout: 2 * time.Second}
+	cfg := config.Counter{GroupID: "g", SessionTimeout: 5 * time.Second, RebalanceTimeout: 5 * time.Second}
 	cfg.Kafka = config.Kafka{Brokers: cluster.ListenAddrs(), DialTimeout: 5 * time.Second, ClientID: "test", Topic: "t"}
 	client, err := kafkaio.New(cfg.Kafka, log)
 	if err != nil {
@@ -269,7 +270,7 @@ func joinGroup(t *testing.T, cluster *kfake.Cluster) (*counter, *kafka.Generatio
 	t.Cleanup(client.Close)
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID: cfg.GroupID, Brokers: cfg.Kafka.Brokers, Topics: []string{"t"},
-		SessionTimeout: cfg.SessionTimeout, RebalanceTimeout: cfg.RebalanceTimeout, HeartbeatInterval: 200 * time.Millisecond,
+		SessionTimeout: cfg.SessionTimeout, RebalanceTimeout: cfg.RebalanceTimeout, HeartbeatInterval: 500 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
