@@ -96,7 +96,7 @@ func checkDoubles(t *testing.T, s *doubleStats) {
 // exact; no sample shows a partition on two replicas.
 func TestChaosNetCounterCutOff(t *testing.T) {
 	r := newNetRig(t)
-	run := r.startElection(t, 3101, pick(30*time.Second, 120*time.Second))
+	run := r.startElection(t, 3101, pick(20*time.Second, 120*time.Second))
 	el, f, hosts, ends, prod := run.el, run.f, run.hosts, run.ends, run.prod
 	if _, _, err := waitResumed(f, r.env.Partitions, true, map[int]int64{}, ends, time.Now(), pick(time.Minute, 3*time.Minute)); err != nil {
 		t.Fatal(err)
@@ -214,7 +214,7 @@ func checkSequences(t *testing.T, env Env) int64 {
 // themselves when it comes back.
 func TestChaosNetBrokerCutOff(t *testing.T) {
 	r := newNetRig(t)
-	run := r.startElection(t, 3103, pick(30*time.Second, 90*time.Second))
+	run := r.startElection(t, 3103, pick(20*time.Second, 90*time.Second))
 	el, f, ends, prod := run.el, run.f, run.ends, run.prod
 	waitUnder(t, prod, el.want.Total()/3, "the cut")
 	before := offsetsNow(f)
@@ -246,10 +246,10 @@ var joinedRE = regexp.MustCompile(`msg="generation joined"`)
 // nftables' numgen drops at the router. Totals exact, nothing shown twice.
 func TestChaosNetFlakyLink(t *testing.T) {
 	r := newNetRig(t)
-	run := r.startElection(t, 3104, pick(30*time.Second, 90*time.Second))
+	run := r.startElection(t, 3104, pick(20*time.Second, 90*time.Second))
 	el, f, hosts, ends, prod := run.el, run.f, run.hosts, run.ends, run.prod
 	const loss = 20
-	flaky := pick(10*time.Second, 30*time.Second)
+	flaky := pick(8*time.Second, 30*time.Second)
 	waitUnder(t, prod, el.want.Total()/4, "the link turned flaky")
 	joinsBefore := len(joinedRE.FindAllString(f.proc("a").Output(), -1))
 	clean := r.net.Lossy(hosts["a"], r.broker, loss)
