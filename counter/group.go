@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -61,7 +62,7 @@ func (c *counter) run(ctx context.Context) error {
 			GroupBalancers:    []kafka.GroupBalancer{kafka.RoundRobinGroupBalancer{}},
 			SessionTimeout:    c.cfg.SessionTimeout,
 			RebalanceTimeout:  c.cfg.RebalanceTimeout,
-			HeartbeatInterval: max(c.cfg.SessionTimeout/10, 100*time.Millisecond),
+			HeartbeatInterval: c.heartbeatInterval(),
 			JoinGroupBackoff:  500 * time.Millisecond,
 			StartOffset:       kafka.FirstOffset,
 			Timeout:           c.cfg.Kafka.DialTimeout,
@@ -139,9 +140,17 @@ func (c *counter) generations(ctx context.Context, cg *kafka.ConsumerGroup) erro
 	}
 }
 
-// generation counts the assigned partitions until the generation ends.
+func (c *counter) heartbeatInterval() time.Duration {
+	return max(c.cfg.SessionTimeout/10, 100*time.Millisecond)
+}
+
+// generation counts the assigned partitions until the generation ends, or
+// until its lease is lost: then it lets go of them at once, without a final
+// checkpoint (they may be someone else's by now).
 func (c *counter) generation(ctx context.Context, gen *kafka.Generation, ids []int) error {
 	start := time.Now()
+	l, stopLease := c.startLease(ctx, gen)
+	defer stopLease()
 	states, err := c.store.loadAll(ctx, ids)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -154,7 +163,7 @@ func (c *counter) generation(ctx context.Context, gen *kafka.Generation, ids []i
 		st := states[id]
 		parts[i] = &partition{id: id, state: *st, saved: st.Offset, hwm: -1}
 	}
-	c.owned.set(states)
+	c.owned.set(states, l)
 	c.ready(true)
 	c.log.Info("partitions restored", "generation", gen.ID, "partitions", ids,
 		"votes", sumVotes(states), "took", time.Since(start).Round(time.Millisecond))
@@ -199,7 +208,7 @@ func (c *counter) generation(ctx context.Context, gen *kafka.Generation, ids []i
 		stopReaders()
 		readers.Wait()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.RebalanceTimeout/2)
-		err := c.microBatch(sctx, gen, parts, &pending, true)
+		err := c.microBatch(sctx, gen, l, parts, &pending, true)
 		cancel()
 		c.owned.drop(ids)
 		if failure != nil {
@@ -216,6 +225,12 @@ func (c *counter) generation(ctx context.Context, gen *kafka.Generation, ids []i
 	}
 	for {
 		select {
+		case <-l.lost:
+			// Not waiting for the readers: one stuck on a dead connection
+			// would hold the rejoin up; they stop by themselves.
+			stopReaders()
+			c.owned.drop(ids)
+			return l.reason()
 		case <-ends.C:
 			c.refreshEnds(ctx, parts)
 			continue
@@ -234,7 +249,7 @@ func (c *counter) generation(ctx context.Context, gen *kafka.Generation, ids []i
 				}
 			}
 		}
-		if err := c.microBatch(ctx, gen, parts, &pending, false); err != nil && ctx.Err() == nil {
+		if err := c.microBatch(ctx, gen, l, parts, &pending, false); err != nil && ctx.Err() == nil {
 			if kafkaio.IsAuth(err) {
 				fail(err)
 				continue
@@ -246,6 +261,72 @@ func (c *counter) generation(ctx context.Context, gen *kafka.Generation, ids []i
 }
 
 const endOffsetsInterval = 5 * time.Second
+
+// startLease starts the generation's lease and the heartbeats that renew
+// it; the returned func stops both.
+func (c *counter) startLease(ctx context.Context, gen *kafka.Generation) (*lease, func()) {
+	l := newLease(leaseTTL(c.cfg.SessionTimeout, c.cfg.RebalanceTimeout))
+	ctx, cancel := context.WithCancel(ctx)
+	var beats sync.WaitGroup
+	beats.Go(func() { c.keepLease(ctx, gen, l) })
+	return l, func() { cancel(); beats.Wait(); l.stop() }
+}
+
+// keepLease heartbeats the coordinator on the client's own connections
+// every heartbeat interval and renews l from each acknowledged heartbeat's
+// send time, until ctx ends or the coordinator says the member is gone. A
+// heartbeat may take up to the lease's ttl to be answered (a slow answer
+// still renews from its send time), so several can be in flight on a busy
+// host. A rebalance in progress renews nothing: kafka-go's own heartbeat
+// ends the generation then.
+func (c *counter) keepLease(ctx context.Context, gen *kafka.Generation, l *lease) {
+	var (
+		beats sync.WaitGroup
+		coord atomic.Pointer[net.Addr]
+	)
+	defer beats.Wait()
+	tick := time.NewTicker(c.heartbeatInterval())
+	defer tick.Stop()
+	for {
+		sent := time.Now()
+		beats.Go(func() {
+			bctx, cancel := context.WithTimeout(ctx, l.ttl)
+			defer cancel()
+			err := c.heartbeat(bctx, &coord, gen)
+			switch {
+			case err == nil:
+				l.renew(sent)
+			case kafkaio.MemberGone(err):
+				l.end(err)
+			case bctx.Err() == nil:
+				coord.Store(nil) // ask again: the coordinator may have moved
+				c.log.Debug("lease heartbeat", "err", err)
+			}
+		})
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.lost:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// heartbeat sends one heartbeat to the group's coordinator, looked up once
+// and again after an error.
+func (c *counter) heartbeat(ctx context.Context, coord *atomic.Pointer[net.Addr], gen *kafka.Generation) error {
+	addr := coord.Load()
+	if addr == nil {
+		a, err := c.client.GroupCoordinator(ctx, c.cfg.GroupID)
+		if err != nil {
+			return err
+		}
+		addr = &a
+		coord.Store(addr)
+	}
+	return c.client.GroupHeartbeat(ctx, *addr, c.cfg.GroupID, gen.ID, gen.MemberID)
+}
 
 // refreshEnds updates the owned partitions' high watermarks from the broker.
 func (c *counter) refreshEnds(ctx context.Context, parts []*partition) {
@@ -322,7 +403,7 @@ func (batchSignals) notify(ch chan struct{}) {
 }
 
 // microBatch checkpoints every partition that moved, then publishes the checkpointed totals to metrics and logs.
-func (c *counter) microBatch(ctx context.Context, gen *kafka.Generation, parts []*partition, pending *atomic.Int64, final bool) error {
+func (c *counter) microBatch(ctx context.Context, gen *kafka.Generation, l *lease, parts []*partition, pending *atomic.Int64, final bool) error {
 	start := time.Now()
 	records := pending.Swap(0)
 	var (
@@ -346,7 +427,7 @@ func (c *counter) microBatch(ctx context.Context, gen *kafka.Generation, parts [
 		c.owned.setLag(lags)
 		return nil
 	}
-	if err := c.store.save(ctx, states, dead); err != nil {
+	if err := c.saveLeased(ctx, l, states, dead); err != nil {
 		// Nothing is lost: the counts stay in memory for the next try, and
 		// the dead letters go back to wait for it.
 		pending.Add(records)
@@ -377,8 +458,12 @@ func (c *counter) microBatch(ctx context.Context, gen *kafka.Generation, parts [
 	}
 	// Committed offsets are for lag tools only: counting restarts from the
 	// checkpoint, which carries its own offset.
-	if err := gen.CommitOffsets(map[string]map[int]int64{c.cfg.Kafka.Topic: offsets}); err != nil && !final {
-		c.log.Debug("commit offsets", "err", err)
+	// Only under the lease: on a dead link the commit waits out kafka-go's
+	// timeout, and the loop would notice the lease lost only after it.
+	if l.held(time.Now()) {
+		if err := gen.CommitOffsets(map[string]map[int]int64{c.cfg.Kafka.Topic: offsets}); err != nil && !final {
+			c.log.Debug("commit offsets", "err", err)
+		}
 	}
 	c.batchID++
 	took := time.Since(start)
@@ -386,6 +471,18 @@ func (c *counter) microBatch(ctx context.Context, gen *kafka.Generation, parts [
 	c.metrics.batchDuration.Observe(took.Seconds())
 	c.logTotals(records, len(states), took, final)
 	return nil
+}
+
+// saveLeased writes checkpoints only while the lease is held, and gives up
+// when it runs out. A write already on the wire may still land later; a
+// checkpoint is a whole state, so that only makes the next owner redo work.
+func (c *counter) saveLeased(ctx context.Context, l *lease, states []*checkpoint.State, dead []kafka.Message) error {
+	sctx, cancel, err := l.bound(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	return c.store.save(sctx, states, dead)
 }
 
 // takenBatch is what a micro-batch took from a partition besides its state.

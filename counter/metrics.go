@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -15,20 +16,25 @@ import (
 // owned holds the last checkpointed state of each partition this replica
 // owns. Metrics and logs read it, so what they show is always what is
 // durably counted; each replica shows only its own partitions, and the sum
-// over replicas is the whole count.
+// over replicas is the whole count. It shows them only while the
+// generation's lease is held: a replica that cannot be sure it still owns
+// its partitions shows none, so no moment shows a partition twice.
 type owned struct {
 	mu     sync.Mutex
 	states map[int]*checkpoint.State
 	hwm    map[int]int64
+	lease  *lease
 }
 
 func newOwned() *owned {
 	return &owned{states: make(map[int]*checkpoint.State), hwm: make(map[int]int64)}
 }
 
-func (o *owned) set(states map[int]*checkpoint.State) {
+// set holds the generation's restored states, shown while l is held.
+func (o *owned) set(states map[int]*checkpoint.State, l *lease) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.lease = l
 	for id, st := range states {
 		o.states[id] = st.Clone()
 	}
@@ -54,13 +60,24 @@ func (o *owned) drop(ids []int) {
 		delete(o.states, id)
 		delete(o.hwm, id)
 	}
+	if len(o.states) == 0 {
+		o.lease = nil
+	}
+}
+
+// visible is the states to show now; o.mu is held.
+func (o *owned) visible() map[int]*checkpoint.State {
+	if o.lease != nil && !o.lease.held(time.Now()) {
+		return nil
+	}
+	return o.states
 }
 
 // totals sums the owned partitions.
 func (o *owned) totals() (t vote.Tally, rejected int64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for _, st := range o.states {
+	for _, st := range o.visible() {
 		t.Merge(&st.Tally)
 		for _, n := range st.Rejected {
 			rejected += n
@@ -108,8 +125,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	var t vote.Tally
 	var rej [vote.NumReasons]int64
 	type po struct{ offset, lag int64 }
-	parts := make(map[int]po, len(o.states))
-	for id, st := range o.states {
+	states := o.visible()
+	parts := make(map[int]po, len(states))
+	for id, st := range states {
 		t.Merge(&st.Tally)
 		for r, n := range st.Rejected {
 			rej[r] += n

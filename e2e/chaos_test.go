@@ -56,6 +56,9 @@ type chaosRow struct {
 	RecoveryMeaning    string
 	ExtraNotes         string
 	recoveryNotMeasure bool
+	// doubles is what sampling every replica's /metrics saw of partitions
+	// exported twice at once (nil: not sampled); the goal is never.
+	doubles *doubleStats
 }
 
 // onBroker names a row's broker when it is not the local kfake one.
@@ -105,14 +108,18 @@ func TestMain(m *testing.M) {
 func writeTable(w io.Writer, mode string, rows []chaosRow) {
 	fmt.Fprintf(w, "\nFault suite (%s mode, race detector %v, %s)\n\n", mode, raceEnabled, time.Now().UTC().Format("2006-01-02"))
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
-	fmt.Fprintln(tw, "| fault\t times injected\t votes expected\t votes counted\t cells wrong\t longest recovery\t recovery is\t")
-	fmt.Fprintln(tw, "| ---\t ---\t ---\t ---\t ---\t ---\t ---\t")
+	fmt.Fprintln(tw, "| fault\t times injected\t votes expected\t votes counted\t cells wrong\t longest recovery\t recovery is\t longest shown twice\t")
+	fmt.Fprintln(tw, "| ---\t ---\t ---\t ---\t ---\t ---\t ---\t ---\t")
 	for _, r := range rows {
 		rec := r.LongestRecovery.Round(10 * time.Millisecond).String()
 		if r.recoveryNotMeasure {
 			rec = "n/a"
 		}
-		fmt.Fprintf(tw, "| %s\t %d\t %d\t %d\t %d\t %s\t %s\t\n", r.Fault, r.Injected, r.Expected, r.Counted, r.CellsWrong, rec, r.RecoveryMeaning)
+		twice := "not sampled"
+		if r.doubles != nil {
+			twice = r.doubles.Longest.Round(10 * time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "| %s\t %d\t %d\t %d\t %d\t %s\t %s\t %s\t\n", r.Fault, r.Injected, r.Expected, r.Counted, r.CellsWrong, rec, r.RecoveryMeaning, twice)
 	}
 	tw.Flush()
 	for _, r := range rows {
@@ -170,6 +177,9 @@ type fleet struct {
 	// paused replicas are left out of scrapes: a SIGSTOPped process accepts
 	// connections but never answers.
 	paused map[string]bool
+	// hosts are the network namespaces replicas run in, by name; a replica
+	// without one runs in the test's own.
+	hosts map[string]*Host
 }
 
 func newFleet(t *testing.T, env Env, extra ...string) *fleet {
@@ -183,7 +193,13 @@ func newFleet(t *testing.T, env Env, extra ...string) *fleet {
 // start runs replica name and waits for its metrics port.
 func (f *fleet) start(name string) *Proc {
 	f.t.Helper()
-	p := Start(f.t, "counter-"+name, f.bin, append(f.env, "REPLICA_ID="+name)...)
+	env := append(slices.Clip(f.env), "REPLICA_ID="+name)
+	var p *Proc
+	if h := f.hosts[name]; h != nil {
+		p = h.Start(f.t, "counter-"+name, f.bin, append(env, "HTTP_ADDR="+h.Addr+":9100")...)
+	} else {
+		p = Start(f.t, "counter-"+name, f.bin, env...)
+	}
 	a := p.MetricsAddr(f.t)
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -171,12 +171,13 @@ var releasedRE = regexp.MustCompile(`msg="(partitions released|generation failed
 
 // TestChaosStalledReplica stops a replica with SIGSTOP past its session
 // timeout; the other takes its partitions over and counts on, and is then
-// SIGKILLed before the zombie gets SIGCONT. The zombie's late checkpoints
-// are thus the last records of their partitions, behind the survivor's
-// newer ones (the test reads the checkpoint topic to show it), and the
-// owners after the next rebalance restore from them. The totals must be
-// exact: a late checkpoint is stale but consistent, so it only makes the
-// next owner count again what it covers.
+// SIGKILLed before the zombie gets SIGCONT. The zombie's lease ran out while
+// it was stopped, so it should write no checkpoint after SIGCONT; one it had
+// already sent may still land behind the survivor's newer ones (the test
+// reads the checkpoint topic to count them), and the owners after the next
+// rebalance restore from it. The totals must be exact: a late checkpoint is
+// stale but consistent, so it only makes the next owner count again what it
+// covers.
 func TestChaosStalledReplica(t *testing.T) {
 	bin := Binaries(t)
 	broker := StartBroker(t)

@@ -111,7 +111,13 @@ type Proc struct {
 // bounded, when the test ends. Its output is logged if the test fails.
 func Start(t testing.TB, name, bin string, env ...string) *Proc {
 	t.Helper()
-	cmd := exec.Command(bin)
+	return startArgs(t, name, []string{bin}, env...)
+}
+
+// startArgs is Start for a command line: argv[0] and its arguments.
+func startArgs(t testing.TB, name string, argv []string, env ...string) *Proc {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
 	return StartCmd(t, name, cmd)
 }
@@ -233,6 +239,7 @@ type Broker struct {
 	bin     string
 	proc    *Proc
 	t       testing.TB
+	host    *Host // the network namespace it runs in, or nil for ours
 }
 
 var brokerAddrRE = regexp.MustCompile(`broker listening on (\S+)`)
@@ -248,7 +255,12 @@ func StartBroker(t testing.TB) *Broker {
 
 func (b *Broker) start(addr string) {
 	b.t.Helper()
-	b.proc = Start(b.t, "broker", b.bin, "BROKER_ADDR="+addr, "BROKER_DATA_DIR="+b.DataDir)
+	env := []string{"BROKER_ADDR=" + addr, "BROKER_DATA_DIR=" + b.DataDir}
+	if b.host != nil {
+		b.proc = b.host.Start(b.t, "broker", b.bin, env...)
+	} else {
+		b.proc = Start(b.t, "broker", b.bin, env...)
+	}
 	b.Addr = b.proc.WaitOutput(b.t, brokerAddrRE, 30*time.Second)
 }
 
