@@ -49,9 +49,11 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	page := mountElection(srv, reg, view, cfg.HTTPMaxViewers)
+	budgetCtx, stopBudget := context.WithCancel(context.Background())
+	go budgetViewers(budgetCtx, page, memLimit)
 	stopHTTP := srv.Start()
 	// The HTTP server stops last, so /metrics shows the final checkpoint.
-	defer func() { page.Close(); stopHTTP() }()
+	defer func() { page.Close(); stopHTTP(); stopBudget() }()
 
 	// Kafka.
 	client, parts, err := kafkaio.Open(ctx, cfg.Kafka, log)

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"context"
+	"runtime/debug"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/votestream/votestream/pkg/results/web"
@@ -28,4 +32,31 @@ func mountElection(srv *telemetry.Server, reg prometheus.Registerer, view *elect
 			func() float64 { return float64(h.Dropped()) }),
 	)
 	return h
+}
+
+// viewerMemory is the soft memory limit each open viewer adds: what one
+// costs (its connection's buffers and goroutine, about 20 KiB as measured
+// by bin/bench -viewers) with room to spare. Without it, thousands of
+// viewers would hold the heap at the limit and the GC, scanning their
+// goroutines again and again, would take the CPU the count needs.
+const viewerMemory = 32 << 10
+
+// budgetViewers raises the soft memory limit base by viewerMemory per open
+// viewer, checking every 200ms, until ctx ends; then it restores base.
+func budgetViewers(ctx context.Context, h *web.Handler, base int64) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	set := base
+	for {
+		select {
+		case <-ctx.Done():
+			debug.SetMemoryLimit(base)
+			return
+		case <-t.C:
+		}
+		if want := base + h.Viewers()*viewerMemory; want != set {
+			debug.SetMemoryLimit(want)
+			set = want
+		}
+	}
 }
