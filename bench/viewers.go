@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/flate"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -94,6 +95,7 @@ func connectViewers(ctx context.Context, addr string, n int) (*viewerLoad, error
 	var firstEvents sync.WaitGroup
 	sem := make(chan struct{}, dialers)
 	var dialErr atomic.Value
+	inflaters := &sync.Pool{New: func() any { return flate.NewReader(bytes.NewReader(nil)) }}
 	for i := range l.viewers {
 		v := &viewer{}
 		l.viewers[i] = v
@@ -107,7 +109,7 @@ func connectViewers(ctx context.Context, addr string, n int) (*viewerLoad, error
 				firstEvents.Done()
 				return
 			}
-			v.read(firstEvents.Done)
+			v.read(firstEvents.Done, inflaters)
 		})
 	}
 	done := make(chan struct{})
@@ -136,7 +138,8 @@ func (v *viewer) open(addr string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.WriteString(c, "GET /events HTTP/1.1\r\nHost: bench\r\n\r\n"); err != nil {
+	// As a browser asks: gzip accepted.
+	if _, err := io.WriteString(c, "GET /events HTTP/1.1\r\nHost: bench\r\nAccept-Encoding: gzip\r\n\r\n"); err != nil {
 		c.Close()
 		return err
 	}
@@ -145,27 +148,85 @@ func (v *viewer) open(addr string) error {
 }
 
 // read records the id of every event until the connection ends; first is
-// called once, at the first event or the end.
-func (v *viewer) read(first func()) {
+// called once, at the first event or the end. The stream is chunked and
+// gzipped, one chunk per event, each event compressed on its own (as
+// pkg/results/web sends it): so only the first bytes of each chunk are
+// inflated, with a decompressor from inflaters.
+func (v *viewer) read(first func(), inflaters *sync.Pool) {
 	var once sync.Once
 	defer once.Do(first)
 	br := bufio.NewReaderSize(v.conn, viewerBuf)
-	lineStart := true
+	if v.err = skipHeader(br); v.err != nil {
+		return
+	}
+	start := true
 	for {
 		line, err := br.ReadSlice('\n')
-		if lineStart && err == nil && bytes.HasPrefix(line, []byte("id: ")) {
-			id, perr := strconv.ParseUint(string(bytes.TrimSpace(line[4:])), 10, 64)
-			if perr == nil {
+		if err != nil {
+			v.err = err
+			return
+		}
+		size, err := strconv.ParseUint(string(bytes.TrimSpace(line)), 16, 32)
+		if err != nil || size == 0 {
+			v.err = fmt.Errorf("chunk size %q: %v", line, err)
+			return
+		}
+		if data, err := br.Peek(int(size)); err == nil {
+			if start && len(data) > 10 {
+				data = data[10:] // the gzip header
+			}
+			if id, ok := eventID(data, inflaters); ok {
 				v.got = append(v.got, received{id, time.Now()})
 				once.Do(first)
 			}
 		}
-		if err != nil && err != bufio.ErrBufferFull {
+		start = false
+		if _, err := br.Discard(int(size) + 2); err != nil {
 			v.err = err
 			return
 		}
-		lineStart = err == nil
 	}
+}
+
+func skipHeader(br *bufio.Reader) error {
+	status, err := br.ReadSlice('\n')
+	if err != nil {
+		return err
+	}
+	if !bytes.Contains(status, []byte(" 200 ")) {
+		return fmt.Errorf("/events: %s", bytes.TrimSpace(status))
+	}
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			return nil
+		}
+	}
+}
+
+// eventID inflates the start of a piece of the stream and reads the
+// "id: N" line of the event in it, if any.
+func eventID(piece []byte, inflaters *sync.Pool) (uint64, bool) {
+	zr := inflaters.Get().(io.ReadCloser)
+	defer inflaters.Put(zr)
+	if err := zr.(flate.Resetter).Reset(bytes.NewReader(piece), nil); err != nil {
+		return 0, false
+	}
+	var text [64]byte
+	n, _ := io.ReadFull(zr, text[:])
+	_, rest, ok := bytes.Cut(text[:n], []byte("id: "))
+	if !ok {
+		return 0, false
+	}
+	digits, _, ok := bytes.Cut(rest, []byte("\n"))
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(string(digits), 10, 64)
+	return id, err == nil
 }
 
 // startMonitor follows /events with a real HTTP client and decodes the

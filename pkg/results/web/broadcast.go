@@ -2,9 +2,12 @@ package web
 
 import (
 	"bytes"
+	"compress/flate"
 	"compress/gzip"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"hash/crc32"
 	"hash/fnv"
 	"net"
 	"net/http"
@@ -27,6 +30,10 @@ type frame struct {
 	gzOnce sync.Once
 	gz     []byte // json gzipped, on first demand
 
+	// event compressed on its own, as a piece of any viewer's gzip stream
+	// (see gzipStream).
+	gzEvent []byte
+
 	next chan struct{} // closed when a newer frame replaces this one
 }
 
@@ -41,7 +48,8 @@ func newFrame(id uint64, body []byte) *frame {
 	event = append(event, "\n\n"...)
 	return &frame{
 		id: id, json: append(body, '\n'), event: event,
-		etag: `"` + strconv.FormatUint(h.Sum64(), 36) + `"`,
+		etag:    `"` + strconv.FormatUint(h.Sum64(), 36) + `"`,
+		gzEvent: deflateAlone(event),
 		next: make(chan struct{}),
 	}
 }
@@ -69,6 +77,8 @@ type hub struct {
 	lastKey []byte // the last results encoded without their age; publisher only
 
 	viewers, refused, dropped atomic.Int64
+
+	gz *gzipPieces
 }
 
 func (h *hub) current() *frame { return h.cur.Load() }
@@ -172,7 +182,8 @@ func (h *Handler) serveResults(w http.ResponseWriter, r *http.Request) {
 // serveEvents streams the results: the current frame at once, then each
 // newer one, until the client goes or Close is called. A viewer past
 // MaxViewers gets 503 with Retry-After; one that cannot take an event
-// within ViewerTimeout is disconnected.
+// within ViewerTimeout is disconnected. A client that accepts gzip gets
+// the frames' compressed bytes, made once for all (see gzipStream).
 func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if !h.hub.admit(h.opt.MaxViewers) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(h.opt.RetryAfter/time.Second)))
@@ -180,9 +191,16 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.hub.viewers.Add(-1)
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Accel-Buffering", "no") // nginx would hold events back
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Accel-Buffering", "no") // nginx would hold events back
+	hdr.Set("Vary", "Accept-Encoding")
+	var enc streamEncoder = plainStream{}
+	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		hdr.Set("Content-Encoding", "gzip")
+		enc = &gzipStream{pieces: h.hub.gz}
+	}
 	if r.Method == http.MethodHead {
 		return
 	}
@@ -198,18 +216,19 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 	keepAlive := time.NewTimer(h.opt.KeepAlive)
 	defer keepAlive.Stop()
 	f := h.hub.current()
-	err := send(append([]byte("retry: 2000\n\n"), f.event...))
+	err := send(enc.start(f))
 	for err == nil {
 		select {
 		case <-r.Context().Done():
 			return
 		case <-h.done:
+			_ = send(enc.end())
 			return
 		case <-f.next:
 			f = h.hub.current()
-			err = send(f.event)
+			err = send(enc.event(f))
 		case <-keepAlive.C:
-			err = send([]byte(": keep-alive\n\n"))
+			err = send(enc.keepAlive())
 		}
 		keepAlive.Reset(h.opt.KeepAlive)
 	}
@@ -250,4 +269,90 @@ func noneMatch(header, etag string) bool {
 		}
 	}
 	return false
+}
+
+// A streamEncoder gives the bytes of one event stream.
+type streamEncoder interface {
+	start(*frame) []byte // the retry delay and the first frame
+	event(*frame) []byte
+	keepAlive() []byte
+	end() []byte // what ends the stream cleanly
+}
+
+const (
+	retryText     = "retry: 2000\n\n"
+	keepAliveText = ": keep-alive\n\n"
+)
+
+type plainStream struct{}
+
+func (plainStream) start(f *frame) []byte { return append([]byte(retryText), f.event...) }
+func (plainStream) event(f *frame) []byte { return f.event }
+func (plainStream) keepAlive() []byte     { return []byte(keepAliveText) }
+func (plainStream) end() []byte           { return nil }
+
+// gzipStream is one viewer's gzip stream made of pieces compressed once
+// for every viewer: a deflate stream may be any sequence of blocks, so
+// each event, compressed on its own without reference to what came
+// before and flushed to a byte boundary, follows the previous one as is.
+// Only the trailer, the CRC-32 and length of what this viewer got, is its
+// own.
+type gzipStream struct {
+	pieces *gzipPieces
+	crc    uint32
+	size   uint32
+}
+
+// gzipPieces are the constant parts of every gzip stream, made once.
+type gzipPieces struct {
+	header, retry, keepAlive []byte
+}
+
+func newGzipPieces() *gzipPieces {
+	return &gzipPieces{
+		// deflate, no name, no time, unknown OS
+		header:    []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff},
+		retry:     deflateAlone([]byte(retryText)),
+		keepAlive: deflateAlone([]byte(keepAliveText)),
+	}
+}
+
+// add counts text as sent, for the trailer.
+func (g *gzipStream) add(text []byte) {
+	g.crc = crc32.Update(g.crc, crc32.IEEETable, text)
+	g.size += uint32(len(text))
+}
+
+func (g *gzipStream) start(f *frame) []byte {
+	g.add([]byte(retryText))
+	g.add(f.event)
+	b := append(append([]byte(nil), g.pieces.header...), g.pieces.retry...)
+	return append(b, f.gzEvent...)
+}
+
+func (g *gzipStream) event(f *frame) []byte {
+	g.add(f.event)
+	return f.gzEvent
+}
+
+func (g *gzipStream) keepAlive() []byte {
+	g.add([]byte(keepAliveText))
+	return g.pieces.keepAlive
+}
+
+// end is a final empty stored block and the trailer.
+func (g *gzipStream) end() []byte {
+	b := []byte{1, 0, 0, 0xff, 0xff}
+	b = binary.LittleEndian.AppendUint32(b, g.crc)
+	return binary.LittleEndian.AppendUint32(b, g.size)
+}
+
+// deflateAlone compresses b as deflate blocks that refer to nothing
+// before them, ending on a byte boundary (a sync flush), not final.
+func deflateAlone(b []byte) []byte {
+	var out bytes.Buffer
+	zw, _ := flate.NewWriter(&out, flate.BestCompression)
+	zw.Write(b)
+	zw.Flush()
+	return out.Bytes()
 }

@@ -219,3 +219,47 @@ func TestStalledViewerDropped(t *testing.T) {
 	}
 	t.Logf("dropped the stalled viewer after the live one got %d events", got)
 }
+
+// TestEventsGzip reads a gzip event stream with Go's gzip reader, which
+// checks the trailer's CRC-32 and length once Close ends the stream: the
+// pieces compressed once for all viewers must make one valid stream.
+func TestEventsGzip(t *testing.T) {
+	e := newElection(t, votegen.Config{Seed: 1, Scale: 0.0001})
+	e.advance(100)
+	h := New(e.results, Options{Interval: 5 * time.Millisecond, KeepAlive: 20 * time.Millisecond})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+
+	req, err := http.NewRequest("GET", srv.URL+"/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept-Encoding", "gzip")
+	res, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("Content-Encoding %q, want gzip", res.Header.Get("Content-Encoding"))
+	}
+	zr, err := gzip.NewReader(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range 5 {
+			e.advance(100)
+			time.Sleep(30 * time.Millisecond) // keep-alives in between
+		}
+		h.Close()
+	}()
+	text, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("gzip stream: %v after %d bytes", err, len(text))
+	}
+	if n := strings.Count(string(text), "\ndata: {"); n < 2 || !strings.HasPrefix(string(text), "retry: 2000\n\nid: 1\n") ||
+		!strings.Contains(string(text), `"counted":600,`) || !strings.Contains(string(text), ": keep-alive\n\n") {
+		t.Errorf("%d events; the stream begins %q; want the retry, the first frame, keep-alives and the last count", n, text[:min(len(text), 40)])
+	}
+}

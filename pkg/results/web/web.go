@@ -87,6 +87,7 @@ func New(source func() results.Results, opt Options) *Handler {
 	h.mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(static)))
 	h.mux.HandleFunc("GET /results", h.serveResults)
 	h.mux.HandleFunc("GET /events", h.serveEvents)
+	h.hub.gz = newGzipPieces()
 	h.refresh()
 	go h.publishLoop()
 	return h
