@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net"
 	"net/http"
@@ -62,8 +63,10 @@ type viewerLoad struct {
 	pollFrom        time.Time
 
 	mu     sync.Mutex
-	frames map[uint64]map[int]int64 // frame id -> offsets it covers (from the monitor)
-	order  []uint64
+	frames  map[uint64]map[int]int64 // frame id -> offsets it covers (from the monitor)
+	ids     map[uint64]uint64        // fingerprint of a frame's piece -> frame id
+	order   []uint64
+	monitor *viewer
 }
 
 // raiseFileLimit lets this process hold n more sockets than the default
@@ -87,15 +90,14 @@ func raiseFileLimit(n int) error {
 // connectViewers opens n event streams and the monitor, and waits until
 // every one has its first event.
 func connectViewers(ctx context.Context, addr string, n int) (*viewerLoad, error) {
-	l := &viewerLoad{addr: addr, stop: make(chan struct{}), frames: make(map[uint64]map[int]int64)}
-	if err := l.startMonitor(ctx); err != nil {
+	l := &viewerLoad{addr: addr, stop: make(chan struct{}), frames: make(map[uint64]map[int]int64), ids: make(map[uint64]uint64)}
+	if err := l.startMonitor(); err != nil {
 		return nil, err
 	}
 	l.viewers = make([]*viewer, n)
 	var firstEvents sync.WaitGroup
 	sem := make(chan struct{}, dialers)
 	var dialErr atomic.Value
-	inflaters := &sync.Pool{New: func() any { return flate.NewReader(bytes.NewReader(nil)) }}
 	for i := range l.viewers {
 		v := &viewer{}
 		l.viewers[i] = v
@@ -109,7 +111,7 @@ func connectViewers(ctx context.Context, addr string, n int) (*viewerLoad, error
 				firstEvents.Done()
 				return
 			}
-			v.read(firstEvents.Done, inflaters)
+			v.read(firstEvents.Done)
 		})
 	}
 	done := make(chan struct{})
@@ -117,8 +119,16 @@ func connectViewers(ctx context.Context, addr string, n int) (*viewerLoad, error
 	select {
 	case <-done:
 	case <-time.After(connectWait):
+		got, errs := 0, map[string]int{}
+		for _, v := range l.viewers {
+			if len(v.got) > 0 {
+				got++
+			} else if err := v.err; err != nil {
+				errs[err.Error()]++
+			}
+		}
 		l.close()
-		return nil, fmt.Errorf("%d viewers not all connected within %s", n, connectWait)
+		return nil, fmt.Errorf("%d viewers not all connected within %s: %d got an event; errors %v", n, connectWait, got, errs)
 	}
 	if err, _ := dialErr.Load().(error); err != nil {
 		l.close()
@@ -127,7 +137,7 @@ func connectViewers(ctx context.Context, addr string, n int) (*viewerLoad, error
 	for _, v := range l.viewers {
 		if len(v.got) == 0 {
 			l.close()
-			return nil, fmt.Errorf("a viewer got no first event: %v", v.err)
+			return nil, fmt.Errorf("a viewer got nothing: %v", v.err)
 		}
 	}
 	return l, nil
@@ -147,45 +157,53 @@ func (v *viewer) open(addr string) error {
 	return nil
 }
 
-// read records the id of every event until the connection ends; first is
-// called once, at the first event or the end. The stream is chunked and
-// gzipped, one chunk per event, each event compressed on its own (as
-// pkg/results/web sends it): so only the first bytes of each chunk are
-// inflated, with a decompressor from inflaters.
-func (v *viewer) read(first func(), inflaters *sync.Pool) {
+// read records every piece of the stream it gets, by fingerprint, until
+// the connection ends; first is called once, at the first piece or the
+// end. The stream is chunked and gzipped, one chunk per event, each event
+// compressed on its own and the same bytes for every viewer (as
+// pkg/results/web sends it): the monitor, which inflates them, maps
+// fingerprints to frames, so a viewer inflates nothing.
+func (v *viewer) read(first func()) {
 	var once sync.Once
 	defer once.Do(first)
 	br := bufio.NewReaderSize(v.conn, viewerBuf)
 	if v.err = skipHeader(br); v.err != nil {
 		return
 	}
-	start := true
+	v.err = eachChunk(br, func(piece []byte) {
+		v.got = append(v.got, received{fingerprint(piece), time.Now()})
+		once.Do(first)
+	})
+}
+
+// eachChunk calls fn with each chunk of a chunked body (up to the reader's
+// buffer size; longer ones are skipped) until the body or the connection
+// ends.
+func eachChunk(br *bufio.Reader, fn func([]byte)) error {
 	for {
 		line, err := br.ReadSlice('\n')
 		if err != nil {
-			v.err = err
-			return
+			return err
 		}
 		size, err := strconv.ParseUint(string(bytes.TrimSpace(line)), 16, 32)
 		if err != nil || size == 0 {
-			v.err = fmt.Errorf("chunk size %q: %v", line, err)
-			return
+			return fmt.Errorf("chunk size %q: %v", line, err)
 		}
 		if data, err := br.Peek(int(size)); err == nil {
-			if start && len(data) > 10 {
-				data = data[10:] // the gzip header
-			}
-			if id, ok := eventID(data, inflaters); ok {
-				v.got = append(v.got, received{id, time.Now()})
-				once.Do(first)
-			}
+			fn(data)
 		}
-		start = false
 		if _, err := br.Discard(int(size) + 2); err != nil {
-			v.err = err
-			return
+			return err
 		}
 	}
+}
+
+// fingerprint tells pieces apart by their length and last bytes: a
+// compressed frame's end depends on all of it.
+func fingerprint(piece []byte) uint64 {
+	h := fnv.New64a()
+	h.Write(piece[max(0, len(piece)-32):])
+	return h.Sum64() ^ uint64(len(piece))<<40
 }
 
 func skipHeader(br *bufio.Reader) error {
@@ -207,65 +225,45 @@ func skipHeader(br *bufio.Reader) error {
 	}
 }
 
-// eventID inflates the start of a piece of the stream and reads the
-// "id: N" line of the event in it, if any.
-func eventID(piece []byte, inflaters *sync.Pool) (uint64, bool) {
-	zr := inflaters.Get().(io.ReadCloser)
-	defer inflaters.Put(zr)
-	if err := zr.(flate.Resetter).Reset(bytes.NewReader(piece), nil); err != nil {
-		return 0, false
-	}
-	var text [64]byte
-	n, _ := io.ReadFull(zr, text[:])
-	_, rest, ok := bytes.Cut(text[:n], []byte("id: "))
-	if !ok {
-		return 0, false
-	}
-	digits, _, ok := bytes.Cut(rest, []byte("\n"))
-	if !ok {
-		return 0, false
-	}
-	id, err := strconv.ParseUint(string(digits), 10, 64)
-	return id, err == nil
-}
-
-// startMonitor follows /events with a real HTTP client and decodes the
-// offsets of each event, to know which checkpoints each frame includes.
-func (l *viewerLoad) startMonitor(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+l.addr+"/events", nil)
-	if err != nil {
+// startMonitor follows /events as the viewers do and inflates each piece
+// (each is compressed on its own) to learn its frame's id and offsets.
+func (l *viewerLoad) startMonitor() error {
+	m := &viewer{}
+	if err := m.open(l.addr); err != nil {
 		return err
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
+	br := bufio.NewReaderSize(m.conn, 256<<10)
+	if err := skipHeader(br); err != nil {
+		m.conn.Close()
+		return fmt.Errorf("monitor: %w", err)
 	}
-	if res.StatusCode != http.StatusOK {
-		res.Body.Close()
-		return fmt.Errorf("monitor: /events: %s", res.Status)
-	}
+	l.monitor = m
 	l.wg.Go(func() {
-		defer res.Body.Close()
-		go func() { <-l.stop; res.Body.Close() }()
-		sc := bufio.NewScanner(res.Body)
-		sc.Buffer(nil, 4<<20)
-		var id uint64
-		for sc.Scan() {
-			line := sc.Text()
-			if s, ok := strings.CutPrefix(line, "id: "); ok {
-				id, _ = strconv.ParseUint(s, 10, 64)
-			} else if s, ok := strings.CutPrefix(line, "data: "); ok {
-				var r struct {
-					Offsets map[int]int64 `json:"offsets"`
-				}
-				if json.Unmarshal([]byte(s), &r) == nil {
+		zr := flate.NewReader(bytes.NewReader(nil))
+		_ = eachChunk(br, func(piece []byte) {
+			if len(piece) >= 10 && piece[0] == 0x1f && piece[1] == 0x8b {
+				return // the gzip header and the retry delay
+			}
+			if zr.(flate.Resetter).Reset(bytes.NewReader(piece), nil) != nil {
+				return
+			}
+			text, _ := io.ReadAll(zr)
+			var id uint64
+			var r struct {
+				Offsets map[int]int64 `json:"offsets"`
+			}
+			for line := range strings.SplitSeq(string(text), "\n") {
+				if s, ok := strings.CutPrefix(line, "id: "); ok {
+					id, _ = strconv.ParseUint(s, 10, 64)
+				} else if s, ok := strings.CutPrefix(line, "data: "); ok && json.Unmarshal([]byte(s), &r) == nil {
 					l.mu.Lock()
 					l.frames[id] = r.Offsets
+					l.ids[fingerprint(piece)] = id
 					l.order = append(l.order, id)
 					l.mu.Unlock()
 				}
 			}
-		}
+		})
 	})
 	return nil
 }
@@ -326,8 +324,8 @@ func (l *viewerLoad) close() {
 	default:
 	}
 	close(l.stop)
-	for _, v := range l.viewers {
-		if v.conn != nil {
+	for _, v := range append(l.viewers, l.monitor) {
+		if v != nil && v.conn != nil {
 			v.conn.Close()
 		}
 	}
@@ -387,7 +385,16 @@ func (l *viewerLoad) report(ckpts []checkpoint.State, final map[int]int64) viewe
 		if v.err != nil && !isClosed(v.err) {
 			r.dropped++
 		}
+		// Fingerprints to frames; keep-alives and the header are no frame.
+		got := v.got[:0]
+		for _, g := range v.got {
+			if id, ok := l.ids[g.id]; ok {
+				got = append(got, received{id, g.at})
+			}
+		}
+		v.got = got
 		if len(v.got) == 0 {
+			r.missedFinal++
 			continue
 		}
 		if !finalOK || v.got[len(v.got)-1].id < finalID {

@@ -216,7 +216,11 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 	keepAlive := time.NewTimer(h.opt.KeepAlive)
 	defer keepAlive.Stop()
 	f := h.hub.current()
-	err := send(enc.start(f))
+	// Two writes, so that each event is a piece of its own on the wire.
+	err := send(enc.start())
+	if err == nil {
+		err = send(enc.event(f))
+	}
 	for err == nil {
 		select {
 		case <-r.Context().Done():
@@ -273,7 +277,7 @@ func noneMatch(header, etag string) bool {
 
 // A streamEncoder gives the bytes of one event stream.
 type streamEncoder interface {
-	start(*frame) []byte // the retry delay and the first frame
+	start() []byte // what comes before the first frame: the retry delay
 	event(*frame) []byte
 	keepAlive() []byte
 	end() []byte // what ends the stream cleanly
@@ -286,7 +290,7 @@ const (
 
 type plainStream struct{}
 
-func (plainStream) start(f *frame) []byte { return append([]byte(retryText), f.event...) }
+func (plainStream) start() []byte         { return []byte(retryText) }
 func (plainStream) event(f *frame) []byte { return f.event }
 func (plainStream) keepAlive() []byte     { return []byte(keepAliveText) }
 func (plainStream) end() []byte           { return nil }
@@ -323,11 +327,9 @@ func (g *gzipStream) add(text []byte) {
 	g.size += uint32(len(text))
 }
 
-func (g *gzipStream) start(f *frame) []byte {
+func (g *gzipStream) start() []byte {
 	g.add([]byte(retryText))
-	g.add(f.event)
-	b := append(append([]byte(nil), g.pieces.header...), g.pieces.retry...)
-	return append(b, f.gzEvent...)
+	return append(append([]byte(nil), g.pieces.header...), g.pieces.retry...)
 }
 
 func (g *gzipStream) event(f *frame) []byte {
