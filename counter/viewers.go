@@ -35,11 +35,11 @@ func mountElection(srv *telemetry.Server, reg prometheus.Registerer, view *elect
 }
 
 // viewerMemory is the soft memory limit each open viewer adds: what one
-// costs (its connection's buffers and goroutine, about 20 KiB as measured
+// costs (its connection's buffers and goroutine, about 31 KiB as measured
 // by bin/bench -viewers) with room to spare. Without it, thousands of
 // viewers would hold the heap at the limit and the GC, scanning their
 // goroutines again and again, would take the CPU the count needs.
-const viewerMemory = 32 << 10
+const viewerMemory = 64 << 10
 
 // budgetViewers raises the soft memory limit base by viewerMemory per open
 // viewer, checking every 200ms, until ctx ends; then it restores base.

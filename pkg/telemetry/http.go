@@ -3,6 +3,7 @@ package telemetry
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -19,7 +20,23 @@ const (
 	writeTimeout      = 30 * time.Second // a reply, /metrics included, must be written in this
 	idleTimeout       = 60 * time.Second // between requests on a kept-alive connection
 	maxHeaderBytes    = 16 << 10
+	// sendBuffer is the kernel's send buffer of each connection, instead
+	// of Linux's autotuning up to 4 MiB: what a client that stops reading
+	// can hold of this process's memory, and what an event stream's writes
+	// fill before they block and its viewer's timeout runs.
+	sendBuffer = 256 << 10
 )
+
+// boundedListener gives every accepted TCP connection a fixed send buffer.
+type boundedListener struct{ net.Listener }
+
+func (l boundedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(sendBuffer)
+	}
+	return c, err
+}
 
 // newHTTPServer returns the server of a service's HTTP port: timeouts for
 // headers, whole requests, replies and idle connections, and only GET and

@@ -49,7 +49,7 @@ func Listen(addr, webConfigFile string, reg *prometheus.Registry, log *slog.Logg
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s (HTTP_ADDR): %w", addr, err)
 	}
-	s := &Server{ln: ln, mux: http.NewServeMux(), log: log, webConfig: webConfigFile}
+	s := &Server{ln: boundedListener{ln}, mux: http.NewServeMux(), log: log, webConfig: webConfigFile}
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
