@@ -32,8 +32,8 @@ import (
 
 const (
 	pollRate    = 5000 // /results requests per second, in total
-	pollConns   = 16   // kept-alive connections they are spread over
-	pollBatch   = 4    // requests each sends at once (HTTP/1.1 pipelining)
+	pollConns   = 8    // kept-alive connections they are spread over
+	pollBatch   = 16   // requests each sends at once (HTTP/1.1 pipelining)
 	dialers     = 64   // viewers connecting at once
 	viewerBuf   = 8 << 10
 	connectWait = time.Minute

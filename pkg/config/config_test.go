@@ -54,6 +54,7 @@ func TestDefaults(t *testing.T) {
 			SessionTimeout:   10 * time.Second,
 			RebalanceTimeout: 10 * time.Second,
 			HTTPAddr:         ":9102",
+			HTTPMaxViewers:   20000,
 			Scale:            0.005,
 		}},
 		{"broker", &config.Broker{}, &config.Broker{
@@ -138,6 +139,7 @@ func TestParseErrors(t *testing.T) {
 		{"scale NaN", producer, []string{"SCALE=NaN"}, "SCALE", "NaN"},
 		{"scale not a number", producer, []string{"SCALE=half"}, "SCALE", "invalid syntax"},
 		{"counter scale 0", counter, []string{"SCALE=0"}, "SCALE", "0: must be more than 0"},
+		{"max viewers negative", counter, []string{"HTTP_MAX_VIEWERS=-1"}, "HTTP_MAX_VIEWERS", "must not be negative"},
 		{"counter scale 2", counter, []string{"SCALE=2"}, "SCALE", "2: must be more than 0 and at most 1, and the producer's"},
 		{"counter include dc", counter, []string{"INCLUDE_DC=maybe"}, "INCLUDE_DC", "invalid syntax"},
 		{"include DC not a bool", producer, []string{"INCLUDE_DC=maybe"}, "INCLUDE_DC", "invalid syntax"},
