@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"compress/flate"
 	"context"
 	"encoding/json"
@@ -62,7 +63,7 @@ type viewerLoad struct {
 	polls, pollErrs atomic.Int64
 	pollFrom        time.Time
 
-	mu     sync.Mutex
+	mu      sync.Mutex
 	frames  map[uint64]map[int]int64 // frame id -> offsets it covers (from the monitor)
 	ids     map[uint64]uint64        // fingerprint of a frame's piece -> frame id
 	order   []uint64
@@ -405,7 +406,7 @@ func (l *viewerLoad) report(ckpts []checkpoint.State, final map[int]int64) viewe
 			if c.frame <= firstID {
 				continue // before this viewer connected
 			}
-			i, _ := slices.BinarySearchFunc(v.got, c.frame, func(g received, id uint64) int { return cmpU(g.id, id) })
+			i, _ := slices.BinarySearchFunc(v.got, c.frame, func(g received, id uint64) int { return cmp.Compare(g.id, id) })
 			if i < len(v.got) {
 				r.delays = append(r.delays, v.got[i].at.Sub(c.written))
 			}
@@ -413,16 +414,6 @@ func (l *viewerLoad) report(ckpts []checkpoint.State, final map[int]int64) viewe
 	}
 	slices.Sort(r.delays)
 	return r
-}
-
-func cmpU(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func complete(got, want map[int]int64) bool {
@@ -578,7 +569,7 @@ func later(a, b time.Time) time.Time {
 // newest checkpoint of each partition written before it.
 func countedSince(ckpts []checkpoint.State, from time.Time, total int64) (int64, float64) {
 	s := slices.Clone(ckpts)
-	slices.SortFunc(s, func(a, b checkpoint.State) int { return cmpI(a.Written, b.Written) })
+	slices.SortFunc(s, func(a, b checkpoint.State) int { return cmp.Compare(a.Written, b.Written) })
 	offsets := map[int32]int64{}
 	sum := func() (n int64) {
 		for _, o := range offsets {
@@ -599,16 +590,6 @@ func countedSince(ckpts []checkpoint.State, from time.Time, total int64) (int64,
 		}
 	}
 	return 0, 0
-}
-
-func cmpI(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // viewerRuns pairs each counter run with the viewers run after it.

@@ -50,7 +50,7 @@ func newFrame(id uint64, body []byte) *frame {
 		id: id, json: append(body, '\n'), event: event,
 		etag:    `"` + strconv.FormatUint(h.Sum64(), 36) + `"`,
 		gzEvent: deflateAlone(event),
-		next: make(chan struct{}),
+		next:    make(chan struct{}),
 	}
 }
 
