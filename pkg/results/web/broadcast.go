@@ -47,7 +47,7 @@ func newFrame(id uint64, body []byte) *frame {
 	event = append(event, body...)
 	event = append(event, "\n\n"...)
 	return &frame{
-		id: id, json: append(body, '\n'), event: event,
+		id: id, json: append(bytes.Clone(body), '\n'), event: event,
 		etag:    `"` + strconv.FormatUint(h.Sum64(), 36) + `"`,
 		gzEvent: deflateAlone(event),
 		next:    make(chan struct{}),
