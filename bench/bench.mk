@@ -2,7 +2,9 @@
 #
 #   make bench         the whole table: broker, raw-read ceiling, naive
 #                      baselines, votestream producer and counter, end to end,
-#                      latency (about 2 minutes on 2 cores)
+#                      latency, the count with 10,000 live-page viewers
+#                      (about 5 minutes on 2 cores; BENCH_FLAGS=-viewers=0
+#                      skips the viewers)
 #   make bench-stages  go test benchmarks of each stage, ns/vote and allocs/vote
 #   make bench-smoke   every go test benchmark once (-benchtime=1x), for CI
 BENCH_FLAGS ?=

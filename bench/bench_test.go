@@ -36,7 +36,7 @@ func TestBenchSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cfg, err := parseConfig([]string{"-bin", filepath.Dir(bins.Producer), "-scale", "0.0002", "-rate-scale", "0.0002",
-		"-timeout", "2m"}, &bytes.Buffer{})
+		"-timeout", "2m", "-viewers", "200"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestBenchSmoke(t *testing.T) {
 	if err := orchestrate(ctx, cfg, &out, &log); err != nil {
 		t.Fatalf("bench: %v\n%s", err, log.String())
 	}
-	for _, want := range []string{"raw read ceiling", "naive producer", "naive counter", "votestream counter", "median rate ratio", "end to end", "latency at 100k votes/s", "broker (kfake)"} {
+	for _, want := range []string{"raw read ceiling", "naive producer", "naive counter", "votestream counter", "median rate ratio", "end to end", "latency at 100k votes/s", "broker (kfake)", "200 viewers on /events", "viewers: 200 on /events"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

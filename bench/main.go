@@ -2,8 +2,10 @@
 // baselines in one run, on one local broker: the raw consume-and-discard
 // rate of a topic, a naive producer and counter (uuid + encoding/json +
 // kafka-go), the real producer and counter binaries, the whole pipeline end
-// to end, and the latency from a vote's timestamp to /metrics. It prints a
-// Markdown table with rates, ratios, peak RSS (VmHWM) and wall times.
+// to end, the latency from a vote's timestamp to /metrics, and (-viewers N)
+// the count again while N live-page viewers watch /events and /results is
+// polled. It prints a Markdown table with rates, ratios, peak RSS (VmHWM)
+// and wall times.
 //
 //	go run ./bench -bin bin             # what make bench runs
 //	go run ./bench naive-produce -h      # a worker, run by the bench itself

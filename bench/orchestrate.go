@@ -48,6 +48,7 @@ type benchConfig struct {
 	repeat     int     // ceiling and counter runs, alternated on the same topic
 	onlyCount  bool    // only the ceiling-versus-counter runs
 	profileDir string  // if set, each counter run writes its CPU profile here
+	viewers    int     // > 0: also count with this many /events viewers and /results polled
 }
 
 func parseConfig(args []string, stderr io.Writer) (benchConfig, error) {
@@ -69,6 +70,7 @@ func parseConfig(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.IntVar(&c.repeat, "repeat", 3, "runs of the raw-read ceiling and the counter, alternated on the same topic; the table reports the median")
 	fs.BoolVar(&c.onlyCount, "counter-only", false, "publish one topic, then run only the ceiling and the counter on it (-repeat times each)")
 	fs.StringVar(&c.profileDir, "counter-cpu-profile", "", "directory where each ceiling and counter run writes a CPU profile (ceiling-N.prof, counter-N.prof)")
+	fs.IntVar(&c.viewers, "viewers", 10000, "after each counter run, count again with this many live-page viewers on /events and /results polled at 5,000 requests/s (0: skip)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -224,6 +226,7 @@ func orchestrate(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer)
 	// a shared machine falls on both alike; each pair gives a wall-clock
 	// ratio and a CPU-per-vote ratio, and the table reports the medians.
 	var ceilRuns, cntRuns []row
+	var views viewerRuns
 	for i := range cfg.repeat {
 		var prof []string
 		if cfg.profileDir != "" {
@@ -240,6 +243,11 @@ func orchestrate(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "bench: pair %d: ceiling %s votes/s %.3f CPU µs/vote, counter %s votes/s %.3f CPU µs/vote\n",
 			i+1, human(c.rate()), c.cpuPerVote(), human(n.rate()), n.cpuPerVote())
 		ceilRuns, cntRuns = append(ceilRuns, c), append(cntRuns, n)
+		if cfg.viewers > 0 {
+			if err := views.run(ctx, b, vsTopic, cfg.rateScale); err != nil {
+				return err
+			}
+		}
 	}
 	ceilFetch, cnt := medianRow(ceilRuns), medianRow(cntRuns)
 	var ceilReader, naiveCnt row
@@ -273,10 +281,14 @@ func orchestrate(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer)
 		rows = append(rows, naiveCnt)
 	}
 	rows = append(rows, cnt)
+	if cfg.viewers > 0 {
+		rows = append(rows, views.row())
+	}
 	if cfg.onlyCount {
 		printTable(stdout, rows)
 		fmt.Fprintln(stdout)
 		fmt.Fprintln(stdout, pairs)
+		views.print(stdout)
 		fmt.Fprintf(stdout, "machine: %s, %d CPUs, %s/%s, %s\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 		return nil
 	}
@@ -306,6 +318,7 @@ func orchestrate(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer)
 	disk := dirSize(dataDir)
 	printTable(stdout, rows)
 	fmt.Fprintf(stdout, "\n%s\n", pairs)
+	views.print(stdout)
 	fmt.Fprintf(stdout, "broker (kfake): peak RSS %.0f MiB, disk %.1f MiB for %d votes in %d topics (%.0f bytes/vote)\n",
 		brokerRSS, float64(disk)/(1<<20), b.totalVotes, b.n, float64(disk)/float64(max(b.totalVotes, 1)))
 	if lat != "" {
@@ -400,13 +413,24 @@ func (b *bench) startCounter(n names, extra ...string) (*proc, string, time.Time
 		p.kill()
 		return nil, "", time.Time{}, err
 	}
+	ready, err := b.waitReady(p, addr)
+	if err != nil {
+		p.kill()
+		return nil, "", time.Time{}, err
+	}
+	return p, addr, ready, nil
+}
+
+// waitReady waits until the counter at addr answers /readyz: it owns its
+// partitions.
+func (b *bench) waitReady(p *proc, addr string) (time.Time, error) {
 	deadline := time.Now().Add(b.cfg.timeout)
 	for time.Now().Before(deadline) {
 		res, err := http.Get("http://" + addr + "/readyz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
-				return p, addr, time.Now(), nil
+				return time.Now(), nil
 			}
 		}
 		if p.exited() {
@@ -414,8 +438,7 @@ func (b *bench) startCounter(n names, extra ...string) (*proc, string, time.Time
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	p.kill()
-	return nil, "", time.Time{}, fmt.Errorf("counter not ready within %s:\n%s", b.cfg.timeout, tail(p.output(), 20))
+	return time.Time{}, fmt.Errorf("counter not ready within %s:\n%s", b.cfg.timeout, tail(p.output(), 20))
 }
 
 // waitExact polls the counter's /metrics until it shows want exactly over

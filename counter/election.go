@@ -15,8 +15,6 @@ import (
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/results"
-	"github.com/votestream/votestream/pkg/results/web"
-	"github.com/votestream/votestream/pkg/telemetry"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
 )
@@ -341,16 +339,6 @@ func newElectionFromConfig(cfg config.Counter, log *slog.Logger) (*election, err
 		e.night, e.dirty = true, true
 	}
 	return e, nil
-}
-
-// mountElection serves the live page, /results and /events from the view
-// beside /metrics, /healthz and /readyz (more specific routes, so kept). The
-// returned handler must be closed before the server shuts down, to end the
-// event streams that would hold it up.
-func mountElection(srv *telemetry.Server, view *election) *web.Handler {
-	h := web.New(view.results, web.Options{})
-	srv.Handle("/", h)
-	return h
 }
 
 // startElection follows the checkpoint topic and writes the national table

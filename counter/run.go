@@ -45,14 +45,16 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	own := newOwned()
 	m := newMetrics(reg, own)
 	reg.MustRegister(newElectionCollector(view, cfg.ReplicaID))
-	srv, err := telemetry.Listen(cfg.HTTPAddr, reg, log)
+	srv, err := telemetry.Listen(cfg.HTTPAddr, cfg.HTTPWebConfigFile, reg, log)
 	if err != nil {
 		return err
 	}
-	page := mountElection(srv, view)
+	page := mountElection(srv, reg, view, cfg.HTTPMaxViewers)
+	budgetCtx, stopBudget := context.WithCancel(context.Background())
+	go budgetViewers(budgetCtx, page, memLimit)
 	stopHTTP := srv.Start()
 	// The HTTP server stops last, so /metrics shows the final checkpoint.
-	defer func() { page.Close(); stopHTTP() }()
+	defer func() { page.Close(); stopHTTP(); stopBudget() }()
 
 	// Kafka.
 	client, parts, err := kafkaio.Open(ctx, cfg.Kafka, log)

@@ -52,7 +52,7 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	reg := telemetry.NewRegistry()
 	m := newMetrics(reg)
 	m.expected.Set(float64(gen.Total()))
-	srv, err := telemetry.Listen(cfg.HTTPAddr, reg, log)
+	srv, err := telemetry.Listen(cfg.HTTPAddr, cfg.HTTPWebConfigFile, reg, log)
 	if err != nil {
 		return err
 	}

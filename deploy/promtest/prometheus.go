@@ -102,10 +102,25 @@ func Launch(t testing.TB, targets []string) *Prometheus {
 	if len(targets) == 0 {
 		t.Fatal("promtest: no targets")
 	}
+	return launch(t, configYAML(targets), targets)
+}
+
+// StartJobs is Start with the caller's own scrape jobs (the items of
+// scrape_configs, as YAML, each line indented by 2), for targets that need
+// TLS or auth; it waits until the targets in up are scraped.
+func StartJobs(t testing.TB, jobs string, up []string) *Prometheus {
+	t.Helper()
+	p := launch(t, []byte("global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\nscrape_configs:\n"+jobs), up)
+	p.WaitUp(t)
+	return p
+}
+
+func launch(t testing.TB, configText []byte, targets []string) *Prometheus {
+	t.Helper()
 	bin := Binary(t)
 	dir := t.TempDir()
 	config := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(config, configYAML(targets), 0o600); err != nil {
+	if err := os.WriteFile(config, configText, 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -423,4 +438,30 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// ScrapeState is what Prometheus says of one target it scrapes.
+type ScrapeState struct {
+	Job, ScrapeURL, Health, LastError string
+}
+
+// ScrapeStates lists the targets Prometheus scrapes and how their last
+// scrape went.
+func (p *Prometheus) ScrapeStates() ([]ScrapeState, error) {
+	var res struct {
+		ActiveTargets []struct {
+			Labels    map[string]string `json:"labels"`
+			ScrapeURL string            `json:"scrapeUrl"`
+			Health    string            `json:"health"`
+			LastError string            `json:"lastError"`
+		} `json:"activeTargets"`
+	}
+	if err := p.get("/api/v1/targets", nil, &res); err != nil {
+		return nil, err
+	}
+	var out []ScrapeState
+	for _, tg := range res.ActiveTargets {
+		out = append(out, ScrapeState{tg.Labels["job"], tg.ScrapeURL, tg.Health, tg.LastError})
+	}
+	return out, nil
 }

@@ -99,6 +99,8 @@ type Producer struct {
 	OutputDir     string        `env:"OUTPUT_DIR" envDefault:"./vote_stream"`
 	Compression   string        `env:"KAFKA_COMPRESSION" envDefault:"snappy"`
 	HTTPAddr      string        `env:"HTTP_ADDR" envDefault:":9101"`
+	// HTTPWebConfigFile turns on TLS and basic auth for the HTTP port.
+	HTTPWebConfigFile string `env:"HTTP_WEB_CONFIG_FILE"`
 }
 
 // Validate reports the first setting that cannot work.
@@ -149,6 +151,11 @@ type Counter struct {
 	SessionTimeout   time.Duration `env:"GROUP_SESSION_TIMEOUT" envDefault:"10s"`
 	RebalanceTimeout time.Duration `env:"GROUP_REBALANCE_TIMEOUT" envDefault:"10s"`
 	HTTPAddr         string        `env:"HTTP_ADDR" envDefault:":9102"`
+	// HTTPWebConfigFile turns on TLS and basic auth for the HTTP port.
+	HTTPWebConfigFile string `env:"HTTP_WEB_CONFIG_FILE"`
+	// HTTPMaxViewers bounds the live page's event streams (/events); past
+	// it they get 503 and the page polls /results instead.
+	HTTPMaxViewers int `env:"HTTP_MAX_VIEWERS" envDefault:"20000"`
 	// Scale and IncludeDC must be the producer's: they say how many votes
 	// each state expects, from which percent reporting and race calls follow.
 	Scale     float64 `env:"SCALE" envDefault:"0.005"`
@@ -181,6 +188,8 @@ func (c *Counter) Validate() error {
 		return fmt.Errorf("GROUP_REBALANCE_TIMEOUT: %s: must be at least 1s", c.RebalanceTimeout)
 	case !validElection(c.Election):
 		return fmt.Errorf("ELECTION: %q: must be seed or 2024, and the producer's", c.Election)
+	case c.HTTPMaxViewers < 0:
+		return fmt.Errorf("HTTP_MAX_VIEWERS: %d: must not be negative (0: no event streams, the page polls)", c.HTTPMaxViewers)
 	}
 	if err := vote.CheckScale(c.Scale); err != nil {
 		return fmt.Errorf("SCALE: %w, and the producer's", err)

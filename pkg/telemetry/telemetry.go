@@ -34,15 +34,22 @@ type Server struct {
 	mux   *http.ServeMux
 	ready atomic.Bool
 	log   *slog.Logger
+
+	webConfig string // HTTP_WEB_CONFIG_FILE, "" for plain HTTP
 }
 
-// Listen binds addr and routes /metrics (from reg), /healthz and /readyz.
-func Listen(addr string, reg *prometheus.Registry, log *slog.Logger) (*Server, error) {
+// Listen checks webConfigFile (HTTP_WEB_CONFIG_FILE: TLS and basic auth,
+// "" for neither), binds addr and routes /metrics (from reg), /healthz and
+// /readyz.
+func Listen(addr, webConfigFile string, reg *prometheus.Registry, log *slog.Logger) (*Server, error) {
+	if err := checkWebConfig(webConfigFile); err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s (HTTP_ADDR): %w", addr, err)
 	}
-	s := &Server{ln: ln, mux: http.NewServeMux(), log: log}
+	s := &Server{ln: boundedListener{ln}, mux: http.NewServeMux(), log: log, webConfig: webConfigFile}
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -52,7 +59,7 @@ func Listen(addr string, reg *prometheus.Registry, log *slog.Logger) (*Server, e
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second}
+	s.srv = newHTTPServer(s.mux, log)
 	return s, nil
 }
 
@@ -84,7 +91,7 @@ func (s *Server) Start() (stop func()) {
 // Serve serves until ctx ends, then shuts down gracefully within 5s.
 func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(s.ln) }()
+	go func() { errc <- s.serve() }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http: %w", err)

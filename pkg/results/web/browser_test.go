@@ -82,10 +82,14 @@ func TestBrowser(t *testing.T) {
 }
 
 // waitTotals waits until the page shows want, which /results must serve
-// too, and returns what it shows.
+// too (within a few Intervals), and returns what it shows.
 func waitTotals(ctx context.Context, t *testing.T, p *webtest.Page, base string, want results.Results) webtest.Shown {
 	t.Helper()
 	api := getResults(t, base)
+	for deadline := time.Now().Add(5 * time.Second); api.Counted != want.Counted && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		api = getResults(t, base)
+	}
 	if api.Counted != want.Counted || api.Candidates != want.Candidates {
 		t.Fatalf("/results: got %d counted, want %d", api.Counted, want.Counted)
 	}

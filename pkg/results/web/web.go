@@ -5,10 +5,7 @@
 package web
 
 import (
-	"bytes"
 	"embed"
-	"encoding/json"
-	"fmt"
 	"io/fs"
 	"net/http"
 	"sync"
@@ -30,14 +27,25 @@ type Options struct {
 	KeepAlive time.Duration
 	// Now is the clock for results' age: time.Now if nil.
 	Now func() time.Time
+	// MaxViewers bounds the open event streams; past it /events answers
+	// 503 with Retry-After. No bound if zero.
+	MaxViewers int
+	// RetryAfter is what a refused viewer is told to wait: 30s if zero.
+	RetryAfter time.Duration
+	// ViewerTimeout is how long a viewer may take to accept one event (or
+	// keep-alive) before it is disconnected: 10s if zero.
+	ViewerTimeout time.Duration
 }
 
 // Handler serves the page at /, its assets under /assets/, the results as
-// JSON at /results and as server-sent events at /events.
+// JSON at /results and as server-sent events at /events. It encodes the
+// results once per change, at most once per Interval, and sends the same
+// bytes to every request and viewer.
 type Handler struct {
 	source func() results.Results
 	opt    Options
 	mux    *http.ServeMux
+	hub    hub
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -45,11 +53,12 @@ type Handler struct {
 
 var _ http.Handler = (*Handler)(nil)
 
-// New returns a handler showing what source returns. source is called for
-// every request and by every open event stream once per Interval, from many
-// goroutines: it must be safe for concurrent use and cheap (return a
-// snapshot, do not recount). Before anything is counted it should return
-// results.Compute of an empty tally rather than a zero Results.
+// New returns a handler showing what source returns. source is called now
+// and then once per Interval, by one goroutine the handler runs until
+// Close: it must be safe for concurrent use with whatever updates it, and
+// cheap (return a snapshot, do not recount). Before anything is counted it
+// should return results.Compute of an empty tally rather than a zero
+// Results.
 func New(source func() results.Results, opt Options) *Handler {
 	if opt.Interval <= 0 {
 		opt.Interval = time.Second
@@ -59,6 +68,12 @@ func New(source func() results.Results, opt Options) *Handler {
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
+	}
+	if opt.RetryAfter <= 0 {
+		opt.RetryAfter = 30 * time.Second
+	}
+	if opt.ViewerTimeout <= 0 {
+		opt.ViewerTimeout = 10 * time.Second
 	}
 	h := &Handler{source: source, opt: opt, mux: http.NewServeMux(), done: make(chan struct{})}
 	static, err := fs.Sub(assets, "assets")
@@ -72,6 +87,9 @@ func New(source func() results.Results, opt Options) *Handler {
 	h.mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(static)))
 	h.mux.HandleFunc("GET /results", h.serveResults)
 	h.mux.HandleFunc("GET /events", h.serveEvents)
+	h.hub.gz = newGzipPieces()
+	h.refresh()
+	go h.publishLoop()
 	return h
 }
 
@@ -79,8 +97,8 @@ func New(source func() results.Results, opt Options) *Handler {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
 // Close ends the open event streams, which otherwise never go idle and would
-// hold http.Server.Shutdown until its deadline; pass it to
-// http.Server.RegisterOnShutdown. Streams asked for after Close end at once.
+// hold http.Server.Shutdown until its deadline, and stops the updates.
+// Streams asked for after Close end at once.
 func (h *Handler) Close() { h.closeOnce.Do(func() { close(h.done) }) }
 
 // snapshot returns the results with their age filled.
@@ -92,71 +110,12 @@ func (h *Handler) snapshot() results.Results {
 	return r
 }
 
-func (h *Handler) serveResults(w http.ResponseWriter, r *http.Request) {
-	res := h.snapshot()
-	b, err := json.Marshal(&res)
-	if err != nil {
-		http.Error(w, fmt.Sprintf("encode results: %v", err), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Write(append(b, '\n'))
-}
+// Viewers is the number of open event streams.
+func (h *Handler) Viewers() int64 { return h.hub.viewers.Load() }
 
-// serveEvents sends the results at once, then again whenever they change
-// (their age aside), until the client goes or Close is called.
-func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
-	rc := http.NewResponseController(w)
-	send := func(format string, args ...any) error {
-		if _, err := fmt.Fprintf(w, format, args...); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
-	// A stream outlives any server WriteTimeout meant for short replies.
-	_ = rc.SetWriteDeadline(time.Time{})
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Accel-Buffering", "no") // nginx would hold events back
-	if err := send("retry: 2000\n\n"); err != nil {
-		return
-	}
-	tick := time.NewTicker(h.opt.Interval)
-	defer tick.Stop()
-	var last []byte
-	lastSent := time.Now()
-	for {
-		res := h.snapshot()
-		age := res.AgeSeconds
-		res.AgeSeconds = 0
-		key, err := json.Marshal(&res)
-		if err != nil {
-			return
-		}
-		switch {
-		case !bytes.Equal(key, last):
-			res.AgeSeconds = age
-			b, err := json.Marshal(&res)
-			if err != nil {
-				return
-			}
-			if err := send("data: %s\n\n", b); err != nil {
-				return
-			}
-			last, lastSent = key, time.Now()
-		case time.Since(lastSent) >= h.opt.KeepAlive:
-			if err := send(": keep-alive\n\n"); err != nil {
-				return
-			}
-			lastSent = time.Now()
-		}
-		select {
-		case <-r.Context().Done():
-			return
-		case <-h.done:
-			return
-		case <-tick.C:
-		}
-	}
-}
+// Refused is the number of event streams refused past MaxViewers.
+func (h *Handler) Refused() int64 { return h.hub.refused.Load() }
+
+// Dropped is the number of viewers disconnected for not taking an event
+// within ViewerTimeout.
+func (h *Handler) Dropped() int64 { return h.hub.dropped.Load() }

@@ -285,18 +285,26 @@
 
   // ---- live updates ----
   function poll() {
-    return fetch("/results", { cache: "no-store" })
+    return fetch("/results", { cache: "no-cache" })
       .then((res) => { if (!res.ok) throw new Error(res.status); return res.json(); })
       .then(accept)
       .catch(() => {});
   }
-  if (window.EventSource) {
+  function listen() {
     const es = new EventSource("/events");
     es.onopen = () => { connected = true; freshness(); };
-    es.onerror = () => { connected = false; freshness(); };
+    es.onerror = () => {
+      connected = false;
+      freshness();
+      // Refused (503: the replica has too many viewers), the stream is
+      // closed for good: poll meanwhile and try again later.
+      if (es.readyState === EventSource.CLOSED) setTimeout(listen, 30000);
+    };
     es.onmessage = (e) => { connected = true; accept(JSON.parse(e.data)); };
   }
+  if (window.EventSource) listen();
   poll();
-  // Events can stop (a proxy, a replica going away): poll meanwhile.
-  setInterval(() => { if (Date.now() - receivedAt > 10000) poll(); }, 5000);
+  // Events can stop or be refused (a proxy, a busy or departed replica):
+  // poll meanwhile.
+  setInterval(() => { if (!connected || Date.now() - receivedAt > 10000) poll(); }, 2000);
 })();

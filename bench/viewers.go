@@ -1,0 +1,662 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"compress/flate"
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/votestream/votestream/pkg/checkpoint"
+	"github.com/votestream/votestream/pkg/votegen"
+)
+
+// The viewers run (-viewers N): the same count as the counter run, while N
+// live-page viewers hold /events open and pollers ask /results for
+// pollRate requests/s. The client side shares the machine with the counter,
+// so it is kept cheap: raw TCP connections, one goroutine and an 8 KiB
+// buffer each, and a viewer only looks for the "id: N" line of each event.
+
+const (
+	pollRate    = 5000 // /results requests per second, in total
+	pollConns   = 8    // kept-alive connections they are spread over
+	pollBatch   = 16   // requests each sends at once (HTTP/1.1 pipelining)
+	dialers     = 64   // viewers connecting at once
+	viewerBuf   = 8 << 10
+	connectWait = time.Minute
+)
+
+// received is one event a viewer got: its frame id and when.
+type received struct {
+	id uint64
+	at time.Time
+}
+
+type viewer struct {
+	conn    net.Conn
+	got     []received // read by others once the viewer ended
+	err     error      // likewise
+	started atomic.Bool
+}
+
+// viewerLoad is N viewers, the pollers and one monitor stream that decodes
+// each event's offsets, against one counter.
+type viewerLoad struct {
+	addr    string
+	viewers []*viewer
+	wg      sync.WaitGroup
+	stop    chan struct{}
+
+	polls, pollErrs atomic.Int64
+	pollFrom        time.Time
+
+	mu      sync.Mutex
+	frames  map[uint64]map[int]int64 // frame id -> offsets it covers (from the monitor)
+	ids     map[uint64]uint64        // fingerprint of a frame's piece -> frame id
+	order   []uint64
+	monitor *viewer
+}
+
+// raiseFileLimit lets this process hold n more sockets than the default
+// soft limit allows, up to the hard limit.
+func raiseFileLimit(n int) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	want := uint64(n) + 256
+	if lim.Cur >= want {
+		return nil
+	}
+	if lim.Max < want {
+		return fmt.Errorf("-viewers %d needs %d open files, the hard limit is %d (raise ulimit -Hn)", n, want, lim.Max)
+	}
+	lim.Cur = want
+	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+}
+
+// connectViewers opens n event streams and the monitor, and waits until
+// every one has its first event.
+func connectViewers(ctx context.Context, addr string, n int) (*viewerLoad, error) {
+	l := &viewerLoad{addr: addr, stop: make(chan struct{}), frames: make(map[uint64]map[int]int64), ids: make(map[uint64]uint64)}
+	if err := l.startMonitor(); err != nil {
+		return nil, err
+	}
+	l.viewers = make([]*viewer, n)
+	var firstEvents sync.WaitGroup
+	sem := make(chan struct{}, dialers)
+	var dialErr atomic.Value
+	for i := range l.viewers {
+		v := &viewer{}
+		l.viewers[i] = v
+		sem <- struct{}{}
+		firstEvents.Add(1)
+		l.wg.Go(func() {
+			err := v.open(addr)
+			<-sem
+			if err != nil {
+				dialErr.CompareAndSwap(nil, err)
+				firstEvents.Done()
+				return
+			}
+			v.read(firstEvents.Done)
+		})
+	}
+	done := make(chan struct{})
+	go func() { firstEvents.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(connectWait):
+		l.close()
+		return nil, fmt.Errorf("%d viewers not all connected within %s", n, connectWait)
+	}
+	if err, _ := dialErr.Load().(error); err != nil {
+		l.close()
+		return nil, fmt.Errorf("viewer: %w", err)
+	}
+	for _, v := range l.viewers {
+		if !v.started.Load() {
+			l.close()
+			return nil, fmt.Errorf("a viewer's stream ended before anything came: %v", v.err)
+		}
+	}
+	return l, nil
+}
+
+func (v *viewer) open(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	// As a browser asks: gzip accepted.
+	if _, err := io.WriteString(c, "GET /events HTTP/1.1\r\nHost: bench\r\nAccept-Encoding: gzip\r\n\r\n"); err != nil {
+		c.Close()
+		return err
+	}
+	v.conn = c
+	return nil
+}
+
+// read records every piece of the stream it gets, by fingerprint, until
+// the connection ends; first is called once, at the first piece or the
+// end. The stream is chunked and gzipped, one chunk per event, each event
+// compressed on its own and the same bytes for every viewer (as
+// pkg/results/web sends it): the monitor, which inflates them, maps
+// fingerprints to frames, so a viewer inflates nothing.
+func (v *viewer) read(first func()) {
+	var once sync.Once
+	defer once.Do(first)
+	br := bufio.NewReaderSize(v.conn, viewerBuf)
+	if v.err = skipHeader(br); v.err != nil {
+		return
+	}
+	v.err = eachChunk(br, func(piece []byte) {
+		v.got = append(v.got, received{fingerprint(piece), time.Now()})
+		v.started.Store(true)
+		once.Do(first)
+	})
+}
+
+// eachChunk calls fn with each chunk of a chunked body (up to the reader's
+// buffer size; longer ones are skipped) until the body or the connection
+// ends.
+func eachChunk(br *bufio.Reader, fn func([]byte)) error {
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		size, err := strconv.ParseUint(string(bytes.TrimSpace(line)), 16, 32)
+		if err != nil || size == 0 {
+			return fmt.Errorf("chunk size %q: %v", line, err)
+		}
+		if data, err := br.Peek(int(size)); err == nil {
+			fn(data)
+		}
+		if _, err := br.Discard(int(size) + 2); err != nil {
+			return err
+		}
+	}
+}
+
+// fingerprint tells pieces apart by their length and last bytes: a
+// compressed frame's end depends on all of it.
+func fingerprint(piece []byte) uint64 {
+	h := fnv.New64a()
+	h.Write(piece[max(0, len(piece)-32):])
+	return h.Sum64() ^ uint64(len(piece))<<40
+}
+
+func skipHeader(br *bufio.Reader) error {
+	status, err := br.ReadSlice('\n')
+	if err != nil {
+		return err
+	}
+	if !bytes.Contains(status, []byte(" 200 ")) {
+		return fmt.Errorf("/events: %s", bytes.TrimSpace(status))
+	}
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			return nil
+		}
+	}
+}
+
+// startMonitor follows /events as the viewers do and inflates each piece
+// (each is compressed on its own) to learn its frame's id and offsets.
+func (l *viewerLoad) startMonitor() error {
+	m := &viewer{}
+	if err := m.open(l.addr); err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(m.conn, 256<<10)
+	if err := skipHeader(br); err != nil {
+		m.conn.Close()
+		return fmt.Errorf("monitor: %w", err)
+	}
+	l.monitor = m
+	l.wg.Go(func() {
+		zr := flate.NewReader(bytes.NewReader(nil))
+		_ = eachChunk(br, func(piece []byte) {
+			if len(piece) >= 10 && piece[0] == 0x1f && piece[1] == 0x8b {
+				return // the gzip header and the retry delay
+			}
+			if zr.(flate.Resetter).Reset(bytes.NewReader(piece), nil) != nil {
+				return
+			}
+			text, _ := io.ReadAll(zr)
+			var id uint64
+			var r struct {
+				Offsets map[int]int64 `json:"offsets"`
+			}
+			for line := range strings.SplitSeq(string(text), "\n") {
+				if s, ok := strings.CutPrefix(line, "id: "); ok {
+					id, _ = strconv.ParseUint(s, 10, 64)
+				} else if s, ok := strings.CutPrefix(line, "data: "); ok && json.Unmarshal([]byte(s), &r) == nil {
+					l.mu.Lock()
+					l.frames[id] = r.Offsets
+					l.ids[fingerprint(piece)] = id
+					l.order = append(l.order, id)
+					l.mu.Unlock()
+				}
+			}
+		})
+	})
+	return nil
+}
+
+// startPolling asks /results pollRate times a second, gzip accepted, over
+// pollConns kept-alive connections, until close.
+func (l *viewerLoad) startPolling() {
+	l.pollFrom = time.Now()
+	every := time.Second * pollConns * pollBatch / pollRate
+	for range pollConns {
+		l.wg.Go(func() {
+			c, err := net.DialTimeout("tcp", l.addr, 10*time.Second)
+			if err != nil {
+				l.pollErrs.Add(1)
+				return
+			}
+			go func() { <-l.stop; c.Close() }()
+			br := bufio.NewReaderSize(c, viewerBuf)
+			req := bytes.Repeat([]byte("GET /results HTTP/1.1\r\nHost: bench\r\nAccept-Encoding: gzip\r\n\r\n"), pollBatch)
+			next := time.Now()
+			for {
+				if _, err := c.Write(req); err != nil {
+					return
+				}
+				for range pollBatch {
+					res, err := http.ReadResponse(br, nil)
+					if err != nil {
+						return
+					}
+					_, err = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if err != nil || res.StatusCode != http.StatusOK {
+						l.pollErrs.Add(1)
+					} else {
+						l.polls.Add(1)
+					}
+				}
+				next = next.Add(every)
+				if d := time.Until(next); d > 0 {
+					time.Sleep(d)
+				} else if d < -time.Second {
+					next = time.Now() // behind: do not burst to catch up
+				}
+			}
+		})
+	}
+}
+
+// pollRateNow is the /results rate since startPolling.
+func (l *viewerLoad) pollRateNow() float64 {
+	return float64(l.polls.Load()) / time.Since(l.pollFrom).Seconds()
+}
+
+func (l *viewerLoad) close() {
+	select {
+	case <-l.stop:
+		return
+	default:
+	}
+	close(l.stop)
+	for _, v := range append(l.viewers, l.monitor) {
+		if v != nil && v.conn != nil {
+			v.conn.Close()
+		}
+	}
+	l.wg.Wait()
+}
+
+// viewerReport is what the viewers run found.
+type viewerReport struct {
+	viewers, dropped, missedFinal int
+	delays                        []time.Duration // sorted
+	changes                       int
+}
+
+func (r viewerReport) quantile(q float64) time.Duration {
+	if len(r.delays) == 0 {
+		return 0
+	}
+	return r.delays[min(len(r.delays)-1, int(q*float64(len(r.delays))))]
+}
+
+// report computes, for every checkpoint written while the viewers
+// watched and every viewer, the delay from the checkpoint's write to the
+// viewer's first event that includes it; and how many viewers never got
+// the frame with the final offsets.
+func (l *viewerLoad) report(ckpts []checkpoint.State, final map[int]int64) viewerReport {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// covering: the first frame, in the monitor's order, with offsets[p] >= o.
+	covering := func(p int, o int64) (uint64, bool) {
+		for _, id := range l.order {
+			if l.frames[id][p] >= o {
+				return id, true
+			}
+		}
+		return 0, false
+	}
+	r := viewerReport{viewers: len(l.viewers)}
+	finalID, finalOK := uint64(0), false
+	for _, id := range l.order {
+		if complete(l.frames[id], final) {
+			finalID, finalOK = id, true
+			break
+		}
+	}
+	type change struct {
+		frame   uint64
+		written time.Time
+	}
+	var changes []change
+	for _, st := range ckpts {
+		if id, ok := covering(int(st.Partition), st.Offset); ok {
+			changes = append(changes, change{id, time.UnixMilli(st.Written)})
+		}
+	}
+	r.changes = len(changes)
+	for _, v := range l.viewers {
+		if v.err != nil && !isClosed(v.err) {
+			r.dropped++
+		}
+		// Fingerprints to frames; keep-alives and the header are no frame.
+		got := v.got[:0]
+		for _, g := range v.got {
+			if id, ok := l.ids[g.id]; ok {
+				got = append(got, received{id, g.at})
+			}
+		}
+		v.got = got
+		if len(v.got) == 0 {
+			r.missedFinal++
+			continue
+		}
+		if !finalOK || v.got[len(v.got)-1].id < finalID {
+			r.missedFinal++
+		}
+		firstID := v.got[0].id
+		for _, c := range changes {
+			if c.frame <= firstID {
+				continue // before this viewer connected
+			}
+			i, _ := slices.BinarySearchFunc(v.got, c.frame, func(g received, id uint64) int { return cmp.Compare(g.id, id) })
+			if i < len(v.got) {
+				r.delays = append(r.delays, v.got[i].at.Sub(c.written))
+			}
+		}
+	}
+	slices.Sort(r.delays)
+	return r
+}
+
+func complete(got, want map[int]int64) bool {
+	for p, o := range want {
+		if got[p] < o {
+			return false
+		}
+	}
+	return true
+}
+
+func isClosed(err error) bool {
+	return err == nil || strings.Contains(err.Error(), "use of closed network connection")
+}
+
+// readCheckpoints returns every checkpoint record of topic's partitions.
+func (b *bench) readCheckpoints(ctx context.Context, topic string, parts int) ([]checkpoint.State, error) {
+	var out []checkpoint.State
+	for p := range parts {
+		_, end, err := b.client.Offsets(ctx, topic, p)
+		if err != nil {
+			return nil, err
+		}
+		for off := int64(0); off < end; {
+			recs, next, _, err := b.client.FetchFrom(ctx, topic, p, off, time.Second)
+			if err != nil {
+				return nil, err
+			}
+			for _, rec := range recs {
+				var st checkpoint.State
+				if st.UnmarshalBinary(rec.Value) == nil {
+					out = append(out, st)
+				}
+			}
+			if next <= off {
+				break
+			}
+			off = next
+		}
+	}
+	return out, nil
+}
+
+// watchedRun is one count of a complete topic, with or without viewers.
+type watchedRun struct {
+	row    row
+	report viewerReport
+	polled float64 // /results requests per second
+}
+
+// countWatched counts topic with a fresh counter while viewers viewers
+// watch /events and pollers ask /results (none if viewers is 0). The
+// viewers connect while the counter starts; its rate is counted from the
+// later of its readiness and their all being connected, to every vote
+// checkpointed, from the checkpoints' own write times, so both kinds of
+// run are measured alike.
+func (b *bench) countWatched(ctx context.Context, topic names, scale float64, viewers int) (watchedRun, error) {
+	var w watchedRun
+	want, err := votegen.TrueTotals(votegen.Config{Seed: b.cfg.seed, Scale: scale})
+	if err != nil {
+		return w, err
+	}
+	n := b.newNames("viewers")
+	n.topic = topic.topic
+	extra := []string{"HTTP_MAX_VIEWERS=" + strconv.Itoa(viewers+16)}
+	if b.cfg.profileDir != "" {
+		extra = append(extra, "CPU_PROFILE="+filepath.Join(b.cfg.profileDir, fmt.Sprintf("viewers-%d-%d.prof", viewers, b.n)))
+	}
+	p, err := startProc("counter", filepath.Join(b.cfg.bin, "counter"), nil, b.env(n, extra...))
+	if err != nil {
+		return w, err
+	}
+	defer func() {
+		if !p.exited() {
+			p.kill()
+		}
+	}()
+	addr, err := p.waitOutput(metricsAddrRE, 30*time.Second)
+	if err != nil {
+		return w, err
+	}
+	readyc := make(chan time.Time, 1)
+	go func() { t, _ := b.waitReady(p, addr); readyc <- t }()
+	from := time.Now()
+	var load *viewerLoad
+	if viewers > 0 {
+		if load, err = connectViewers(ctx, addr, viewers); err != nil {
+			return w, err
+		}
+		defer load.close()
+		load.startPolling()
+		from = time.Now()
+		fmt.Fprintf(b.log, "bench: %d viewers connected in %s\n", viewers, from.Sub(p.start).Round(time.Millisecond))
+	}
+	ready := <-readyc
+	if ready.IsZero() {
+		return w, fmt.Errorf("counter not ready:\n%s", tail(p.output(), 20))
+	}
+	from = later(from, ready)
+	if _, err := b.waitExact(ctx, addr, &want, true); err != nil {
+		return w, err
+	}
+	if load != nil {
+		w.polled = load.pollRateNow()
+		// Every viewer must get the final offsets: wait a frame or two.
+		time.Sleep(4 * time.Second)
+		load.close()
+	}
+	w.row = row{name: fmt.Sprintf("votestream counter, %d viewers on /events + /results polled", viewers), rssMiB: p.peakMiB()}
+	// No CPU per vote: the process's CPU covers more than the votes the
+	// window counts.
+	if err = p.stop(30 * time.Second); err != nil {
+		return w, err
+	}
+	var ckpts []checkpoint.State
+	for try := 0; ; try++ {
+		// The bench's client may not know the topic yet: ask again.
+		if ckpts, err = b.readCheckpoints(ctx, n.ckpt, b.cfg.partitions); err == nil || try == 5 {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if err != nil {
+		return w, err
+	}
+	w.row.votes, w.row.seconds = countedSince(ckpts, from, want.Total())
+	w.row.wall = w.row.seconds
+	if load != nil {
+		final, err := b.client.EndOffsets(ctx, n.topic, b.cfg.partitions)
+		if err != nil {
+			return w, err
+		}
+		var watched []checkpoint.State
+		for _, st := range ckpts {
+			if time.UnixMilli(st.Written).After(from) {
+				watched = append(watched, st)
+			}
+		}
+		w.report = load.report(watched, final)
+	}
+	return w, nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// countedSince is the votes counted after from, to total, and the seconds
+// it took, from the checkpoints' write times: the state as of from is the
+// newest checkpoint of each partition written before it.
+func countedSince(ckpts []checkpoint.State, from time.Time, total int64) (int64, float64) {
+	s := slices.Clone(ckpts)
+	slices.SortFunc(s, func(a, b checkpoint.State) int { return cmp.Compare(a.Written, b.Written) })
+	offsets := map[int32]int64{}
+	sum := func() (n int64) {
+		for _, o := range offsets {
+			n += o
+		}
+		return n
+	}
+	var base int64
+	started := false
+	for _, st := range s {
+		at := time.UnixMilli(st.Written)
+		if !started && !at.Before(from) {
+			base, started = sum(), true
+		}
+		offsets[st.Partition] = max(offsets[st.Partition], st.Offset)
+		if started && sum() >= total {
+			return total - base, at.Sub(from).Seconds()
+		}
+	}
+	return 0, 0
+}
+
+// viewerRuns pairs each counter run with the viewers run after it.
+type viewerRuns struct {
+	alone, watched []row
+	reports        []viewerReport
+	pollRates      []float64
+}
+
+func (v *viewerRuns) run(ctx context.Context, b *bench, topic names, scale float64) error {
+	alone, err := b.countWatched(ctx, topic, scale, 0)
+	if err != nil {
+		return fmt.Errorf("count without viewers: %w", err)
+	}
+	w, err := b.countWatched(ctx, topic, scale, b.cfg.viewers)
+	if err != nil {
+		return fmt.Errorf("count with viewers: %w", err)
+	}
+	r, rep := w.row, w.report
+	fmt.Fprintf(b.log, "bench: viewers run: %s votes/s alone, %s votes/s watched (%.2f), /results %.0f req/s, peak RSS %.0f / %.0f MiB, delay p99 %s\n",
+		human(alone.row.rate()), human(r.rate()), r.rate()/alone.row.rate(), w.polled, alone.row.rssMiB, r.rssMiB, rep.quantile(0.99).Round(time.Millisecond))
+	v.alone, v.watched = append(v.alone, alone.row), append(v.watched, r)
+	v.reports, v.pollRates = append(v.reports, rep), append(v.pollRates, w.polled)
+	return nil
+}
+
+// median is the index of the pair with the median rate ratio.
+func (v *viewerRuns) median() int {
+	idx := make([]int, len(v.watched))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		ra, rb := v.watched[a].rate()/v.alone[a].rate(), v.watched[b].rate()/v.alone[b].rate()
+		switch {
+		case ra < rb:
+			return -1
+		case ra > rb:
+			return 1
+		}
+		return 0
+	})
+	return idx[(len(idx)-1)/2]
+}
+
+func (v *viewerRuns) row() row {
+	if len(v.watched) == 0 {
+		return row{}
+	}
+	i := v.median()
+	r := v.watched[i]
+	r.versus = fmt.Sprintf("%.2f of the count alone", r.rate()/v.alone[i].rate())
+	if len(v.watched) > 1 {
+		r.versus += fmt.Sprintf(" (median of %d)", len(v.watched))
+	}
+	return r
+}
+
+func (v *viewerRuns) print(w io.Writer) {
+	if len(v.watched) == 0 {
+		return
+	}
+	ratios := make([]string, len(v.watched))
+	for j := range v.watched {
+		ratios[j] = fmt.Sprintf("%.2f", v.watched[j].rate()/v.alone[j].rate())
+	}
+	i := v.median()
+	rep, alone, watched := v.reports[i], v.alone[i], v.watched[i]
+	perViewer := (watched.rssMiB - alone.rssMiB) * 1024 / float64(rep.viewers)
+	fmt.Fprintf(w, "viewers: %d on /events and /results at %.0f requests/s during the count: rate ratio to the count alone %s (goal >= 0.90); "+
+		"peak RSS %.0f MiB alone, %.0f MiB watched: %.1f KiB per viewer; %d changes seen by every viewer, delay checkpoint written to viewer got it: "+
+		"p50 %s, p99 %s, max %s (goal p99 <= BATCH_MAX_WAIT + 1 s = 2 s); %d viewers dropped, %d missed the final totals\n",
+		rep.viewers, v.pollRates[i], strings.Join(ratios, ", "), alone.rssMiB, watched.rssMiB, perViewer, rep.changes,
+		rep.quantile(0.5).Round(time.Millisecond), rep.quantile(0.99).Round(time.Millisecond), rep.quantile(1).Round(time.Millisecond),
+		rep.dropped, rep.missedFinal)
+}

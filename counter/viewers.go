@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"runtime/debug"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/votestream/votestream/pkg/results/web"
+	"github.com/votestream/votestream/pkg/telemetry"
+)
+
+// mountElection serves the live page, /results and /events from the view
+// beside /metrics, /healthz and /readyz (more specific routes, so kept),
+// with at most maxViewers event streams, and exports how many are open,
+// refused and dropped. The returned handler must be closed before the
+// server shuts down, to end the event streams that would hold it up.
+func mountElection(srv *telemetry.Server, reg prometheus.Registerer, view *election, maxViewers int) *web.Handler {
+	h := web.New(view.results, web.Options{MaxViewers: maxViewers})
+	srv.Handle("/", h)
+	name := func(n string) string { return prometheus.BuildFQName(telemetry.Namespace, "http", n) }
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name("viewers"),
+			Help: "Open event streams of the live page (/events)."},
+			func() float64 { return float64(h.Viewers()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name("viewers_refused_total"),
+			Help: "Event streams refused with 503 past HTTP_MAX_VIEWERS."},
+			func() float64 { return float64(h.Refused()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name("viewers_dropped_total"),
+			Help: "Viewers disconnected for not taking an event within the viewer timeout."},
+			func() float64 { return float64(h.Dropped()) }),
+	)
+	return h
+}
+
+// viewerMemory is the soft memory limit each open viewer adds: what one
+// costs (its connection's buffers and goroutine, about 31 KiB as measured
+// by bin/bench -viewers) with room to spare. Without it, thousands of
+// viewers would hold the heap at the limit and the GC, scanning their
+// goroutines again and again, would take the CPU the count needs.
+const viewerMemory = 64 << 10
+
+// budgetViewers raises the soft memory limit base by viewerMemory per open
+// viewer, checking every 200ms, until ctx ends; then it restores base.
+func budgetViewers(ctx context.Context, h *web.Handler, base int64) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	set := base
+	for {
+		select {
+		case <-ctx.Done():
+			debug.SetMemoryLimit(base)
+			return
+		case <-t.C:
+		}
+		if want := base + h.Viewers()*viewerMemory; want != set {
+			debug.SetMemoryLimit(want)
+			set = want
+		}
+	}
+}

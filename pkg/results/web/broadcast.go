@@ -1,0 +1,360 @@
+package web
+
+import (
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"hash/crc32"
+	"hash/fnv"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// frame is one encoding of the results, made once per change and shared by
+// every /results reply and every event stream: the same bytes for all.
+type frame struct {
+	id    uint64
+	json  []byte // the /results body
+	event []byte // the same as a server-sent event: "id: N\ndata: {...}\n\n"
+	etag  string
+
+	gzOnce sync.Once
+	gz     []byte // json gzipped, on first demand
+
+	// event compressed on its own, as a piece of any viewer's gzip stream
+	// (see gzipStream).
+	gzEvent []byte
+
+	next chan struct{} // closed when a newer frame replaces this one
+}
+
+func newFrame(id uint64, body []byte) *frame {
+	h := fnv.New64a()
+	h.Write(body)
+	event := make([]byte, 0, len(body)+32)
+	event = append(event, "id: "...)
+	event = strconv.AppendUint(event, id, 10)
+	event = append(event, "\ndata: "...)
+	event = append(event, body...)
+	event = append(event, "\n\n"...)
+	return &frame{
+		id: id, json: append(bytes.Clone(body), '\n'), event: event,
+		etag:    `"` + strconv.FormatUint(h.Sum64(), 36) + `"`,
+		gzEvent: deflateAlone(event),
+		next:    make(chan struct{}),
+	}
+}
+
+// gzipped is the body gzipped, compressed by the first request that
+// accepts it; the others wait for it and share it.
+func (f *frame) gzipped() []byte {
+	f.gzOnce.Do(func() {
+		var b bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
+		zw.Write(f.json)
+		zw.Close()
+		f.gz = b.Bytes()
+	})
+	return f.gz
+}
+
+// hub holds the current frame and counts the viewers. A viewer waits on
+// the frame it last sent to be replaced and then takes the newest: its
+// whole queue is that one pointer, so a slow viewer skips to the latest
+// results and costs no memory per change, and the publisher never waits
+// for any viewer.
+type hub struct {
+	cur     atomic.Pointer[frame]
+	lastKey []byte // the last results encoded without their age; publisher only
+
+	viewers, refused, dropped atomic.Int64
+
+	gz *gzipPieces
+}
+
+func (h *hub) current() *frame { return h.cur.Load() }
+
+// publish makes a frame of body, unless key (the results without their
+// age) is what the current frame already shows.
+func (h *hub) publish(key, body []byte) {
+	if bytes.Equal(key, h.lastKey) {
+		return
+	}
+	h.lastKey = key
+	var id uint64 = 1
+	old := h.cur.Load()
+	if old != nil {
+		id = old.id + 1
+	}
+	h.cur.Store(newFrame(id, body))
+	if old != nil {
+		close(old.next)
+	}
+}
+
+// admit counts a new viewer, or refuses it past max (no limit if max <= 0).
+func (h *hub) admit(max int) bool {
+	if n := h.viewers.Add(1); max > 0 && n > int64(max) {
+		h.viewers.Add(-1)
+		h.refused.Add(1)
+		return false
+	}
+	return true
+}
+
+// encode marshals the current results twice: without their age, to tell
+// whether they changed, and as served.
+func (h *Handler) encode() (key, body []byte, err error) {
+	res := h.snapshot()
+	age := res.AgeSeconds
+	res.AgeSeconds = 0
+	if key, err = json.Marshal(&res); err != nil {
+		return nil, nil, err
+	}
+	if age == 0 {
+		return key, key, nil
+	}
+	res.AgeSeconds = age
+	body, err = json.Marshal(&res)
+	return key, body, err
+}
+
+// refresh publishes the current results if they changed.
+func (h *Handler) refresh() {
+	key, body, err := h.encode()
+	if err != nil {
+		return // results.Results always marshals; nothing better to do
+	}
+	h.hub.publish(key, body)
+}
+
+// publishLoop refreshes the frame every Interval until Close.
+func (h *Handler) publishLoop() {
+	t := time.NewTicker(h.opt.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.done:
+			return
+		case <-t.C:
+			h.refresh()
+		}
+	}
+}
+
+// serveResults sends the current frame, gzipped if the client accepts it,
+// or 304 Not Modified if the client already has it (If-None-Match).
+func (h *Handler) serveResults(w http.ResponseWriter, r *http.Request) {
+	f := h.hub.current()
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	// Any cache must ask again each time, and can with the ETag.
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("Vary", "Accept-Encoding")
+	body, etag := f.json, f.etag
+	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		// Another representation, another tag.
+		body, etag = f.gzipped(), strings.TrimSuffix(f.etag, `"`)+`-gzip"`
+		hdr.Set("Content-Encoding", "gzip")
+	}
+	hdr.Set("ETag", etag)
+	if noneMatch(r.Header.Get("If-None-Match"), etag) {
+		hdr.Del("Content-Encoding")
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	if r.Method == http.MethodHead {
+		return
+	}
+	w.Write(body)
+}
+
+// serveEvents streams the results: the current frame at once, then each
+// newer one, until the client goes or Close is called. A viewer past
+// MaxViewers gets 503 with Retry-After; one that cannot take an event
+// within ViewerTimeout is disconnected. A client that accepts gzip gets
+// the frames' compressed bytes, made once for all (see gzipStream).
+func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
+	if !h.hub.admit(h.opt.MaxViewers) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(h.opt.RetryAfter/time.Second)))
+		http.Error(w, "too many viewers on this replica: poll /results, or retry later", http.StatusServiceUnavailable)
+		return
+	}
+	defer h.hub.viewers.Add(-1)
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Accel-Buffering", "no") // nginx would hold events back
+	hdr.Set("Vary", "Accept-Encoding")
+	var enc streamEncoder = plainStream{}
+	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		hdr.Set("Content-Encoding", "gzip")
+		enc = &gzipStream{pieces: h.hub.gz}
+	}
+	if r.Method == http.MethodHead {
+		return
+	}
+	rc := http.NewResponseController(w)
+	send := func(b []byte) error {
+		// Replaces the server's WriteTimeout, meant for short replies.
+		_ = rc.SetWriteDeadline(time.Now().Add(h.opt.ViewerTimeout))
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	keepAlive := time.NewTimer(h.opt.KeepAlive)
+	defer keepAlive.Stop()
+	f := h.hub.current()
+	// Two writes, so that each event is a piece of its own on the wire.
+	err := send(enc.start())
+	if err == nil {
+		err = send(enc.event(f))
+	}
+	for err == nil {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-h.done:
+			_ = send(enc.end())
+			return
+		case <-f.next:
+			f = h.hub.current()
+			err = send(enc.event(f))
+		case <-keepAlive.C:
+			err = send(enc.keepAlive())
+		}
+		keepAlive.Reset(h.opt.KeepAlive)
+	}
+	if isTimeout(err) {
+		h.hub.dropped.Add(1)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// acceptsGzip reports whether an Accept-Encoding header allows gzip.
+func acceptsGzip(header string) bool {
+	for part := range strings.SplitSeq(header, ",") {
+		name, params, _ := strings.Cut(part, ";")
+		if name = strings.TrimSpace(name); !strings.EqualFold(name, "gzip") && name != "*" {
+			continue
+		}
+		q, ok := strings.CutPrefix(strings.ReplaceAll(params, " ", ""), "q=")
+		if !ok {
+			return true
+		}
+		v, err := strconv.ParseFloat(q, 64)
+		return err == nil && v > 0
+	}
+	return false
+}
+
+// noneMatch reports whether an If-None-Match header lists etag (weakly
+// compared, as RFC 9110 asks for this header) or is "*".
+func noneMatch(header, etag string) bool {
+	for tag := range strings.SplitSeq(header, ",") {
+		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+		if tag == etag || tag == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+// A streamEncoder gives the bytes of one event stream.
+type streamEncoder interface {
+	start() []byte // what comes before the first frame: the retry delay
+	event(*frame) []byte
+	keepAlive() []byte
+	end() []byte // what ends the stream cleanly
+}
+
+const (
+	retryText     = "retry: 2000\n\n"
+	keepAliveText = ": keep-alive\n\n"
+)
+
+type plainStream struct{}
+
+func (plainStream) start() []byte         { return []byte(retryText) }
+func (plainStream) event(f *frame) []byte { return f.event }
+func (plainStream) keepAlive() []byte     { return []byte(keepAliveText) }
+func (plainStream) end() []byte           { return nil }
+
+// gzipStream is one viewer's gzip stream made of pieces compressed once
+// for every viewer: a deflate stream may be any sequence of blocks, so
+// each event, compressed on its own without reference to what came
+// before and flushed to a byte boundary, follows the previous one as is.
+// Only the trailer, the CRC-32 and length of what this viewer got, is its
+// own.
+type gzipStream struct {
+	pieces *gzipPieces
+	crc    uint32
+	size   uint32
+}
+
+// gzipPieces are the constant parts of every gzip stream, made once.
+type gzipPieces struct {
+	header, retry, keepAlive []byte
+}
+
+func newGzipPieces() *gzipPieces {
+	return &gzipPieces{
+		// deflate, no name, no time, unknown OS
+		header:    []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff},
+		retry:     deflateAlone([]byte(retryText)),
+		keepAlive: deflateAlone([]byte(keepAliveText)),
+	}
+}
+
+// add counts text as sent, for the trailer.
+func (g *gzipStream) add(text []byte) {
+	g.crc = crc32.Update(g.crc, crc32.IEEETable, text)
+	g.size += uint32(len(text))
+}
+
+func (g *gzipStream) start() []byte {
+	g.add([]byte(retryText))
+	return append(append([]byte(nil), g.pieces.header...), g.pieces.retry...)
+}
+
+func (g *gzipStream) event(f *frame) []byte {
+	g.add(f.event)
+	return f.gzEvent
+}
+
+func (g *gzipStream) keepAlive() []byte {
+	g.add([]byte(keepAliveText))
+	return g.pieces.keepAlive
+}
+
+// end is a final empty stored block and the trailer.
+func (g *gzipStream) end() []byte {
+	b := []byte{1, 0, 0, 0xff, 0xff}
+	b = binary.LittleEndian.AppendUint32(b, g.crc)
+	return binary.LittleEndian.AppendUint32(b, g.size)
+}
+
+// deflateAlone compresses b as deflate blocks that refer to nothing
+// before them, ending on a byte boundary (a sync flush), not final.
+func deflateAlone(b []byte) []byte {
+	var out bytes.Buffer
+	zw, _ := flate.NewWriter(&out, flate.BestCompression)
+	zw.Write(b)
+	zw.Flush()
+	return out.Bytes()
+}
