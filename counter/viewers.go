@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"math"
 	"runtime/debug"
 	"time"
 
@@ -44,6 +45,9 @@ const viewerMemory = 64 << 10
 // budgetViewers raises the soft memory limit base by viewerMemory per open
 // viewer, checking every 200ms, until ctx ends; then it restores base.
 func budgetViewers(ctx context.Context, h *web.Handler, base int64) {
+	if base == math.MaxInt64 {
+		return // no limit in force (GOMEMLIMIT=off, or a test's process): nothing to raise
+	}
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	set := base
