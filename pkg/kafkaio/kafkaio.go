@@ -35,6 +35,15 @@ type Client struct {
 	log    *slog.Logger
 }
 
+// requestTimeout bounds every request's round trip, and half of it is the
+// time a broker may take to answer a produce (kafka-go's default is
+// 500ms). Without it a broker that keeps its connections open but answers
+// nothing (stopped, in a long GC pause) stalls a fetch or produce until it
+// comes back, and a produce waiting on acks=all from followers slower than
+// 500ms (a busy cluster) fails after its records are already written, so
+// every retry writes them again.
+const requestTimeout = 10 * time.Second
+
 // New builds a client from cfg. It does not connect: call Ping.
 func New(cfg config.Kafka, log *slog.Logger) (*Client, error) {
 	tlsConfig, mechanism, err := Security(cfg)
@@ -58,7 +67,7 @@ func New(cfg config.Kafka, log *slog.Logger) (*Client, error) {
 		SASL:        mechanism,
 	}
 	return &Client{
-		Client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport},
+		Client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport, Timeout: requestTimeout},
 		Dialer: dialer,
 		cfg:    cfg,
 		log:    log,
