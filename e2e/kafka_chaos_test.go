@@ -91,9 +91,9 @@ func startKafkaCase(t *testing.T, k *Kafka, seed uint64, pace time.Duration) *ka
 	return kc
 }
 
-// at waits until the producer has published share i+1 of n+1 of the
-// election, so the n injections are spread over the run, and fails if it
-// has already finished: the faults must hit a live stream.
+// at waits until the producer has published (i+1)/(n+2) of the election,
+// so the n injections are spread over the run, and fails if it has
+// already finished: the faults must hit a live stream.
 func (kc *kafkaCase) at(i, n int) {
 	kc.t.Helper()
 	total := kc.el.want.Total()
