@@ -41,7 +41,8 @@ type Client struct {
 // nothing (stopped, in a long GC pause) stalls a fetch or produce until it
 // comes back, and a produce waiting on acks=all from followers slower than
 // 500ms (a busy cluster) fails after its records are already written, so
-// every retry writes them again.
+// every retry writes them again. A longer KAFKA_DIAL_TIMEOUT raises it, so
+// Ping waits as long as it says.
 const requestTimeout = 10 * time.Second
 
 // New builds a client from cfg. It does not connect: call Ping.
@@ -67,7 +68,7 @@ func New(cfg config.Kafka, log *slog.Logger) (*Client, error) {
 		SASL:        mechanism,
 	}
 	return &Client{
-		Client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport, Timeout: requestTimeout},
+		Client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport, Timeout: max(requestTimeout, cfg.DialTimeout)},
 		Dialer: dialer,
 		cfg:    cfg,
 		log:    log,
