@@ -270,7 +270,17 @@ var notEnoughRE = regexp.MustCompile(`msg="produce failed, retrying" .*?topic=(\
 // service may exit; both must go on by themselves once a broker is back.
 func twoDown(kc *kafkaCase) chaosRow {
 	kc.at(0, 1)
-	down := kc.k.Nodes[1:]
+	// The broker left is the group's coordinator, so the counters keep
+	// their partitions (heartbeats write nothing) and go on trying to
+	// checkpoint. Without a coordinator they would hold no partitions,
+	// and write nothing to be refused, until a broker returns.
+	coord := kc.k.Coordinator(kc.env.Group)
+	var down []*KafkaNode
+	for _, n := range kc.k.Nodes {
+		if n.ID != coord {
+			down = append(down, n)
+		}
+	}
 	before := kc.mark()
 	outs := kc.outputs()
 	for _, n := range down {
