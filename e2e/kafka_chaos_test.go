@@ -281,12 +281,14 @@ func twoDown(kc *kafkaCase) chaosRow {
 			down = append(down, n)
 		}
 	}
-	before := kc.mark()
 	outs := kc.outputs()
 	for _, n := range down {
 		n.Stop()
 	}
 	hold := time.Now()
+	// Marked once both are down: until then the ISRs had two replicas and
+	// the writes went through.
+	before := kc.mark()
 	// Refused, both: the producer's votes and a counter's checkpoints.
 	refused := map[string]bool{}
 	deadline := time.Now().Add(pick(45*time.Second, 90*time.Second))
@@ -311,7 +313,7 @@ func twoDown(kc *kafkaCase) chaosRow {
 	down[1].Start()
 	isr := kc.k.WaitHealthy(2 * time.Minute)
 	return chaosRow{Fault: "two brokers down (SIGTERM), one back", Injected: 1, LongestRecovery: d,
-		RecoveryMeaning: "first broker started to every partition counting past where it was when both went down",
+		RecoveryMeaning: "first broker started to every partition counting votes published after both went down",
 		ExtraNotes: fmt.Sprintf("both down %s, votes and checkpoints refused (Not Enough Replicas) meanwhile, no service exited; full ISR %s after the second started",
 			held.Round(100*time.Millisecond), isr.Round(100*time.Millisecond))}
 }
