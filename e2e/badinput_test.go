@@ -111,7 +111,7 @@ func testBadInput(t *testing.T, cluster Bootstrapper) {
 		dead = append(dead, sent{p, c.reason, c.value})
 	}
 	waitProducer(t, prod)
-	finish(t, f, env, &want, chaosRow{Fault: "bad records injected with kcat" + onBroker(cluster), Injected: len(cases),
+	finish(t, f, env, &want, chaosRow{Fault: "bad records injected with kcat", Broker: brokerName(cluster), Injected: len(cases),
 		RecoveryMeaning: "-", recoveryNotMeasure: true,
 		ExtraNotes: fmt.Sprintf("%d rejected by reason and dead-lettered once each, 1 valid header-less vote counted", len(dead))}, rejected)
 

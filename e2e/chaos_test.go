@@ -49,6 +49,7 @@ func pick[T any](short, full T) T {
 // chaosRow is one line of the figures table.
 type chaosRow struct {
 	Fault              string
+	Broker             string // what the services ran on: "kfake" when empty
 	Injected           int
 	Expected, Counted  int64
 	CellsWrong         int
@@ -61,10 +62,11 @@ type chaosRow struct {
 	doubles *doubleStats
 }
 
-// onBroker names a row's broker when it is not the local kfake one.
-func onBroker(cluster Bootstrapper) string {
+// brokerName names a row's broker for the table: "kfake" (empty) or the
+// Kafka version and node count.
+func brokerName(cluster Bootstrapper) string {
 	if k, ok := cluster.(*Kafka); ok {
-		return fmt.Sprintf(" (%s, %d-node cluster)", k.Version, len(k.Nodes))
+		return fmt.Sprintf("%s x%d", strings.TrimPrefix(k.Version, "Apache "), len(k.Nodes))
 	}
 	return ""
 }
@@ -108,8 +110,8 @@ func TestMain(m *testing.M) {
 func writeTable(w io.Writer, mode string, rows []chaosRow) {
 	fmt.Fprintf(w, "\nFault suite (%s mode, race detector %v, %s)\n\n", mode, raceEnabled, time.Now().UTC().Format("2006-01-02"))
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
-	fmt.Fprintln(tw, "| fault\t times injected\t votes expected\t votes counted\t cells wrong\t longest recovery\t recovery is\t longest shown twice\t")
-	fmt.Fprintln(tw, "| ---\t ---\t ---\t ---\t ---\t ---\t ---\t ---\t")
+	fmt.Fprintln(tw, "| fault\t broker\t times injected\t votes expected\t votes counted\t cells wrong\t longest recovery\t recovery is\t longest shown twice\t")
+	fmt.Fprintln(tw, "| ---\t ---\t ---\t ---\t ---\t ---\t ---\t ---\t ---\t")
 	for _, r := range rows {
 		rec := r.LongestRecovery.Round(10 * time.Millisecond).String()
 		if r.recoveryNotMeasure {
@@ -119,7 +121,11 @@ func writeTable(w io.Writer, mode string, rows []chaosRow) {
 		if r.doubles != nil {
 			twice = r.doubles.Longest.Round(10 * time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "| %s\t %d\t %d\t %d\t %d\t %s\t %s\t %s\t\n", r.Fault, r.Injected, r.Expected, r.Counted, r.CellsWrong, rec, r.RecoveryMeaning, twice)
+		broker := r.Broker
+		if broker == "" {
+			broker = "kfake"
+		}
+		fmt.Fprintf(tw, "| %s\t %s\t %d\t %d\t %d\t %d\t %s\t %s\t %s\t\n", r.Fault, broker, r.Injected, r.Expected, r.Counted, r.CellsWrong, rec, r.RecoveryMeaning, twice)
 	}
 	tw.Flush()
 	for _, r := range rows {
@@ -371,7 +377,11 @@ func topicEnds(t *testing.T, env Env) func() map[int]int64 {
 	return func() map[int]int64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		c := &kafka.Client{Addr: kafka.TCP(env.Brokers), Timeout: 5 * time.Second}
+		// A transport of its own: the default one would answer from
+		// metadata cached before a leader moved.
+		tr := &kafka.Transport{DialTimeout: 3 * time.Second}
+		defer tr.CloseIdleConnections()
+		c := &kafka.Client{Addr: kafka.TCP(strings.Split(env.Brokers, ",")...), Timeout: 5 * time.Second, Transport: tr}
 		reqs := make([]kafka.OffsetRequest, env.Partitions)
 		for p := range reqs {
 			reqs[p] = kafka.LastOffsetOf(p)

@@ -127,7 +127,9 @@ func StartKafka(t testing.TB, opts KafkaOptions) *Kafka {
 	for _, n := range k.Nodes {
 		n.Start()
 	}
-	k.WaitBrokers(len(k.Nodes), 90*time.Second)
+	// Generous: on a loaded 2-core machine three JVMs take minutes to
+	// settle their quorum.
+	k.WaitBrokers(len(k.Nodes), 3*time.Minute)
 	t.Cleanup(func() {
 		for _, n := range k.Nodes {
 			n.Kill()

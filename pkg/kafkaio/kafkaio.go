@@ -34,6 +34,16 @@ type Client struct {
 	log    *slog.Logger
 }
 
+// requestTimeout bounds every request's round trip, and half of it is the
+// time a broker may take to answer a produce (kafka-go's default is
+// 500ms). Without it a broker that keeps its connections open but answers
+// nothing (stopped, in a long GC pause) stalls a fetch or produce until it
+// comes back, and a produce waiting on acks=all from followers slower than
+// 500ms (a busy cluster) fails after its records are already written, so
+// every retry writes them again. A longer KAFKA_DIAL_TIMEOUT raises it, so
+// Ping waits as long as it says.
+const requestTimeout = 10 * time.Second
+
 // New builds a client from cfg. It does not connect: call Ping.
 func New(cfg config.Kafka, log *slog.Logger) (*Client, error) {
 	tlsConfig, mechanism, err := Security(cfg)
@@ -57,7 +67,7 @@ func New(cfg config.Kafka, log *slog.Logger) (*Client, error) {
 		SASL:        mechanism,
 	}
 	return &Client{
-		Client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport},
+		Client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport, Timeout: max(requestTimeout, cfg.DialTimeout)},
 		Dialer: dialer,
 		cfg:    cfg,
 		log:    log,

@@ -1,0 +1,395 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/votestream/votestream/pkg/vote"
+)
+
+// TestChaosKafka runs the broker faults on three Apache Kafka nodes with
+// replication factor 3, min.insync.replicas=2 and acks=all, while the
+// producer publishes at a steady pace and two counters count. The cases
+// share one cluster (three JVMs take long to start on a small machine);
+// each has its own topics, group and election, and starts on a healthy
+// cluster. After each, every cell must be exact and the topic must hold
+// every vote once, retries aside, which the counters must have rejected as
+// duplicates.
+func TestChaosKafka(t *testing.T) {
+	k := StartKafka(t, KafkaOptions{Nodes: 3})
+	broker := brokerName(k)
+	// Short mode (`make test`) leaves the rolling restart out, the longest
+	// case and the gentlest fault (a leader kill is a harsher one), to
+	// keep the three-node part within a few minutes.
+	cases := []struct {
+		name     string
+		seed     uint64
+		pace     time.Duration // how long publishing the election takes
+		fullOnly bool
+		run      func(*kafkaCase) chaosRow
+	}{
+		{"LeaderKill", 3101, pick(25*time.Second, 120*time.Second), false, leaderKill},
+		{"RollingRestart", 3102, pick(100*time.Second, 180*time.Second), true, rollingRestart},
+		{"TwoDown", 3103, pick(30*time.Second, 90*time.Second), false, twoDown},
+		{"PausedBroker", 3104, pick(25*time.Second, 90*time.Second), false, pausedBroker},
+		{"CoordinatorKill", 3105, pick(30*time.Second, 120*time.Second), false, coordinatorKill},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.fullOnly && !chaosFull() {
+				t.Skip("runs with CHAOS=full (make chaos)")
+			}
+			// A case that fails half way leaves the cluster whole for
+			// the next.
+			t.Cleanup(func() {
+				for _, n := range k.Nodes {
+					if p := n.running(); p == nil || p.Exited() {
+						n.Start()
+					} else {
+						n.Resume()
+					}
+				}
+			})
+			k.WaitHealthy(2 * time.Minute)
+			kc := startKafkaCase(t, k, c.seed, c.pace)
+			row := c.run(kc)
+			row.Broker = broker
+			kc.finish(row)
+		})
+	}
+}
+
+// kafkaCase is one fault case's election on the shared cluster.
+type kafkaCase struct {
+	t    *testing.T
+	k    *Kafka
+	env  Env
+	el   election
+	f    *fleet
+	prod *Proc
+	ends func() map[int]int64
+}
+
+// startKafkaCase starts two counters and the producer, paced to publish
+// for about pace, and waits until every partition is counted.
+func startKafkaCase(t *testing.T, k *Kafka, seed uint64, pace time.Duration) *kafkaCase {
+	t.Helper()
+	env := NewEnv(t, k, pick(6, 12))
+	rf := "KAFKA_REPLICATION_FACTOR=3"
+	kc := &kafkaCase{t: t, k: k, env: env, el: newElection(t, seed), f: newFleet(t, env, rf), ends: topicEnds(t, env)}
+	kc.f.start("a")
+	kc.f.start("b")
+	kc.prod = Start(t, "producer", Binaries(t).Producer, env.Vars(kc.el.producerVars(pace, "OUTPUT_DIR=", rf)...)...)
+	if _, _, err := waitResumed(kc.f, env.Partitions, false, map[int]int64{}, kc.ends, time.Now(), 2*time.Minute); err != nil {
+		t.Fatalf("counting never got going: %v", err)
+	}
+	return kc
+}
+
+// at waits until the producer has published (i+1)/(n+2) of the election,
+// so the n injections are spread over the run, and fails if it has
+// already finished: the faults must hit a live stream.
+func (kc *kafkaCase) at(i, n int) {
+	kc.t.Helper()
+	total := kc.el.want.Total()
+	waitPublished(kc.t, kc.prod, total*int64(i+1)/int64(n+2), 2*time.Minute)
+	if kc.prod.Exited() {
+		kc.t.Fatalf("the producer finished before injection %d of %d: pace it slower", i+1, n)
+	}
+}
+
+// mark is every votes partition's end offset now: the votes published
+// after it are the ones a fault injected next can hold up.
+func (kc *kafkaCase) mark() map[int]int64 {
+	kc.t.Helper()
+	for range 10 {
+		ends := kc.ends()
+		if ends[0] != math.MaxInt64 {
+			return ends
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	kc.t.Fatal("cannot read the votes topic's end offsets")
+	return nil
+}
+
+// recovered waits until every partition is owned once and has counted
+// (and checkpointed) votes published after before, its mark, and returns
+// how long that took since start.
+func (kc *kafkaCase) recovered(what string, before map[int]int64, start time.Time, spread bool) time.Duration {
+	kc.t.Helper()
+	d, _, err := waitResumed(kc.f, kc.env.Partitions, spread, before, kc.ends, start, pick(90*time.Second, 3*time.Minute))
+	if err != nil {
+		kc.t.Fatalf("%s: %v", what, err)
+	}
+	kc.t.Logf("%s: every partition counting again after %s", what, d.Round(time.Millisecond))
+	return d
+}
+
+// alive fails the test if the producer or a counter has exited: none may
+// give up on a broker fault.
+func (kc *kafkaCase) alive(when string) {
+	kc.t.Helper()
+	if kc.prod.Exited() && !strings.Contains(kc.prod.Output(), `msg="election published"`) {
+		kc.t.Fatalf("the producer exited %s\n%s", when, tail(kc.prod.Output(), 30))
+	}
+	for _, n := range kc.f.names() {
+		if p := kc.f.proc(n); p.Exited() {
+			kc.t.Fatalf("counter %s exited %s\n%s", n, when, tail(p.Output(), 30))
+		}
+	}
+}
+
+// finish waits for the producer, reads the topic back and checks the
+// counters' totals, cell by cell, and their duplicate rejections.
+func (kc *kafkaCase) finish(row chaosRow) {
+	t := kc.t
+	t.Helper()
+	waitProducer(t, kc.prod)
+	tally, repeats := readBack(t, kc.env, kc.el.want.Total())
+	CheckTally(t, "topic vs generator", &tally, &kc.el.want)
+	t.Logf("topic read back: %d votes once each, %d records repeated by retried produces", tally.Total(), repeats)
+	note := fmt.Sprintf("topic read back: every vote once, %d repeated by retries (counted as duplicates)", repeats)
+	if row.ExtraNotes != "" {
+		note = row.ExtraNotes + "; " + note
+	}
+	row.ExtraNotes = note
+	finish(t, kc.f, kc.env, &kc.el.want, row, map[string]int64{vote.ReasonDuplicate.String(): repeats})
+	kc.f.stopAll()
+}
+
+// leaders maps each partition of topic to its leader's broker id.
+func (kc *kafkaCase) leaders(topic string) map[int]int {
+	kc.t.Helper()
+	m, err := kc.k.Metadata(context.Background(), topic)
+	if err != nil {
+		kc.t.Fatalf("metadata of %s: %v", topic, err)
+	}
+	out := map[int]int{}
+	for _, tp := range m.Topics {
+		for _, p := range tp.Partitions {
+			if p.Leader.Host != "" {
+				out[p.ID] = p.Leader.ID
+			}
+		}
+	}
+	return out
+}
+
+// sharedLeader finds a broker that leads both a votes partition and a
+// checkpoint partition, the same one if it can.
+func (kc *kafkaCase) sharedLeader() (broker, votes, ckpt int) {
+	kc.t.Helper()
+	vl, cl := kc.leaders(kc.env.Topic), kc.leaders(kc.env.CheckpointTopic)
+	for p := range kc.env.Partitions {
+		if vl[p] != 0 && vl[p] == cl[p] {
+			return vl[p], p, p
+		}
+	}
+	for p := range kc.env.Partitions {
+		for q := range kc.env.Partitions {
+			if vl[p] != 0 && vl[p] == cl[q] {
+				return vl[p], p, q
+			}
+		}
+	}
+	kc.t.Fatalf("no broker leads both a votes and a checkpoint partition: %v, %v", vl, cl)
+	return 0, 0, 0
+}
+
+// killRestart SIGKILLs broker id, waits until every partition has counted
+// past before (spread: over every replica that can have one), checks no
+// service exited, and restarts the broker. It returns how long counting
+// took to recover and the ISRs to fill again after the restart.
+func (kc *kafkaCase) killRestart(id int, what string, before map[int]int64, spread bool) (recovery, isr time.Duration) {
+	kc.t.Helper()
+	n := kc.k.Node(id)
+	start := time.Now()
+	n.Kill()
+	recovery = kc.recovered(what, before, start, spread)
+	kc.alive("after " + what)
+	n.Start()
+	return recovery, kc.k.WaitHealthy(2 * time.Minute)
+}
+
+// leaderKill SIGKILLs the leader of a votes partition and of a checkpoint
+// partition, waits until counting goes on without it, and restarts it,
+// twice.
+func leaderKill(kc *kafkaCase) chaosRow {
+	kills := pick(1, 2)
+	var longest time.Duration
+	var notes []string
+	for i := range kills {
+		kc.at(i, kills)
+		victim, vp, cp := kc.sharedLeader()
+		d, isr := kc.killRestart(victim, fmt.Sprintf("kill %d of broker %d (leader of votes/%d and checkpoints/%d)", i+1, victim, vp, cp), kc.mark(), false)
+		longest = max(longest, d)
+		notes = append(notes, fmt.Sprintf("broker %d: full ISR %s after restart", victim, isr.Round(100*time.Millisecond)))
+	}
+	return chaosRow{Fault: "partition leader SIGKILL (votes + checkpoints), restart", Injected: kills, LongestRecovery: longest,
+		RecoveryMeaning: "kill to every partition counting votes published after it", ExtraNotes: strings.Join(notes, ", ")}
+}
+
+// rollingRestart restarts every broker in turn with SIGTERM (a controlled
+// shutdown: leadership moves first), waiting for counting to go on while
+// it is down and for every ISR to be full again before the next.
+func rollingRestart(kc *kafkaCase) chaosRow {
+	var longest time.Duration
+	var notes []string
+	for i, n := range kc.k.Nodes {
+		kc.at(i, len(kc.k.Nodes))
+		before := kc.mark()
+		start := time.Now()
+		n.Stop()
+		stopped := time.Since(start)
+		d := kc.recovered(fmt.Sprintf("broker %d stopped (shutdown took %s)", n.ID, stopped.Round(time.Millisecond)), before, start, false)
+		longest = max(longest, d)
+		kc.alive("during a rolling restart")
+		n.Start()
+		isr := kc.k.WaitHealthy(2 * time.Minute)
+		notes = append(notes, fmt.Sprintf("broker %d: shutdown %s, full ISR %s after start", n.ID, stopped.Round(100*time.Millisecond), isr.Round(100*time.Millisecond)))
+	}
+	return chaosRow{Fault: "rolling restart, SIGTERM one broker at a time", Injected: len(kc.k.Nodes), LongestRecovery: longest,
+		RecoveryMeaning: "SIGTERM to every partition counting votes published after it", ExtraNotes: strings.Join(notes, ", ")}
+}
+
+// notEnoughRE is a produce refused because too few replicas are in sync.
+var notEnoughRE = regexp.MustCompile(`msg="produce failed, retrying" .*?topic=(\S+) .*Not Enough Replicas`)
+
+// twoDown stops two brokers, one after the other, and keeps both down: the
+// partitions' ISRs shrink to the one left, below min.insync.replicas, so it
+// refuses every produce and checkpoint write (the stops are controlled
+// shutdowns so the ISRs do shrink: the controller quorum, two of three,
+// records that before the second broker goes; killed brokers would leave
+// the survivor waiting for replicas without quorum to drop them). Neither
+// service may exit; both must go on by themselves once a broker is back.
+func twoDown(kc *kafkaCase) chaosRow {
+	kc.at(0, 1)
+	// The broker left is the group's coordinator, so the counters keep
+	// their partitions (heartbeats write nothing) and go on trying to
+	// checkpoint. Without a coordinator they would hold no partitions,
+	// and write nothing to be refused, until a broker returns.
+	coord := kc.k.Coordinator(kc.env.Group)
+	var down []*KafkaNode
+	for _, n := range kc.k.Nodes {
+		if n.ID != coord {
+			down = append(down, n)
+		}
+	}
+	outs := kc.outputs()
+	for _, n := range down {
+		n.Stop()
+	}
+	hold := time.Now()
+	// Marked once both are down: until then the ISRs had two replicas and
+	// the writes went through.
+	before := kc.mark()
+	// Refused, both: the producer's votes and a counter's checkpoints.
+	refused := map[string]bool{}
+	deadline := time.Now().Add(pick(45*time.Second, 90*time.Second))
+	for !refused[kc.env.Topic] || !refused[kc.env.CheckpointTopic] {
+		if time.Now().After(deadline) {
+			kc.t.Fatalf("with two brokers down, no produce refused for too few replicas (votes %v, checkpoints %v)", refused[kc.env.Topic], refused[kc.env.CheckpointTopic])
+		}
+		for name, out := range kc.outputs() {
+			for _, m := range notEnoughRE.FindAllStringSubmatch(out[len(outs[name]):], -1) {
+				refused[m[1]] = true
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(pick(5*time.Second, 20*time.Second) - time.Since(hold))
+	kc.alive("with two brokers down")
+	held := time.Since(hold)
+	kc.t.Logf("two brokers down for %s: votes and checkpoints refused (not enough replicas)", held.Round(time.Millisecond))
+	start := time.Now()
+	down[0].Start()
+	d := kc.recovered(fmt.Sprintf("broker %d back", down[0].ID), before, start, false)
+	down[1].Start()
+	isr := kc.k.WaitHealthy(2 * time.Minute)
+	return chaosRow{Fault: "two brokers down (SIGTERM), one back", Injected: 1, LongestRecovery: d,
+		RecoveryMeaning: "first broker started to every partition counting votes published after both went down",
+		ExtraNotes: fmt.Sprintf("both down %s, votes and checkpoints refused (Not Enough Replicas) meanwhile, no service exited; full ISR %s after the second started",
+			held.Round(100*time.Millisecond), isr.Round(100*time.Millisecond))}
+}
+
+// outputs is what the producer and each counter printed so far.
+func (kc *kafkaCase) outputs() map[string]string {
+	out := map[string]string{"producer": kc.prod.Output()}
+	for _, n := range kc.f.names() {
+		out[n] = kc.f.proc(n).Output()
+	}
+	return out
+}
+
+// brokerSessionTimeout is Kafka's default broker.session.timeout.ms: a
+// broker silent for longer is fenced and loses its leaderships.
+const brokerSessionTimeout = 9 * time.Second
+
+// pausedBroker stops the leader of a votes partition with SIGSTOP, like a
+// broker in a long GC pause or cut off by the network, for longer than its
+// session timeout, then resumes it. Counting must go on without it, and it
+// must rejoin the ISRs after SIGCONT.
+func pausedBroker(kc *kafkaCase) chaosRow {
+	kc.at(0, 1)
+	victim, vp, _ := kc.sharedLeader()
+	n := kc.k.Node(victim)
+	before := kc.mark()
+	start := time.Now()
+	n.Pause()
+	d := kc.recovered(fmt.Sprintf("broker %d (leader of votes/%d) paused", victim, vp), before, start, false)
+	time.Sleep(brokerSessionTimeout + 2*time.Second - time.Since(start))
+	kc.alive("with a broker paused")
+	paused := time.Since(start)
+	n.Resume()
+	isr := kc.k.WaitHealthy(2 * time.Minute)
+	return chaosRow{Fault: "broker SIGSTOP past its session timeout, SIGCONT", Injected: 1, LongestRecovery: d,
+		RecoveryMeaning: "SIGSTOP to every partition counting votes published after it",
+		ExtraNotes:      fmt.Sprintf("paused %s; full ISR %s after SIGCONT", paused.Round(100*time.Millisecond), isr.Round(100*time.Millisecond))}
+}
+
+// coordinatorKill SIGKILLs the broker coordinating the counters' group
+// just as they rebalance (another counter joins), and restarts
+// it. Every partition must be owned once and counting again.
+func coordinatorKill(kc *kafkaCase) chaosRow {
+	kills := pick(1, 2)
+	var longest time.Duration
+	var notes []string
+	for i := range kills {
+		kc.at(i, kills)
+		coord := kc.k.Coordinator(kc.env.Group)
+		before := kc.mark()
+		outs := kc.outputs()
+		name := string(rune('c' + i))
+		step := "replica " + name + " joins"
+		kc.f.start(name)
+		// The rebalance is under way once a replica gives its partitions up.
+		deadline := time.Now().Add(30 * time.Second)
+		for !kc.revoked(outs) {
+			if time.Now().After(deadline) {
+				kc.t.Fatalf("%s: no replica released its partitions within 30s", step)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		d, isr := kc.killRestart(coord, fmt.Sprintf("coordinator %d killed as %s", coord, step), before, true)
+		longest = max(longest, d)
+		notes = append(notes, fmt.Sprintf("%s, coordinator %d killed: full ISR %s after restart", step, coord, isr.Round(100*time.Millisecond)))
+	}
+	return chaosRow{Fault: "group coordinator SIGKILL during a rebalance, restart", Injected: kills, LongestRecovery: longest,
+		RecoveryMeaning: "kill to every partition owned once and counting votes published after it", ExtraNotes: strings.Join(notes, ", ")}
+}
+
+// revoked reports whether a counter released its partitions since outs.
+func (kc *kafkaCase) revoked(outs map[string]string) bool {
+	for name, out := range kc.outputs() {
+		if name != "producer" && strings.Contains(out[len(outs[name]):], `msg="partitions released"`) {
+			return true
+		}
+	}
+	return false
+}
