@@ -1,7 +1,7 @@
 # votestream: see README.md. Every target works on a bare machine with Go.
 GO ?= go
 BIN := bin
-TEST_TIMEOUT ?= 15m
+TEST_TIMEOUT ?= 40m
 BROKER ?= kfake
 
 .PHONY: all build run test vet fmt-check clean
