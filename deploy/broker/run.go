@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
@@ -50,7 +52,10 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	log.Info("broker ready", "addr", addrs, "data_dir", cfg.DataDir)
 	fmt.Fprintf(stdout, "broker listening on %s\n", addrs[0])
 
+	var watch sync.WaitGroup
+	watch.Go(func() { evictGhosts(ctx, cluster, addrs[0], time.Second, log) })
 	<-ctx.Done()
+	watch.Wait()
 	log.Info("broker stopping: saving data", "data_dir", cfg.DataDir)
 	cluster.Close()
 	log.Info("broker stopped")
