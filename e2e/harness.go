@@ -111,8 +111,14 @@ type Proc struct {
 // bounded, when the test ends. Its output is logged if the test fails.
 func Start(t testing.TB, name, bin string, env ...string) *Proc {
 	t.Helper()
+	return StartArgs(t, name, bin, nil, env...)
+}
+
+// StartArgs is Start with command-line arguments.
+func StartArgs(t testing.TB, name, bin string, args []string, env ...string) *Proc {
+	t.Helper()
 	p := &Proc{Name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(bin)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
 	p.cmd.Stdout = p
 	p.cmd.Stderr = p
