@@ -395,10 +395,20 @@ func (b *bench) startCounter(n names, extra ...string) (*proc, string, time.Time
 	if err != nil {
 		return nil, "", time.Time{}, err
 	}
-	addr, err := p.waitOutput(metricsAddrRE, 30*time.Second)
+	addr, err := b.counterReady(p)
 	if err != nil {
 		p.kill()
 		return nil, "", time.Time{}, err
+	}
+	return p, addr, time.Now(), nil
+}
+
+// counterReady waits for a started counter's HTTP address and for its
+// /readyz to answer 200: it owns its partitions.
+func (b *bench) counterReady(p *proc) (string, error) {
+	addr, err := p.waitOutput(metricsAddrRE, 30*time.Second)
+	if err != nil {
+		return "", err
 	}
 	deadline := time.Now().Add(b.cfg.timeout)
 	for time.Now().Before(deadline) {
@@ -406,7 +416,7 @@ func (b *bench) startCounter(n names, extra ...string) (*proc, string, time.Time
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
-				return p, addr, time.Now(), nil
+				return addr, nil
 			}
 		}
 		if p.exited() {
@@ -414,8 +424,7 @@ func (b *bench) startCounter(n names, extra ...string) (*proc, string, time.Time
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	p.kill()
-	return nil, "", time.Time{}, fmt.Errorf("counter not ready within %s:\n%s", b.cfg.timeout, tail(p.output(), 20))
+	return "", fmt.Errorf("counter not ready within %s:\n%s", b.cfg.timeout, tail(p.output(), 20))
 }
 
 // waitExact polls the counter's /metrics until it shows want exactly over

@@ -30,6 +30,9 @@ type KRaftNode struct {
 	done chan struct{}
 }
 
+// ModuleRoot is the repository's root directory (go env GOMOD).
+func ModuleRoot() (string, error) { return moduleRoot() }
+
 // KafkaLib is deploy/kafka/lib, or an error saying how to fill it.
 func KafkaLib() (string, error) {
 	root, err := moduleRoot()

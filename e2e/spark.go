@@ -65,7 +65,8 @@ func (s Spark) Job(script string, args ...string) (string, []string) {
 	return s.Python, append([]string{filepath.Join(s.Dir, script)}, args...)
 }
 
-// SparkTotals is what votes_kafka.py writes after each micro-batch.
+// SparkTotals is what votes_kafka.py writes after each micro-batch (and,
+// but for Batch and Votes, what the Kafka Streams peer serves).
 type SparkTotals struct {
 	Batch    int64            `json:"batch"`
 	Records  int64            `json:"records"`
@@ -74,28 +75,38 @@ type SparkTotals struct {
 	Cells    map[string]int64 `json:"cells"`
 }
 
-// ReadSparkTotals reads a votes_kafka.py totals file into a tally; a cell
-// with an unknown name is an error.
+// ReadSparkTotals reads a votes_kafka.py totals file into a tally.
 func ReadSparkTotals(path string) (SparkTotals, vote.Tally, error) {
-	var st SparkTotals
-	var t vote.Tally
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return st, t, err
+		return SparkTotals{}, vote.Tally{}, err
 	}
-	if err := json.Unmarshal(b, &st); err != nil {
+	st, t, err := ParseCellTotals(b)
+	if err != nil {
 		return st, t, fmt.Errorf("%s: %w", path, err)
+	}
+	return st, t, nil
+}
+
+// ParseCellTotals parses totals keyed by "candidate|state|age group", as
+// the Spark and Kafka Streams peers write them; an unknown cell is an
+// error.
+func ParseCellTotals(b []byte) (SparkTotals, vote.Tally, error) {
+	var st SparkTotals
+	var t vote.Tally
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, t, err
 	}
 	for k, n := range st.Cells {
 		parts := strings.Split(k, "|")
 		if len(parts) != 3 {
-			return st, t, fmt.Errorf("%s: bad cell %q", path, k)
+			return st, t, fmt.Errorf("bad cell %q", k)
 		}
 		c, ok1 := vote.ParseCandidate([]byte(parts[0]))
 		s, ok2 := vote.ParseState([]byte(parts[1]))
 		a, ok3 := vote.ParseAgeGroup([]byte(parts[2]))
 		if !ok1 || !ok2 || !ok3 {
-			return st, t, fmt.Errorf("%s: unknown cell %q", path, k)
+			return st, t, fmt.Errorf("unknown cell %q", k)
 		}
 		t[c][s][a] += n
 	}

@@ -73,7 +73,9 @@ def main():
         .foreachBatch(totals_writer(a.out)) \
         .option("checkpointLocation", a.checkpoint or tempfile.mkdtemp(prefix="votes-kafka-ckpt-"))
     w = w.trigger(availableNow=True) if a.available_now else w.trigger(processingTime="0 seconds")
-    w.start().awaitTermination()
+    q = w.start()
+    print("query started", flush=True)
+    q.awaitTermination()
     spark.stop()
 
 
