@@ -343,7 +343,7 @@ func sparkPeer(s e2e.Spark, brokers, topic string) peer {
 		launch: func(st *peerState) (*proc, error) {
 			py, args := s.Job("votes_kafka.py", "--brokers", brokers, "--topic", topic,
 				"--checkpoint", filepath.Join(st.dir, "checkpoint"), "--out", filepath.Join(st.dir, "totals.json"))
-			return startTree("spark", py, args, []string{"SPARK_LOCAL_IP=127.0.0.1"})
+			return startTree("spark", py, args, e2e.SparkEnv)
 		},
 		ready: func(p *proc, _ *peerState) error {
 			_, err := p.waitOutput(regexp.MustCompile(`query started`), 5*time.Minute)

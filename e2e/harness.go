@@ -111,15 +111,15 @@ type Proc struct {
 // bounded, when the test ends. Its output is logged if the test fails.
 func Start(t testing.TB, name, bin string, env ...string) *Proc {
 	t.Helper()
-	return StartArgs(t, name, bin, nil, env...)
+	cmd := exec.Command(bin)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	return StartCmd(t, name, cmd)
 }
 
-// StartArgs is Start with command-line arguments.
-func StartArgs(t testing.TB, name, bin string, args []string, env ...string) *Proc {
+// StartCmd runs cmd (its path, arguments and environment set) like Start.
+func StartCmd(t testing.TB, name string, cmd *exec.Cmd) *Proc {
 	t.Helper()
-	p := &Proc{Name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	p := &Proc{Name: name, done: make(chan struct{}), cmd: cmd}
 	p.cmd.Stdout = p
 	p.cmd.Stderr = p
 	if err := p.cmd.Start(); err != nil {

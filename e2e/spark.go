@@ -65,6 +65,17 @@ func (s Spark) Job(script string, args ...string) (string, []string) {
 	return s.Python, append([]string{filepath.Join(s.Dir, script)}, args...)
 }
 
+// SparkEnv keeps Spark on the loopback interface.
+var SparkEnv = []string{"SPARK_LOCAL_IP=127.0.0.1"}
+
+// Cmd is the command running script with args, in a minimal environment.
+func (s Spark) Cmd(script string, args ...string) *exec.Cmd {
+	py, a := s.Job(script, args...)
+	cmd := exec.Command(py, a...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, SparkEnv...)
+	return cmd
+}
+
 // SparkTotals is what votes_kafka.py writes after each micro-batch (and,
 // but for Batch and Votes, what the Kafka Streams peer serves).
 type SparkTotals struct {

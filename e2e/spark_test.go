@@ -48,9 +48,6 @@ func startKRaft(t *testing.T) *KRaftNode {
 	return k
 }
 
-// sparkEnv keeps Spark on the loopback interface.
-var sparkEnv = []string{"SPARK_LOCAL_IP=127.0.0.1"}
-
 // TestSparkSeedFiles runs the seed notebook's own streaming query
 // (deploy/spark/votes_files.py: its schema, readStream.json, foreachBatch
 // with groupBy("candidate").sum("vote_count") accumulated) with
@@ -63,9 +60,8 @@ func TestSparkSeedFiles(t *testing.T) {
 	env := NewEnv(t, StartBroker(t), 4)
 	el := newElection(t, 3012)
 	dir, out := t.TempDir(), filepath.Join(t.TempDir(), "totals.json")
-	py, args := spark.Job("votes_files.py", "--dir", dir, "--expect", strconv.FormatInt(el.want.Total(), 10),
-		"--idle", "120", "--checkpoint", t.TempDir(), "--out", out)
-	job := StartArgs(t, "spark votes_files.py", py, args, sparkEnv...)
+	job := StartCmd(t, "spark votes_files.py", spark.Cmd("votes_files.py", "--dir", dir,
+		"--expect", strconv.FormatInt(el.want.Total(), 10), "--idle", "120", "--checkpoint", t.TempDir(), "--out", out))
 	// Spark is up once its first run over the empty folder is done; only
 	// then does the producer start, so Spark reads files as they land.
 	job.WaitOutput(t, regexp.MustCompile(`watching `), 3*time.Minute)
@@ -73,7 +69,7 @@ func TestSparkSeedFiles(t *testing.T) {
 	if err := prod.Wait(2 * time.Minute); err != nil {
 		t.Fatalf("producer: %v", err)
 	}
-	if err := job.Wait(3 * time.Minute); err != nil {
+	if err := job.Wait(6 * time.Minute); err != nil {
 		t.Fatalf("spark job: %v\n%s", err, tail(job.Output(), 40))
 	}
 	var got struct {
@@ -139,10 +135,9 @@ func TestSparkKafka(t *testing.T) {
 		t.Fatalf("producer: %v", err)
 	}
 	out := filepath.Join(t.TempDir(), "totals.json")
-	py, args := spark.Job("votes_kafka.py", "--brokers", k.Addr, "--topic", env.Topic, "--available-now",
-		"--checkpoint", t.TempDir(), "--out", out)
-	job := StartArgs(t, "spark votes_kafka.py", py, args, sparkEnv...)
-	if err := job.Wait(4 * time.Minute); err != nil {
+	job := StartCmd(t, "spark votes_kafka.py", spark.Cmd("votes_kafka.py", "--brokers", k.Addr, "--topic", env.Topic,
+		"--available-now", "--checkpoint", t.TempDir(), "--out", out))
+	if err := job.Wait(6 * time.Minute); err != nil {
 		t.Fatalf("spark job: %v\n%s", err, tail(job.Output(), 40))
 	}
 	st, got, err := ReadSparkTotals(out)
