@@ -226,8 +226,8 @@ func (b *bench) startPeer(pe peer, st *peerState) (*proc, time.Time, error) {
 }
 
 // killPeer starts a peer afresh, SIGKILLs it (and its children) halfway
-// through the time its run alone took, restarts it on the same state and
-// waits for exact totals.
+// through its count, restarts it on the same state and waits for exact
+// totals.
 func (b *bench) killPeer(ctx context.Context, pe peer, want *vote.Tally, r *peerResult) {
 	r.killed = true
 	st, err := b.newPeerState(pe.key + "-kill")
@@ -240,11 +240,7 @@ func (b *bench) killPeer(ctx context.Context, pe peer, want *vote.Tally, r *peer
 		r.killNote = oneLine(err)
 		return
 	}
-	r.killAt = max(r.seconds/2, 0.5)
-	time.Sleep(time.Duration(r.killAt * float64(time.Second)))
-	if c, err := pe.totals(ctx, st); err == nil {
-		r.killedAt = c.tally.Total()
-	}
+	r.killAt, r.killedAt = waitHalfway(ctx, pe, st, want.Total(), r.seconds/2)
 	p.killTree()
 	p, restartedAt, err := b.startPeer(pe, st)
 	if err != nil {
@@ -258,6 +254,28 @@ func (b *bench) killPeer(ctx context.Context, pe peer, want *vote.Tally, r *peer
 	if r.killedAt >= want.Total() {
 		r.killNote += " (it had finished before the kill)"
 	}
+}
+
+// waitHalfway waits until the peer shows half the votes counted, or, for a
+// peer that shows nothing until it is done (Spark's one micro-batch of the
+// whole topic), until half the time its run alone took: the moment to kill
+// it. It returns the seconds since it began reading and the votes shown.
+func waitHalfway(ctx context.Context, pe peer, st *peerState, votes int64, half float64) (float64, int64) {
+	start := time.Now()
+	var shown int64
+	for time.Since(start).Seconds() < max(half, 0.5) {
+		if c, err := pe.totals(ctx, st); err == nil {
+			if shown = c.tally.Total(); shown >= votes/2 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(start).Seconds(), shown
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return time.Since(start).Seconds(), shown
 }
 
 // waitPeerExact polls a peer's totals every 50 ms until it has read every
@@ -366,7 +384,9 @@ func streamsPeer(root, brokers, topic string, threads int) peer {
 			if _, err := os.Stat(filepath.Join(dir, "lib", ".done")); err != nil {
 				return nil, fmt.Errorf("the Kafka Streams peer is not built: run make peers-deps")
 			}
-			return startTree("kafka streams", "java", []string{
+			// The heap Spark's driver gets by default (spark.driver.memory):
+			// left to itself the JVM takes a quarter of the machine's memory.
+			return startTree("kafka streams", "java", []string{"-Xmx1g",
 				"-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
 				"-Dorg.slf4j.simpleLogger.log.org.apache.kafka.clients.producer.internals.Sender=error",
 				"-cp", filepath.Join(dir, "target", "classes") + ":" + filepath.Join(dir, "lib", "*"),
