@@ -42,3 +42,20 @@ $(KAFKA_LIB)/.done: deploy/kafka/pom.xml
 	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=lib -DincludeScope=runtime
 	touch $@
 .PHONY: kafka-jars
+
+## spark-deps: for the jobs in deploy/spark: pyspark, at the version
+## deploy/spark/pom.xml pins, in .cache/spark-venv, and Spark's Kafka source
+## from Maven into deploy/spark/lib (both git-ignored).
+SPARK_LIB := deploy/spark/lib
+SPARK_VENV := .cache/spark-venv
+SPARK_VERSION = $(shell sed -n 's:.*<spark.version>\(.*\)</spark.version>.*:\1:p' deploy/spark/pom.xml)
+spark-deps: $(SPARK_LIB)/.done $(SPARK_VENV)/.done
+$(SPARK_LIB)/.done: deploy/spark/pom.xml
+	rm -rf $(SPARK_LIB)
+	mvn -q -B -f deploy/spark/pom.xml dependency:copy-dependencies
+	touch $@
+$(SPARK_VENV)/.done: deploy/spark/pom.xml
+	python3 -m venv $(SPARK_VENV)
+	$(SPARK_VENV)/bin/pip install -q pyspark==$(SPARK_VERSION)
+	touch $@
+.PHONY: spark-deps

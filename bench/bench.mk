@@ -7,9 +7,13 @@
 #                      skips the viewers)
 #   make bench-stages  go test benchmarks of each stage, ns/vote and allocs/vote
 #   make bench-smoke   every go test benchmark once (-benchtime=1x), for CI
+#   make bench-peers   votestream's counter, Spark Structured Streaming and
+#                      Kafka Streams counting one topic on Apache Kafka
+#                      (issue 12; PEERS_FLAGS, e.g. -broker kfake -kill=false)
 BENCH_FLAGS ?=
+PEERS_FLAGS ?=
 
-.PHONY: bench bench-stages bench-smoke
+.PHONY: bench bench-stages bench-smoke bench-peers peers-deps
 bench: build
 	$(GO) build -o $(BIN)/bench ./bench
 	$(BIN)/bench -bin $(BIN) $(BENCH_FLAGS)
@@ -19,3 +23,15 @@ bench-stages:
 
 bench-smoke:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+bench-peers: build kafka-jars spark-deps peers-deps
+	$(GO) build -o $(BIN)/bench ./bench
+	$(BIN)/bench peers -bin $(BIN) $(PEERS_FLAGS)
+
+## peers-deps: the Kafka Streams peer (bench/peers) compiled, its jars in
+## bench/peers/lib (git-ignored).
+peers-deps: bench/peers/lib/.done
+bench/peers/lib/.done: bench/peers/pom.xml $(wildcard bench/peers/src/main/java/io/votestream/peers/*.java)
+	rm -rf bench/peers/lib bench/peers/target
+	mvn -q -B -f bench/peers/pom.xml compile dependency:copy-dependencies
+	touch $@

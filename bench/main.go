@@ -9,6 +9,7 @@
 //
 //	go run ./bench -bin bin             # what make bench runs
 //	go run ./bench naive-produce -h      # a worker, run by the bench itself
+//	go run ./bench peers -bin bin       # make bench-peers: Spark and Kafka Streams beside the counter
 package main
 
 import (
@@ -34,6 +35,12 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
+		case "peers":
+			cfg, err := parsePeersConfig(args[1:], stderr)
+			if err != nil {
+				return err
+			}
+			return runPeers(ctx, cfg, stdout, stderr)
 		case "naive-produce", "naive-count", "raw-read":
 			f, err := parseWorker(args[0], args[1:])
 			if err != nil {

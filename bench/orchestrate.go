@@ -421,6 +421,17 @@ func (b *bench) startCounter(n names, extra ...string) (*proc, string, time.Time
 	return p, addr, ready, nil
 }
 
+// counterReady waits for a started counter's HTTP address and for its
+// /readyz to answer 200: it owns its partitions.
+func (b *bench) counterReady(p *proc) (string, error) {
+	addr, err := p.waitOutput(metricsAddrRE, 30*time.Second)
+	if err != nil {
+		return "", err
+	}
+	_, err = b.waitReady(p, addr)
+	return addr, err
+}
+
 // waitReady waits until the counter at addr answers /readyz: it owns its
 // partitions.
 func (b *bench) waitReady(p *proc, addr string) (time.Time, error) {

@@ -29,15 +29,30 @@ type proc struct {
 	err  error
 	end  time.Time
 	cpu  time.Duration // user + system, once it has ended
+
+	tree     bool    // the process and its descendants (a JVM under Python)
+	treeKiB  int64   // peak of the sum of the tree's VmRSS
+	treeCPU  float64 // CPU seconds of the tree, at the last sample
+	lastTree time.Time
 }
 
 func startProc(name, bin string, args, env []string) (*proc, error) {
-	p := &proc{name: name, done: make(chan struct{})}
+	return start(name, bin, args, env, false)
+}
+
+// startTree starts a process measured with its descendants, in a process
+// group of its own so that killTree ends them all.
+func startTree(name, bin string, args, env []string) (*proc, error) {
+	return start(name, bin, args, env, true)
+}
+
+func start(name, bin string, args, env []string, tree bool) (*proc, error) {
+	p := &proc{name: name, done: make(chan struct{}), tree: tree}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
 	p.cmd.Stdout = p
 	p.cmd.Stderr = p
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: tree}
 	p.start = time.Now()
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -83,6 +98,18 @@ func (p *proc) output() string {
 }
 
 func (p *proc) sample() {
+	if p.tree {
+		// A tree (a JVM's threads) costs more to walk: every 100 ms.
+		p.mu.Lock()
+		due := time.Since(p.lastTree) >= 100*time.Millisecond
+		if due {
+			p.lastTree = time.Now()
+		}
+		p.mu.Unlock()
+		if due {
+			p.sampleTree()
+		}
+	}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status")
 	if err != nil {
 		return
@@ -103,7 +130,7 @@ func (p *proc) peakMiB() float64 {
 	p.sample()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return float64(p.hwm) / 1024
+	return float64(max(p.hwm, p.treeKiB)) / 1024
 }
 
 // cpuSeconds is the CPU time the process used (user + system), known once
@@ -131,6 +158,13 @@ func (p *proc) wait(timeout time.Duration) error {
 func (p *proc) stop(timeout time.Duration) error {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	return p.wait(timeout)
+}
+
+// killTree sends SIGKILL to the process's whole group (startTree) and
+// waits for the process.
+func (p *proc) killTree() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
 }
 
 func (p *proc) kill() {

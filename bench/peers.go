@@ -1,0 +1,475 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/votestream/votestream/e2e"
+	"github.com/votestream/votestream/pkg/vote"
+	"github.com/votestream/votestream/pkg/votegen"
+)
+
+// peersConfig is `bench peers`: votestream's counter, Spark Structured
+// Streaming and Kafka Streams counting the same topic, one after another.
+type peersConfig struct {
+	bin        string
+	scale      float64
+	seed       uint64
+	partitions int
+	broker     string // "kafka" (a one-node Apache Kafka) or "kfake"
+	kill       bool
+	threads    int
+	timeout    time.Duration
+	keep       bool
+}
+
+func parsePeersConfig(args []string, stderr io.Writer) (peersConfig, error) {
+	var c peersConfig
+	fs := flag.NewFlagSet("bench peers", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.bin, "bin", "bin", "directory holding the producer, counter and broker binaries")
+	fs.Float64Var(&c.scale, "scale", 0.02, "SCALE of the election every peer counts")
+	fs.Uint64Var(&c.seed, "seed", 20241105, "SEED of the election")
+	fs.IntVar(&c.partitions, "partitions", 12, "partitions of the votes topic")
+	fs.StringVar(&c.broker, "broker", "kafka", "kafka: a one-node Apache Kafka from deploy/kafka/lib; kfake: the local broker (Spark's Kafka client cannot read its metadata)")
+	fs.BoolVar(&c.kill, "kill", true, "also SIGKILL each peer mid-run, restart it on its state and check it still ends exact")
+	fs.IntVar(&c.threads, "streams-threads", 2, "num.stream.threads of the Kafka Streams peer")
+	fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "bound on each step")
+	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (broker data, peers' state)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if c.broker != "kafka" && c.broker != "kfake" {
+		return c, fmt.Errorf("-broker %q: want kafka or kfake", c.broker)
+	}
+	return c, nil
+}
+
+// peer is one counting application, started on a state of its own (group,
+// checkpoint, state directory) that survives a SIGKILL and a restart.
+type peer struct {
+	key, label string
+	launch     func(st *peerState) (*proc, error)
+	ready      func(p *proc, st *peerState) error // it reads; fills st.addr
+	totals     func(ctx context.Context, st *peerState) (counted, error)
+}
+
+type peerState struct {
+	dir   string
+	names names
+	addr  string
+}
+
+// counted is what a peer has counted so far.
+type counted struct {
+	tally             vote.Tally
+	records, unparsed int64
+}
+
+// peerResult is one peer's row: its run alone, then its run killed.
+type peerResult struct {
+	key, label string
+	votes      int64
+	readyAfter float64 // seconds from start until it reads
+	exactAfter float64 // seconds from start until its totals are exact
+	seconds    float64 // reading to exact: the rate's denominator
+	cpu        float64 // CPU seconds of the peer (and its children) until exact
+	rssMiB     float64
+	exact      bool
+	note       string
+
+	killed     bool
+	killExact  bool
+	killAt     float64 // seconds after it read
+	killedAt   int64   // votes counted when it was killed
+	afterStart float64 // restart to exact
+	killNote   string
+}
+
+func (r peerResult) rate() float64 {
+	if !r.exact || r.seconds <= 0 {
+		return 0
+	}
+	return float64(r.votes) / r.seconds
+}
+
+func runPeers(ctx context.Context, cfg peersConfig, stdout, stderr io.Writer) error {
+	root, err := e2e.ModuleRoot()
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "votestream-peers-")
+	if err != nil {
+		return err
+	}
+	if !cfg.keep {
+		defer os.RemoveAll(work)
+	}
+	addr, stop, err := startPeersBroker(ctx, cfg, work)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	b := &bench{cfg: benchConfig{bin: cfg.bin, seed: cfg.seed, partitions: cfg.partitions, timeout: cfg.timeout, compress: "snappy"},
+		work: work, addr: addr, log: stderr}
+	want, err := votegen.TrueTotals(votegen.Config{Seed: cfg.seed, Scale: cfg.scale})
+	if err != nil {
+		return err
+	}
+	topic := b.newNames("peers")
+	if err := e2e.CreateTopics(ctx, e2e.Env{Brokers: addr, Topic: topic.topic, CheckpointTopic: topic.ckpt, DLQTopic: topic.dlq,
+		Partitions: cfg.partitions}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "peers: %s broker at %s, publishing %d votes to %s\n", cfg.broker, addr, want.Total(), topic.topic)
+	if _, err := b.producer(ctx, topic, cfg.scale, "producer", ""); err != nil {
+		return err
+	}
+	spark, err := e2e.FindSpark(ctx)
+	if err != nil {
+		return err
+	}
+	peers := []peer{b.votestreamPeer(topic), sparkPeer(spark, addr, topic.topic),
+		streamsPeer(root, addr, topic.topic, cfg.threads)}
+	results := make([]peerResult, len(peers))
+	for i, pe := range peers {
+		results[i] = b.measurePeer(ctx, pe, &want)
+		fmt.Fprintf(stderr, "peers: %s alone: %s votes/s, exact %v %s\n", pe.key, human(results[i].rate()), results[i].exact, results[i].note)
+	}
+	if cfg.kill {
+		for i, pe := range peers {
+			b.killPeer(ctx, pe, &want, &results[i])
+			fmt.Fprintf(stderr, "peers: %s killed after %.1f s at %d votes: exact after restart %v %s\n",
+				pe.key, results[i].killAt, results[i].killedAt, results[i].killExact, results[i].killNote)
+		}
+	}
+	printPeers(stdout, results, cfg)
+	return nil
+}
+
+// startPeersBroker starts the broker the peers share. Apache Kafka by
+// default: kfake answers DescribeTopicPartitions in a way Spark's Kafka
+// client (kafka-clients 3.9) fails on.
+func startPeersBroker(ctx context.Context, cfg peersConfig, work string) (string, func(), error) {
+	if cfg.broker == "kafka" {
+		dir := filepath.Join(work, "kafka")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", nil, err
+		}
+		k, err := e2e.StartKRaftNode(ctx, dir)
+		if err != nil {
+			return "", nil, err
+		}
+		return k.Addr, k.Stop, nil
+	}
+	p, err := startProc("broker", filepath.Join(cfg.bin, "broker"), nil,
+		[]string{"BROKER_ADDR=127.0.0.1:0", "BROKER_DATA_DIR=" + filepath.Join(work, "kfake")})
+	if err != nil {
+		return "", nil, err
+	}
+	addr, err := p.waitOutput(regexp.MustCompile(`broker listening on (\S+)`), 30*time.Second)
+	if err != nil {
+		p.kill()
+		return "", nil, err
+	}
+	return addr, func() { _ = p.stop(time.Minute) }, nil
+}
+
+func (b *bench) newPeerState(key string) (*peerState, error) {
+	st := &peerState{names: b.newNames(key)}
+	st.dir = filepath.Join(b.work, st.names.group)
+	return st, os.MkdirAll(st.dir, 0o755)
+}
+
+// measurePeer runs a peer alone on the complete topic until its totals are
+// exact (or wrong, or the timeout).
+func (b *bench) measurePeer(ctx context.Context, pe peer, want *vote.Tally) peerResult {
+	r := peerResult{key: pe.key, label: pe.label, votes: want.Total()}
+	st, err := b.newPeerState(pe.key)
+	if err != nil {
+		r.note = err.Error()
+		return r
+	}
+	p, readyAt, err := b.startPeer(pe, st)
+	if err != nil {
+		r.note = oneLine(err)
+		return r
+	}
+	defer p.killTree()
+	r.readyAfter = readyAt.Sub(p.start).Seconds()
+	at, exact, note := b.waitPeerExact(ctx, pe, st, want)
+	r.cpu, r.rssMiB = p.cpuNow(), p.peakMiB()
+	r.exact, r.note = exact, note
+	r.exactAfter, r.seconds = at.Sub(p.start).Seconds(), at.Sub(readyAt).Seconds()
+	return r
+}
+
+func (b *bench) startPeer(pe peer, st *peerState) (*proc, time.Time, error) {
+	p, err := pe.launch(st)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if err := pe.ready(p, st); err != nil {
+		p.killTree()
+		return nil, time.Time{}, err
+	}
+	return p, time.Now(), nil
+}
+
+// killPeer starts a peer afresh, SIGKILLs it (and its children) halfway
+// through its count, restarts it on the same state and waits for exact
+// totals.
+func (b *bench) killPeer(ctx context.Context, pe peer, want *vote.Tally, r *peerResult) {
+	r.killed = true
+	st, err := b.newPeerState(pe.key + "-kill")
+	if err != nil {
+		r.killNote = err.Error()
+		return
+	}
+	p, _, err := b.startPeer(pe, st)
+	if err != nil {
+		r.killNote = oneLine(err)
+		return
+	}
+	r.killAt, r.killedAt = waitHalfway(ctx, pe, st, want.Total(), r.seconds/2)
+	p.killTree()
+	p, restartedAt, err := b.startPeer(pe, st)
+	if err != nil {
+		r.killNote = "restart: " + oneLine(err)
+		return
+	}
+	defer p.killTree()
+	at, exact, note := b.waitPeerExact(ctx, pe, st, want)
+	r.killExact, r.killNote = exact, note
+	r.afterStart = at.Sub(restartedAt).Seconds()
+	if r.killedAt >= want.Total() {
+		r.killNote += " (it had finished before the kill)"
+	}
+}
+
+// waitHalfway waits until the peer shows half the votes counted, or, for a
+// peer that shows nothing until it is done (Spark's one micro-batch of the
+// whole topic), until half the time its run alone took: the moment to kill
+// it. It returns the seconds since it began reading and the votes shown.
+func waitHalfway(ctx context.Context, pe peer, st *peerState, votes int64, half float64) (float64, int64) {
+	start := time.Now()
+	var shown int64
+	for time.Since(start).Seconds() < max(half, 0.5) {
+		if c, err := pe.totals(ctx, st); err == nil {
+			if shown = c.tally.Total(); shown >= votes/2 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(start).Seconds(), shown
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return time.Since(start).Seconds(), shown
+}
+
+// waitPeerExact polls a peer's totals every 50 ms until it has read every
+// record. exact: every cell is the generator's, every record read once and
+// parsed; otherwise note says what differs.
+func (b *bench) waitPeerExact(ctx context.Context, pe peer, st *peerState, want *vote.Tally) (time.Time, bool, string) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
+	defer cancel()
+	var last counted
+	var lastErr error
+	for {
+		c, err := pe.totals(ctx, st)
+		if err == nil {
+			last = c
+			if c.records >= want.Total() {
+				at := time.Now()
+				return at, verdict(c, want) == "", verdict(c, want)
+			}
+		}
+		lastErr = err
+		select {
+		case <-ctx.Done():
+			return time.Now(), false, fmt.Sprintf("timed out at %d of %d votes (last error: %v)", last.tally.Total(), want.Total(), lastErr)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// verdict is "" when c is exactly want, else what is wrong.
+func verdict(c counted, want *vote.Tally) string {
+	switch d := c.tally.Diff(want, -1); {
+	case c.records != want.Total():
+		return fmt.Sprintf("read %d records, want %d", c.records, want.Total())
+	case c.unparsed != 0:
+		return fmt.Sprintf("%d records not parsed", c.unparsed)
+	case len(d) > 0:
+		return fmt.Sprintf("%d cells wrong", len(d))
+	}
+	return ""
+}
+
+func oneLine(err error) string {
+	s := err.Error()
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return strconv.Quote(s)
+}
+
+// votestreamPeer is votestream's counter with its defaults, one replica.
+func (b *bench) votestreamPeer(topic names) peer {
+	return peer{
+		key: "votestream", label: "votestream counter (checkpoints in Kafka)",
+		launch: func(st *peerState) (*proc, error) {
+			n := st.names
+			n.topic = topic.topic
+			return startTree("counter", filepath.Join(b.cfg.bin, "counter"), nil, b.env(n))
+		},
+		ready: func(p *proc, st *peerState) (err error) {
+			st.addr, err = b.counterReady(p)
+			return err
+		},
+		totals: func(ctx context.Context, st *peerState) (counted, error) {
+			c, err := e2e.Scrape(ctx, st.addr)
+			if err != nil {
+				return counted{}, err
+			}
+			out := counted{tally: c.Tally, records: c.Tally.Total()}
+			for _, n := range c.Rejected {
+				out.records += n
+				out.unparsed += n
+			}
+			return out, nil
+		},
+	}
+}
+
+// sparkPeer is deploy/spark/votes_kafka.py: the seed's aggregation over the
+// Kafka source, as fast as it goes, state in its checkpoint location.
+func sparkPeer(s e2e.Spark, brokers, topic string) peer {
+	return peer{
+		key: "spark", label: "Spark Structured Streaming (local[2], checkpoint)",
+		launch: func(st *peerState) (*proc, error) {
+			py, args := s.Job("votes_kafka.py", "--brokers", brokers, "--topic", topic,
+				"--checkpoint", filepath.Join(st.dir, "checkpoint"), "--out", filepath.Join(st.dir, "totals.json"))
+			return startTree("spark", py, args, e2e.SparkEnv)
+		},
+		ready: func(p *proc, _ *peerState) error {
+			_, err := p.waitOutput(regexp.MustCompile(`query started`), 5*time.Minute)
+			return err
+		},
+		totals: func(_ context.Context, st *peerState) (counted, error) {
+			t, tally, err := e2e.ReadSparkTotals(filepath.Join(st.dir, "totals.json"))
+			return counted{tally: tally, records: t.Records, unparsed: t.Unparsed}, err
+		},
+	}
+}
+
+// streamsPeer is bench/peers: Kafka Streams, exactly_once_v2, a count per
+// cell in a state store, served over HTTP.
+func streamsPeer(root, brokers, topic string, threads int) peer {
+	dir := filepath.Join(root, "bench", "peers")
+	return peer{
+		key: "kafka_streams", label: "Kafka Streams (exactly_once_v2, state store)",
+		launch: func(st *peerState) (*proc, error) {
+			if _, err := os.Stat(filepath.Join(dir, "lib", ".done")); err != nil {
+				return nil, fmt.Errorf("the Kafka Streams peer is not built: run make peers-deps")
+			}
+			// The heap Spark's driver gets by default (spark.driver.memory):
+			// left to itself the JVM takes a quarter of the machine's memory.
+			return startTree("kafka streams", "java", []string{"-Xmx1g",
+				"-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+				"-Dorg.slf4j.simpleLogger.log.org.apache.kafka.clients.producer.internals.Sender=error",
+				"-cp", filepath.Join(dir, "target", "classes") + ":" + filepath.Join(dir, "lib", "*"),
+				"io.votestream.peers.VoteCountStreams", brokers, topic, st.names.group, filepath.Join(st.dir, "state"),
+				"127.0.0.1:0", strconv.Itoa(threads)}, nil)
+		},
+		ready: func(p *proc, st *peerState) (err error) {
+			if st.addr, err = p.waitOutput(regexp.MustCompile(`listening on (\S+)`), 2*time.Minute); err != nil {
+				return err
+			}
+			_, err = p.waitOutput(regexp.MustCompile(`state RUNNING`), 5*time.Minute)
+			return err
+		},
+		totals: func(ctx context.Context, st *peerState) (counted, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+st.addr+"/totals", nil)
+			if err != nil {
+				return counted{}, err
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return counted{}, err
+			}
+			defer res.Body.Close()
+			body, err := io.ReadAll(res.Body)
+			if err != nil || res.StatusCode != http.StatusOK {
+				return counted{}, fmt.Errorf("GET /totals: %s %v", res.Status, err)
+			}
+			t, tally, err := e2e.ParseCellTotals(body)
+			return counted{tally: tally, records: t.Records, unparsed: t.Unparsed}, err
+		},
+	}
+}
+
+// printPeers writes the table, the ratios against the goals, and as the
+// very last line "peers: votestream=R spark=R kafka_streams=R" (votes/s).
+func printPeers(w io.Writer, rs []peerResult, cfg peersConfig) {
+	fmt.Fprintln(w, "| peer | votes | votes/s | CPU µs/vote | peak RSS | reading after | exact after | exact | SIGKILL mid-run, restart: exact | restart to exact |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |")
+	for _, r := range rs {
+		cpu := "-"
+		if r.cpu > 0 && r.exact {
+			cpu = fmt.Sprintf("%.2f", 1e6*r.cpu/float64(r.votes))
+		}
+		killed, after := "not run", "-"
+		if r.killed {
+			killed, after = yesNo(r.killExact), fmt.Sprintf("%.1f s", r.afterStart)
+			if r.killExact {
+				killed = fmt.Sprintf("yes (killed %.1f s in, at %d votes)", r.killAt, r.killedAt)
+			}
+		}
+		fmt.Fprintf(w, "| %s | %d | %s | %s | %.0f MiB | %.1f s | %.1f s | %s | %s | %s |\n",
+			r.label, r.votes, human(r.rate()), cpu, r.rssMiB, r.readyAfter, r.exactAfter, yesNo(r.exact), killed, after)
+	}
+	fmt.Fprintln(w)
+	for _, r := range rs {
+		if r.note != "" || (r.killed && r.killNote != "") {
+			fmt.Fprintf(w, "- %s: %s %s\n", r.key, r.note, r.killNote)
+		}
+	}
+	rate := map[string]float64{}
+	for _, r := range rs {
+		rate[r.key] = r.rate()
+	}
+	fmt.Fprintf(w, "votestream against Spark: %s (goal 10x); against Kafka Streams: %s (goal 3x). Rates: reading to exact totals.\n",
+		ratio(rate["votestream"], rate["spark"]), ratio(rate["votestream"], rate["kafka_streams"]))
+	fmt.Fprintf(w, "broker: %s, SCALE=%g, %d partitions; machine: %s, %d CPUs, %s\n", cfg.broker, cfg.scale, cfg.partitions, cpuModel(), runtime.NumCPU(), runtime.Version())
+	fmt.Fprintln(w, peersLine(rate))
+}
+
+func peersLine(rate map[string]float64) string {
+	return fmt.Sprintf("peers: votestream=%.0f spark=%.0f kafka_streams=%.0f", rate["votestream"], rate["spark"], rate["kafka_streams"])
+}
+
+func ratio(a, b float64) string {
+	if a <= 0 || b <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1fx", a/b)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
