@@ -29,25 +29,6 @@ func needSpark(t *testing.T) Spark {
 	return s
 }
 
-// startKRaft starts a one-node Apache Kafka for the test, skipped (failed
-// in CI) when its jars are missing.
-func startKRaft(t *testing.T) *KRaftNode {
-	t.Helper()
-	RequireTool(t, "java")
-	if _, err := KafkaLib(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	k, err := StartKRaftNode(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(k.Stop)
-	return k
-}
-
 // TestSparkSeedFiles runs the seed notebook's own streaming query
 // (deploy/spark/votes_files.py: its schema, readStream.json, foreachBatch
 // with groupBy("candidate").sum("vote_count") accumulated) with
@@ -122,13 +103,8 @@ func checkSeedTotals(t *testing.T, byCand, byState map[string]int64, want *vote.
 func TestSparkKafka(t *testing.T) {
 	spark := needSpark(t)
 	bin := Binaries(t)
-	k := startKRaft(t)
-	env := NewEnv(t, &Broker{Addr: k.Addr}, 4)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := CreateTopics(ctx, env); err != nil {
-		t.Fatal(err)
-	}
+	k := StartKafka(t, KafkaOptions{})
+	env := NewEnv(t, k, 4)
 	el := newElection(t, 3013)
 	prod := Start(t, "producer", bin.Producer, env.Vars(el.producerVars(0, "OUTPUT_DIR=")...)...)
 	if err := prod.Wait(2 * time.Minute); err != nil {
