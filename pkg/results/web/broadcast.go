@@ -59,7 +59,7 @@ func newFrame(id uint64, body []byte) *frame {
 func (f *frame) gzipped() []byte {
 	f.gzOnce.Do(func() {
 		var b bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
+		zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
 		zw.Write(f.json)
 		zw.Close()
 		f.gz = b.Bytes()
@@ -204,38 +204,32 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		return
 	}
-	rc := http.NewResponseController(w)
-	send := func(b []byte) error {
-		// Replaces the server's WriteTimeout, meant for short replies.
-		_ = rc.SetWriteDeadline(time.Now().Add(h.opt.ViewerTimeout))
-		if _, err := w.Write(b); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
+	s := newSink(w, r, h.opt.ViewerTimeout)
 	keepAlive := time.NewTimer(h.opt.KeepAlive)
 	defer keepAlive.Stop()
 	f := h.hub.current()
-	// Two writes, so that each event is a piece of its own on the wire.
-	err := send(enc.start())
+	// Two sends, so that each event is a piece of its own on the wire.
+	err := s.send(enc.start())
 	if err == nil {
-		err = send(enc.event(f))
+		err = s.send(enc.event(f))
 	}
 	for err == nil {
 		select {
-		case <-r.Context().Done():
+		case <-s.gone():
+			s.close(false)
 			return
 		case <-h.done:
-			_ = send(enc.end())
+			s.close(s.send(enc.end()) == nil)
 			return
 		case <-f.next:
 			f = h.hub.current()
-			err = send(enc.event(f))
+			err = s.send(enc.event(f))
 		case <-keepAlive.C:
-			err = send(enc.keepAlive())
+			err = s.send(enc.keepAlive())
 		}
 		keepAlive.Reset(h.opt.KeepAlive)
 	}
+	s.close(false)
 	if isTimeout(err) {
 		h.hub.dropped.Add(1)
 	}

@@ -280,3 +280,38 @@ func TestEventsGzip(t *testing.T) {
 		t.Errorf("%d events; the stream begins %q; want the retry and the first frame", n, got[:min(len(got), 40)])
 	}
 }
+
+// TestEventsHTTP10 follows /events as an HTTP/1.0 client, which knows no
+// chunks: the stream is the body until the server closes the connection.
+func TestEventsHTTP10(t *testing.T) {
+	e := newElection(t, votegen.Config{Seed: 1, Scale: 0.0001})
+	e.advance(100)
+	h := New(e.results, Options{Interval: 5 * time.Millisecond})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.WriteString(c, "GET /events HTTP/1.0\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusOK || len(res.TransferEncoding) != 0 || res.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("status %d, transfer encoding %v, type %q", res.StatusCode, res.TransferEncoding, res.Header.Get("Content-Type"))
+	}
+	first, err := bufio.NewReader(res.Body).ReadString('\n')
+	if err != nil || first != "retry: 2000\n" {
+		t.Fatalf("first line %q, %v", first, err)
+	}
+	h.Close()
+	if _, err := io.ReadAll(res.Body); err != nil {
+		t.Fatalf("the stream did not end with the connection: %v", err)
+	}
+}
