@@ -295,14 +295,14 @@ func viewPartitions(ctx context.Context, addrs []string) (partitionView, error) 
 func viewOwners(ctx context.Context, addrs []string) (v partitionView, owners int, err error) {
 	v = partitionView{}
 	for _, a := range addrs {
-		families, err := Metrics(ctx, a)
+		families, err := Metrics(ctx, a, partitionMetric)
 		if err != nil {
 			return nil, 0, err
 		}
-		if len(families["votestream_counter_partition_offset"].GetMetric()) > 0 {
+		if len(families[partitionMetric].GetMetric()) > 0 {
 			owners++
 		}
-		for _, m := range families["votestream_counter_partition_offset"].GetMetric() {
+		for _, m := range families[partitionMetric].GetMetric() {
 			id, _ := strconv.Atoi(m.GetLabel()[0].GetValue())
 			v[id] = append(v[id], int64(m.GetGauge().GetValue()))
 		}

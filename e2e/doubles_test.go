@@ -13,16 +13,21 @@ import (
 // partition exported by two replicas at once.
 const sampleEvery = 100 * time.Millisecond
 
+// partitionMetric has one series per partition a replica counts.
+const partitionMetric = "votestream_counter_partition_offset"
+
 // doubleStats is what a doubleWatch saw.
 type doubleStats struct {
-	Samples, Doubled int           // samples taken, and those showing a partition twice
-	Longest          time.Duration // longest run of samples showing one partition twice, start of first to end of last
-	MaxGap           time.Duration // longest time between two samples' starts
+	Samples, Doubled int           // rounds taken, and those showing a partition twice
+	Longest          time.Duration // longest run of rounds showing one partition twice, start of first to end of last
+	MaxGap           time.Duration // longest time between two answered reads of one replica, start to start
 	First            string        // the first double seen
+	Slowest          time.Duration // the longest one replica took to answer
+	SlowestBy        string        // and which, when
 }
 
 func (s doubleStats) String() string {
-	out := fmt.Sprintf("%d samples of every replica's /metrics (at most %s apart), %d showed a partition twice, longest %s",
+	out := fmt.Sprintf("%d samples of every replica's /metrics (each read at most %s apart), %d showed a partition twice, longest %s",
 		s.Samples, s.MaxGap.Round(time.Millisecond), s.Doubled, s.Longest.Round(time.Millisecond))
 	if s.First != "" {
 		out += " (first: " + s.First + ")"
@@ -30,27 +35,37 @@ func (s doubleStats) String() string {
 	return out
 }
 
-// doubleWatch samples the fleet's replicas every sampleEvery, all at once,
-// until stopped.
+// round is one sample: every live replica read at once.
+type round struct {
+	start, end time.Time
+	owners     map[string][]int // replica -> its partitions; absent if it did not answer
+	asked      []string
+	took       map[string]time.Duration
+}
+
+// doubleWatch starts a round every sampleEvery, whether or not the last
+// has been answered (a replica starved of CPU may take longer than that
+// to answer), until stopped. Each round is judged on its own answers:
+// all were asked at the same moment.
 type doubleWatch struct {
 	f    *fleet
 	stop chan struct{}
 	done chan struct{}
 
-	mu    sync.Mutex
-	stats doubleStats
-	since map[int]time.Time // partition -> start of the first sample of its current double
-	last  time.Time
+	mu     sync.Mutex
+	rounds []round
 }
 
 func watchDoubles(f *fleet) *doubleWatch {
-	w := &doubleWatch{f: f, stop: make(chan struct{}), done: make(chan struct{}), since: map[int]time.Time{}}
+	w := &doubleWatch{f: f, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
+		var inFlight sync.WaitGroup
+		defer inFlight.Wait()
 		tick := time.NewTicker(sampleEvery)
 		defer tick.Stop()
 		for {
-			w.sample()
+			inFlight.Go(w.sample)
 			select {
 			case <-w.stop:
 				return
@@ -62,64 +77,34 @@ func watchDoubles(f *fleet) *doubleWatch {
 }
 
 // sample reads every replica's partitions at once; a replica that does not
-// answer within a second is left out of this sample.
+// answer within a second is left out of this round.
 func (w *doubleWatch) sample() {
-	start := time.Now()
-	addrs := w.f.live()
-	owners := make([][]int, len(addrs))
+	r := round{start: time.Now(), asked: w.f.live(), owners: map[string][]int{}, took: map[string]time.Duration{}}
+	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for i, a := range addrs {
+	for _, a := range r.asked {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
-			families, err := Metrics(ctx, a)
+			families, err := Metrics(ctx, a, partitionMetric)
 			if err != nil {
 				return
 			}
-			for _, m := range families["votestream_counter_partition_offset"].GetMetric() {
+			ids := []int{}
+			for _, m := range families[partitionMetric].GetMetric() {
 				id, _ := strconv.Atoi(m.GetLabel()[0].GetValue())
-				owners[i] = append(owners[i], id)
+				ids = append(ids, id)
 			}
+			mu.Lock()
+			r.owners[a], r.took[a] = ids, time.Since(r.start)
+			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	end := time.Now()
-	count := map[int][]string{}
-	for i, ps := range owners {
-		for _, p := range ps {
-			count[p] = append(count[p], addrs[i])
-		}
-	}
+	r.end = time.Now()
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.last.IsZero() {
-		w.stats.MaxGap = max(w.stats.MaxGap, start.Sub(w.last))
-	}
-	w.last = start
-	w.stats.Samples++
-	doubled := false
-	for p := range w.since {
-		if len(count[p]) < 2 {
-			delete(w.since, p)
-		}
-	}
-	for p, by := range count {
-		if len(by) < 2 {
-			continue
-		}
-		doubled = true
-		if _, ok := w.since[p]; !ok {
-			w.since[p] = start
-		}
-		w.stats.Longest = max(w.stats.Longest, end.Sub(w.since[p]))
-		if w.stats.First == "" {
-			slices.Sort(by)
-			w.stats.First = fmt.Sprintf("partition %d at %s by %v", p, start.Format("15:04:05.000"), by)
-		}
-	}
-	if doubled {
-		w.stats.Doubled++
-	}
+	w.rounds = append(w.rounds, r)
+	w.mu.Unlock()
 }
 
 // Stop ends the sampling and returns what it saw.
@@ -128,6 +113,65 @@ func (w *doubleWatch) Stop() *doubleStats {
 	<-w.done
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	s := w.stats
+	slices.SortFunc(w.rounds, func(a, b round) int { return a.start.Compare(b.start) })
+	var s doubleStats
+	since := map[int]time.Time{}       // partition -> start of the first round of its current double
+	answered := map[string]time.Time{} // replica -> start of the last round it answered
+	for _, r := range w.rounds {
+		s.Samples++
+		s.judgeGaps(r, answered)
+		count := map[int][]string{}
+		for a, ids := range r.owners {
+			for _, p := range ids {
+				count[p] = append(count[p], a)
+			}
+		}
+		doubled := false
+		for p := range since {
+			if len(count[p]) < 2 {
+				delete(since, p)
+			}
+		}
+		for p, by := range count {
+			if len(by) < 2 {
+				continue
+			}
+			doubled = true
+			if _, ok := since[p]; !ok {
+				since[p] = r.start
+			}
+			s.Longest = max(s.Longest, r.end.Sub(since[p]))
+			if s.First == "" {
+				slices.Sort(by)
+				s.First = fmt.Sprintf("partition %d at %s by %v", p, r.start.Format("15:04:05.000"), by)
+			}
+		}
+		if doubled {
+			s.Doubled++
+		}
+	}
 	return &s
+}
+
+// judgeGaps updates the longest gap between answered reads of each replica
+// asked in r (one not asked, being stopped or paused, starts afresh) and
+// the slowest answer.
+func (s *doubleStats) judgeGaps(r round, answered map[string]time.Time) {
+	for a := range answered {
+		if !slices.Contains(r.asked, a) {
+			delete(answered, a)
+		}
+	}
+	for _, a := range r.asked {
+		if _, ok := r.owners[a]; !ok {
+			continue
+		}
+		if last, ok := answered[a]; ok {
+			s.MaxGap = max(s.MaxGap, r.start.Sub(last))
+		}
+		answered[a] = r.start
+		if d := r.took[a]; d > s.Slowest {
+			s.Slowest, s.SlowestBy = d, a+" at "+r.start.Format("15:04:05.000")
+		}
+	}
 }

@@ -63,6 +63,9 @@ type KafkaOptions struct {
 	// Heap is the JVM's -Xmx (default 384m: three nodes fit on a small
 	// machine beside the services).
 	Heap string
+	// Host, if set, runs every node on that host of a test network,
+	// listening on its address, instead of on 127.0.0.1.
+	Host *Host
 }
 
 // RequireKafka returns the folder of the Kafka jars and java, skipping the
@@ -99,10 +102,14 @@ func StartKafka(t testing.TB, opts KafkaOptions) *Kafka {
 	k := &Kafka{opts: opts, root: root, t: t, Version: kafkaVersion(lib)}
 	dir := t.TempDir()
 	for i := range opts.Nodes {
-		k.Nodes = append(k.Nodes, &KafkaNode{
-			ID: i + 1, Addr: freeAddr(t), ControllerAddr: freeAddr(t),
-			Dir: filepath.Join(dir, fmt.Sprintf("node%d", i+1)), k: k,
-		})
+		n := &KafkaNode{ID: i + 1, Dir: filepath.Join(dir, fmt.Sprintf("node%d", i+1)), k: k}
+		if h := opts.Host; h != nil {
+			// The host's namespace is the test's own: every port is free.
+			n.Addr, n.ControllerAddr = fmt.Sprintf("%s:%d", h.Addr, 9092+i), fmt.Sprintf("%s:%d", h.Addr, 9192+i)
+		} else {
+			n.Addr, n.ControllerAddr = freeAddr(t), freeAddr(t)
+		}
+		k.Nodes = append(k.Nodes, n)
 	}
 	addrs := make([]string, len(k.Nodes))
 	for i, n := range k.Nodes {
@@ -227,11 +234,17 @@ func (n *KafkaNode) writeConfig() error {
 func (n *KafkaNode) java(heap, class string, args ...string) *exec.Cmd {
 	lib := filepath.Join(n.k.root, "deploy", "kafka", "lib")
 	argv := []string{
-		"-Xms64m", "-Xmx" + heap, "-XX:+UseSerialGC", "-Djava.awt.headless=true",
+		"java", "-Xms64m", "-Xmx" + heap, "-XX:+UseSerialGC", "-Djava.awt.headless=true",
 		"-Dlog4j2.configurationFile=" + filepath.Join(n.k.root, "deploy", "kafka", "log4j2.yaml"),
 		"-cp", filepath.Join(lib, "*"), class,
 	}
-	cmd := exec.Command("java", append(argv, args...)...)
+	argv = append(argv, args...)
+	if h := n.k.opts.Host; h != nil {
+		// ip execs java in the namespace: the same process, so the
+		// signals and the death signal below reach the JVM itself.
+		argv = append([]string{"ip", "netns", "exec", h.NS}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	// A test binary that times out runs no cleanups: the kernel ends the
 	// JVM with it instead of leaving a broker behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
