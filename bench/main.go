@@ -20,6 +20,8 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
+
+	"github.com/votestream/votestream/internal/rig"
 )
 
 func main() {
@@ -72,4 +74,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return orchestrate(ctx, cfg, stdout, stderr)
+}
+
+// startProc runs bin measured: its peak RSS and CPU.
+func startProc(name, bin string, args, env []string) (*rig.Process, error) {
+	return rig.Start(name, rig.Command(bin, args, env...), rig.Options{Measure: true})
+}
+
+// startTree runs bin measured with its descendants, in a process group of
+// its own so that KillTree ends them all.
+func startTree(name, bin string, args, env []string) (*rig.Process, error) {
+	return rig.Start(name, rig.Command(bin, args, env...), rig.Options{Measure: true, Tree: true})
+}
+
+// finished explains a process's exit error with the end of its output.
+func finished(p *rig.Process, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %v\n%s", p.Name, err, rig.Tail(p.Output(), 30))
 }

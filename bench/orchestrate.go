@@ -25,7 +25,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/votestream/votestream/e2e"
+	"github.com/votestream/votestream/internal/rig"
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
@@ -101,7 +101,7 @@ type bench struct {
 	cfg    benchConfig
 	self   string
 	work   string
-	broker *proc
+	broker *rig.Process
 	addr   string
 	client *kafkaio.Client
 	log    io.Writer
@@ -179,11 +179,11 @@ func orchestrate(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer)
 		return err
 	}
 	defer func() {
-		if err := b.broker.stop(time.Minute); err != nil {
+		if err := finished(b.broker, b.broker.Stop(time.Minute)); err != nil {
 			fmt.Fprintln(stderr, "broker:", err)
 		}
 	}()
-	if b.addr, err = b.broker.waitOutput(regexp.MustCompile(`broker listening on (\S+)`), 30*time.Second); err != nil {
+	if b.addr, err = b.broker.WaitOutput(regexp.MustCompile(`broker listening on (\S+)`), 30*time.Second); err != nil {
 		return err
 	}
 	b.client, err = kafkaio.New(config.Kafka{Brokers: []string{b.addr}, ClientID: "votestream-bench", DialTimeout: 10 * time.Second},
@@ -314,7 +314,7 @@ func orchestrate(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer)
 		}
 	}
 
-	brokerRSS := b.broker.peakMiB()
+	brokerRSS := b.broker.PeakMiB()
 	disk := dirSize(dataDir)
 	printTable(stdout, rows)
 	fmt.Fprintf(stdout, "\n%s\n", pairs)
@@ -343,16 +343,16 @@ func (b *bench) worker(ctx context.Context, name string, args ...string) (row, e
 	if err != nil {
 		return row{}, err
 	}
-	if err := p.wait(b.cfg.timeout); err != nil {
+	if err := finished(p, p.Wait(b.cfg.timeout)); err != nil {
 		return row{}, err
 	}
-	m := regexp.MustCompile(`records=(\d+) seconds=([\d.]+)`).FindStringSubmatch(p.output())
+	m := regexp.MustCompile(`records=(\d+) seconds=([\d.]+)`).FindStringSubmatch(p.Output())
 	if m == nil {
-		return row{}, fmt.Errorf("%s printed no result:\n%s", name, tail(p.output(), 20))
+		return row{}, fmt.Errorf("%s printed no result:\n%s", name, rig.Tail(p.Output(), 20))
 	}
 	n, _ := strconv.ParseInt(m[1], 10, 64)
 	s, _ := strconv.ParseFloat(m[2], 64)
-	return row{name: name, votes: n, seconds: s, rssMiB: p.peakMiB(), wall: p.end.Sub(p.start).Seconds(), cpu: p.cpuSeconds()}, nil
+	return row{name: name, votes: n, seconds: s, rssMiB: p.PeakMiB(), wall: p.Ended().Sub(p.Started).Seconds(), cpu: p.CPUSeconds()}, nil
 }
 
 func (b *bench) naiveProducer(ctx context.Context, votes int64) (row, error) {
@@ -384,12 +384,12 @@ func (b *bench) producer(ctx context.Context, n names, scale float64, name, outD
 	if err != nil {
 		return row{}, err
 	}
-	if err := p.wait(b.cfg.timeout); err != nil {
+	if err := finished(p, p.Wait(b.cfg.timeout)); err != nil {
 		return row{}, err
 	}
-	m := elapsedRE.FindStringSubmatch(p.output())
+	m := elapsedRE.FindStringSubmatch(p.Output())
 	if m == nil {
-		return row{}, fmt.Errorf("producer did not log its elapsed time:\n%s", tail(p.output(), 20))
+		return row{}, fmt.Errorf("producer did not log its elapsed time:\n%s", rig.Tail(p.Output(), 20))
 	}
 	d, err := time.ParseDuration(m[1])
 	if err != nil {
@@ -397,25 +397,25 @@ func (b *bench) producer(ctx context.Context, n names, scale float64, name, outD
 	}
 	votes := mustTotal(b.cfg.seed, scale)
 	b.totalVotes += votes
-	return row{name: name, votes: votes, seconds: d.Seconds(), rssMiB: p.peakMiB(), wall: p.end.Sub(p.start).Seconds(), cpu: p.cpuSeconds()}, nil
+	return row{name: name, votes: votes, seconds: d.Seconds(), rssMiB: p.PeakMiB(), wall: p.Ended().Sub(p.Started).Seconds(), cpu: p.CPUSeconds()}, nil
 }
 
 var metricsAddrRE = regexp.MustCompile(`msg="serving metrics".* addr=(\S+)`)
 
 // startCounter starts a counter and waits until it owns its partitions.
-func (b *bench) startCounter(n names, extra ...string) (*proc, string, time.Time, error) {
+func (b *bench) startCounter(n names, extra ...string) (*rig.Process, string, time.Time, error) {
 	p, err := startProc("counter", filepath.Join(b.cfg.bin, "counter"), nil, b.env(n, extra...))
 	if err != nil {
 		return nil, "", time.Time{}, err
 	}
-	addr, err := p.waitOutput(metricsAddrRE, 30*time.Second)
+	addr, err := p.WaitOutput(metricsAddrRE, 30*time.Second)
 	if err != nil {
-		p.kill()
+		p.Kill()
 		return nil, "", time.Time{}, err
 	}
 	ready, err := b.waitReady(p, addr)
 	if err != nil {
-		p.kill()
+		p.Kill()
 		return nil, "", time.Time{}, err
 	}
 	return p, addr, ready, nil
@@ -423,8 +423,8 @@ func (b *bench) startCounter(n names, extra ...string) (*proc, string, time.Time
 
 // counterReady waits for a started counter's HTTP address and for its
 // /readyz to answer 200: it owns its partitions.
-func (b *bench) counterReady(p *proc) (string, error) {
-	addr, err := p.waitOutput(metricsAddrRE, 30*time.Second)
+func (b *bench) counterReady(p *rig.Process) (string, error) {
+	addr, err := p.WaitOutput(metricsAddrRE, 30*time.Second)
 	if err != nil {
 		return "", err
 	}
@@ -434,7 +434,7 @@ func (b *bench) counterReady(p *proc) (string, error) {
 
 // waitReady waits until the counter at addr answers /readyz: it owns its
 // partitions.
-func (b *bench) waitReady(p *proc, addr string) (time.Time, error) {
+func (b *bench) waitReady(p *rig.Process, addr string) (time.Time, error) {
 	deadline := time.Now().Add(b.cfg.timeout)
 	for time.Now().Before(deadline) {
 		res, err := http.Get("http://" + addr + "/readyz")
@@ -444,12 +444,12 @@ func (b *bench) waitReady(p *proc, addr string) (time.Time, error) {
 				return time.Now(), nil
 			}
 		}
-		if p.exited() {
+		if p.Exited() {
 			break
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	return time.Time{}, fmt.Errorf("counter not ready within %s:\n%s", b.cfg.timeout, tail(p.output(), 20))
+	return time.Time{}, fmt.Errorf("counter not ready within %s:\n%s", b.cfg.timeout, rig.Tail(p.Output(), 20))
 }
 
 // waitExact polls the counter's /metrics until it shows want exactly over
@@ -470,7 +470,7 @@ func (b *bench) waitExact(ctx context.Context, addr string, want *vote.Tally, st
 	)
 	for {
 		wait := b.pollEvery()
-		c, err := e2e.Scrape(ctx, addr)
+		c, err := rig.Scrape(ctx, addr)
 		if err == nil && c.Tally.Total() < want.Total() {
 			now, n := time.Now(), c.Tally.Total()
 			switch {
@@ -522,13 +522,13 @@ func (b *bench) counter(ctx context.Context, topic names, scale float64, run int
 	}
 	done, err := b.waitExact(ctx, addr, &want, true)
 	if err != nil {
-		p.kill()
+		p.Kill()
 		return row{}, err
 	}
 	r := row{name: "votestream counter (checkpoints on)", votes: want.Total(), seconds: done.Sub(ready).Seconds(),
-		rssMiB: p.peakMiB(), wall: done.Sub(p.start).Seconds()}
-	err = p.stop(30 * time.Second)
-	r.cpu = p.cpuSeconds()
+		rssMiB: p.PeakMiB(), wall: done.Sub(p.Started).Seconds()}
+	err = finished(p, p.Stop(30*time.Second))
+	r.cpu = p.CPUSeconds()
 	return r, err
 }
 
@@ -545,7 +545,7 @@ func (b *bench) endToEnd(ctx context.Context, scale float64) (row, error) {
 	if err != nil {
 		return row{}, err
 	}
-	defer c.stop(30 * time.Second)
+	defer c.Stop(30 * time.Second)
 	p, err := startProc("producer", filepath.Join(b.cfg.bin, "producer"), nil, b.env(n,
 		"SEED="+strconv.FormatUint(b.cfg.seed, 10), "SCALE="+strconv.FormatFloat(scale, 'g', -1, 64),
 		"BATCH_INTERVAL=0", "OUTPUT_DIR="))
@@ -554,16 +554,16 @@ func (b *bench) endToEnd(ctx context.Context, scale float64) (row, error) {
 	}
 	done, err := b.waitExact(ctx, addr, &want, false)
 	if err != nil {
-		p.kill()
+		p.Kill()
 		return row{}, err
 	}
-	if err := p.wait(b.cfg.timeout); err != nil {
+	if err := finished(p, p.Wait(b.cfg.timeout)); err != nil {
 		return row{}, err
 	}
 	b.totalVotes += want.Total()
-	secs := done.Sub(p.start).Seconds()
+	secs := done.Sub(p.Started).Seconds()
 	return row{name: "end to end: generate, publish, count exactly", votes: want.Total(), seconds: secs, wall: secs,
-		rssMiB: max(p.peakMiB(), c.peakMiB())}, nil
+		rssMiB: max(p.PeakMiB(), c.PeakMiB())}, nil
 }
 
 // latency publishes at 100k votes/s (10,000 votes every 100 ms) to a
@@ -578,7 +578,7 @@ func (b *bench) latency(ctx context.Context, scale float64) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer c.stop(30 * time.Second)
+	defer c.Stop(30 * time.Second)
 	p, err := startProc("producer", filepath.Join(b.cfg.bin, "producer"), nil, b.env(n,
 		"SEED="+strconv.FormatUint(b.cfg.seed, 10), "SCALE="+strconv.FormatFloat(scale, 'g', -1, 64),
 		"VOTES_PER_BATCH=10000", "BATCH_INTERVAL=100ms", "OUTPUT_DIR="))
@@ -586,10 +586,10 @@ func (b *bench) latency(ctx context.Context, scale float64) (string, error) {
 		return "", err
 	}
 	if _, err := b.waitExact(ctx, addr, &want, false); err != nil {
-		p.kill()
+		p.Kill()
 		return "", err
 	}
-	if err := p.wait(b.cfg.timeout); err != nil {
+	if err := finished(p, p.Wait(b.cfg.timeout)); err != nil {
 		return "", err
 	}
 	b.totalVotes += want.Total()

@@ -11,9 +11,11 @@ import (
 	"regexp"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
-	"github.com/votestream/votestream/e2e"
+	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
 )
@@ -58,8 +60,8 @@ func parsePeersConfig(args []string, stderr io.Writer) (peersConfig, error) {
 // checkpoint, state directory) that survives a SIGKILL and a restart.
 type peer struct {
 	key, label string
-	launch     func(st *peerState) (*proc, error)
-	ready      func(p *proc, st *peerState) error // it reads; fills st.addr
+	launch     func(st *peerState) (*rig.Process, error)
+	ready      func(p *rig.Process, st *peerState) error // it reads; fills st.addr
 	totals     func(ctx context.Context, st *peerState) (counted, error)
 }
 
@@ -103,7 +105,7 @@ func (r peerResult) rate() float64 {
 }
 
 func runPeers(ctx context.Context, cfg peersConfig, stdout, stderr io.Writer) error {
-	root, err := e2e.ModuleRoot()
+	root, err := rig.ModuleRoot()
 	if err != nil {
 		return err
 	}
@@ -126,15 +128,15 @@ func runPeers(ctx context.Context, cfg peersConfig, stdout, stderr io.Writer) er
 		return err
 	}
 	topic := b.newNames("peers")
-	if err := e2e.CreateTopics(ctx, e2e.Env{Brokers: addr, Topic: topic.topic, CheckpointTopic: topic.ckpt, DLQTopic: topic.dlq,
-		Partitions: cfg.partitions}); err != nil {
+	if err := rig.CreateTopics(ctx, config.Kafka{Brokers: strings.Split(addr, ","), Topic: topic.topic, CheckpointTopic: topic.ckpt,
+		DLQTopic: topic.dlq, Partitions: cfg.partitions, ReplicationFactor: 1, DialTimeout: 10 * time.Second}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "peers: %s broker at %s, publishing %d votes to %s\n", cfg.broker, addr, want.Total(), topic.topic)
 	if _, err := b.producer(ctx, topic, cfg.scale, "producer", ""); err != nil {
 		return err
 	}
-	spark, err := e2e.FindSpark(ctx)
+	spark, err := rig.FindSpark(ctx)
 	if err != nil {
 		return err
 	}
@@ -165,7 +167,7 @@ func startPeersBroker(ctx context.Context, cfg peersConfig, work string) (string
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return "", nil, err
 		}
-		k, err := e2e.StartKRaftNode(ctx, dir)
+		k, err := rig.StartKRaftNode(ctx, dir)
 		if err != nil {
 			return "", nil, err
 		}
@@ -176,12 +178,12 @@ func startPeersBroker(ctx context.Context, cfg peersConfig, work string) (string
 	if err != nil {
 		return "", nil, err
 	}
-	addr, err := p.waitOutput(regexp.MustCompile(`broker listening on (\S+)`), 30*time.Second)
+	addr, err := p.WaitOutput(regexp.MustCompile(`broker listening on (\S+)`), 30*time.Second)
 	if err != nil {
-		p.kill()
+		p.Kill()
 		return "", nil, err
 	}
-	return addr, func() { _ = p.stop(time.Minute) }, nil
+	return addr, func() { _ = p.Stop(time.Minute) }, nil
 }
 
 func (b *bench) newPeerState(key string) (*peerState, error) {
@@ -204,22 +206,22 @@ func (b *bench) measurePeer(ctx context.Context, pe peer, want *vote.Tally) peer
 		r.note = oneLine(err)
 		return r
 	}
-	defer p.killTree()
-	r.readyAfter = readyAt.Sub(p.start).Seconds()
+	defer p.KillTree()
+	r.readyAfter = readyAt.Sub(p.Started).Seconds()
 	at, exact, note := b.waitPeerExact(ctx, pe, st, want)
-	r.cpu, r.rssMiB = p.cpuNow(), p.peakMiB()
+	r.cpu, r.rssMiB = p.CPUNow(), p.PeakMiB()
 	r.exact, r.note = exact, note
-	r.exactAfter, r.seconds = at.Sub(p.start).Seconds(), at.Sub(readyAt).Seconds()
+	r.exactAfter, r.seconds = at.Sub(p.Started).Seconds(), at.Sub(readyAt).Seconds()
 	return r
 }
 
-func (b *bench) startPeer(pe peer, st *peerState) (*proc, time.Time, error) {
+func (b *bench) startPeer(pe peer, st *peerState) (*rig.Process, time.Time, error) {
 	p, err := pe.launch(st)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
 	if err := pe.ready(p, st); err != nil {
-		p.killTree()
+		p.KillTree()
 		return nil, time.Time{}, err
 	}
 	return p, time.Now(), nil
@@ -241,13 +243,13 @@ func (b *bench) killPeer(ctx context.Context, pe peer, want *vote.Tally, r *peer
 		return
 	}
 	r.killAt, r.killedAt = waitHalfway(ctx, pe, st, want.Total(), r.seconds/2)
-	p.killTree()
+	p.KillTree()
 	p, restartedAt, err := b.startPeer(pe, st)
 	if err != nil {
 		r.killNote = "restart: " + oneLine(err)
 		return
 	}
-	defer p.killTree()
+	defer p.KillTree()
 	at, exact, note := b.waitPeerExact(ctx, pe, st, want)
 	r.killExact, r.killNote = exact, note
 	r.afterStart = at.Sub(restartedAt).Seconds()
@@ -329,17 +331,17 @@ func oneLine(err error) string {
 func (b *bench) votestreamPeer(topic names) peer {
 	return peer{
 		key: "votestream", label: "votestream counter (checkpoints in Kafka)",
-		launch: func(st *peerState) (*proc, error) {
+		launch: func(st *peerState) (*rig.Process, error) {
 			n := st.names
 			n.topic = topic.topic
 			return startTree("counter", filepath.Join(b.cfg.bin, "counter"), nil, b.env(n))
 		},
-		ready: func(p *proc, st *peerState) (err error) {
+		ready: func(p *rig.Process, st *peerState) (err error) {
 			st.addr, err = b.counterReady(p)
 			return err
 		},
 		totals: func(ctx context.Context, st *peerState) (counted, error) {
-			c, err := e2e.Scrape(ctx, st.addr)
+			c, err := rig.Scrape(ctx, st.addr)
 			if err != nil {
 				return counted{}, err
 			}
@@ -355,20 +357,20 @@ func (b *bench) votestreamPeer(topic names) peer {
 
 // sparkPeer is deploy/spark/votes_kafka.py: the seed's aggregation over the
 // Kafka source, as fast as it goes, state in its checkpoint location.
-func sparkPeer(s e2e.Spark, brokers, topic string) peer {
+func sparkPeer(s rig.Spark, brokers, topic string) peer {
 	return peer{
 		key: "spark", label: "Spark Structured Streaming (local[2], checkpoint)",
-		launch: func(st *peerState) (*proc, error) {
+		launch: func(st *peerState) (*rig.Process, error) {
 			py, args := s.Job("votes_kafka.py", "--brokers", brokers, "--topic", topic,
 				"--checkpoint", filepath.Join(st.dir, "checkpoint"), "--out", filepath.Join(st.dir, "totals.json"))
-			return startTree("spark", py, args, e2e.SparkEnv)
+			return startTree("spark", py, args, s.Env())
 		},
-		ready: func(p *proc, _ *peerState) error {
-			_, err := p.waitOutput(regexp.MustCompile(`query started`), 5*time.Minute)
+		ready: func(p *rig.Process, _ *peerState) error {
+			_, err := p.WaitOutput(regexp.MustCompile(`query started`), 5*time.Minute)
 			return err
 		},
 		totals: func(_ context.Context, st *peerState) (counted, error) {
-			t, tally, err := e2e.ReadSparkTotals(filepath.Join(st.dir, "totals.json"))
+			t, tally, err := rig.ReadSparkTotals(filepath.Join(st.dir, "totals.json"))
 			return counted{tally: tally, records: t.Records, unparsed: t.Unparsed}, err
 		},
 	}
@@ -380,7 +382,7 @@ func streamsPeer(root, brokers, topic string, threads int) peer {
 	dir := filepath.Join(root, "bench", "peers")
 	return peer{
 		key: "kafka_streams", label: "Kafka Streams (exactly_once_v2, state store)",
-		launch: func(st *peerState) (*proc, error) {
+		launch: func(st *peerState) (*rig.Process, error) {
 			if _, err := os.Stat(filepath.Join(dir, "lib", ".done")); err != nil {
 				return nil, fmt.Errorf("the Kafka Streams peer is not built: run make peers-deps")
 			}
@@ -393,11 +395,11 @@ func streamsPeer(root, brokers, topic string, threads int) peer {
 				"io.votestream.peers.VoteCountStreams", brokers, topic, st.names.group, filepath.Join(st.dir, "state"),
 				"127.0.0.1:0", strconv.Itoa(threads)}, nil)
 		},
-		ready: func(p *proc, st *peerState) (err error) {
-			if st.addr, err = p.waitOutput(regexp.MustCompile(`listening on (\S+)`), 2*time.Minute); err != nil {
+		ready: func(p *rig.Process, st *peerState) (err error) {
+			if st.addr, err = p.WaitOutput(regexp.MustCompile(`listening on (\S+)`), 2*time.Minute); err != nil {
 				return err
 			}
-			_, err = p.waitOutput(regexp.MustCompile(`state RUNNING`), 5*time.Minute)
+			_, err = p.WaitOutput(regexp.MustCompile(`state RUNNING`), 5*time.Minute)
 			return err
 		},
 		totals: func(ctx context.Context, st *peerState) (counted, error) {
@@ -414,7 +416,7 @@ func streamsPeer(root, brokers, topic string, threads int) peer {
 			if err != nil || res.StatusCode != http.StatusOK {
 				return counted{}, fmt.Errorf("GET /totals: %s %v", res.Status, err)
 			}
-			t, tally, err := e2e.ParseCellTotals(body)
+			t, tally, err := rig.ParseCellTotals(body)
 			return counted{tally: tally, records: t.Records, unparsed: t.Unparsed}, err
 		},
 	}

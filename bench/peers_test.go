@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -76,17 +75,5 @@ func TestParsePeersConfig(t *testing.T) {
 	c, err := parsePeersConfig(nil, io.Discard)
 	if err != nil || c.scale != 0.02 || c.broker != "kafka" || !c.kill {
 		t.Errorf("defaults: %+v, %v", c, err)
-	}
-}
-
-// TestTreeSample measures this test process as a tree: it has used CPU and
-// holds memory, and its own pid is in its tree.
-func TestTreeSample(t *testing.T) {
-	pid := os.Getpid()
-	if d := descendants(pid); len(d) == 0 || d[0] != pid {
-		t.Errorf("descendants(%d) = %v", pid, d)
-	}
-	if statTicks(pid) <= 0 && statusKiB(pid, "VmRSS:") <= 0 {
-		t.Errorf("no CPU ticks nor RSS read for pid %d", pid)
 	}
 }

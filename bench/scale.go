@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/votestream/votestream/e2e"
+	"github.com/votestream/votestream/internal/rig"
 	"github.com/votestream/votestream/pkg/votegen"
 )
 
@@ -32,15 +32,15 @@ func (b *bench) scaleRun(ctx context.Context, dataDir string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	defer c.kill()
+	defer c.Kill()
 	p, err := startProc("producer", filepath.Join(b.cfg.bin, "producer"), nil, b.env(n,
 		"SEED="+strconv.FormatUint(b.cfg.seed, 10), sc, "BATCH_INTERVAL=0", "OUTPUT_DIR="))
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if !p.exited() {
-			p.kill()
+		if !p.Exited() {
+			p.Kill()
 		}
 	}()
 
@@ -57,12 +57,12 @@ func (b *bench) scaleRun(ctx context.Context, dataDir string, stdout, stderr io.
 			}
 			counted := int64(-1)
 			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			if got, err := e2e.Scrape(sctx, addr); err == nil {
+			if got, err := rig.Scrape(sctx, addr); err == nil {
 				counted = got.Tally.Total()
 			}
 			cancel()
 			fmt.Fprintf(stderr, "bench: %s counted %d of %d; peak RSS producer %.0f MiB, counter %.0f MiB, broker %.0f MiB; broker disk %.2f GiB\n",
-				time.Since(p.start).Round(time.Second), counted, want.Total(), p.peakMiB(), c.peakMiB(), b.broker.peakMiB(),
+				time.Since(p.Started).Round(time.Second), counted, want.Total(), p.PeakMiB(), c.PeakMiB(), b.broker.PeakMiB(),
 				float64(dirSize(dataDir))/(1<<30))
 		}
 	}()
@@ -71,33 +71,33 @@ func (b *bench) scaleRun(ctx context.Context, dataDir string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	if err := p.wait(b.cfg.timeout); err != nil {
+	if err := finished(p, p.Wait(b.cfg.timeout)); err != nil {
 		return err
 	}
-	m := elapsedRE.FindStringSubmatch(p.output())
+	m := elapsedRE.FindStringSubmatch(p.Output())
 	if m == nil {
-		return fmt.Errorf("producer did not log its elapsed time:\n%s", tail(p.output(), 20))
+		return fmt.Errorf("producer did not log its elapsed time:\n%s", rig.Tail(p.Output(), 20))
 	}
 	pd, err := time.ParseDuration(m[1])
 	if err != nil {
 		return err
 	}
-	secs := done.Sub(p.start).Seconds()
+	secs := done.Sub(p.Started).Seconds()
 	rows := []row{
 		{name: "scale run: votestream producer", votes: want.Total(), seconds: pd.Seconds(), versus: "-",
-			rssMiB: p.peakMiB(), wall: p.end.Sub(p.start).Seconds(), cpu: p.cpuSeconds()},
+			rssMiB: p.PeakMiB(), wall: p.Ended().Sub(p.Started).Seconds(), cpu: p.CPUSeconds()},
 		{name: "scale run: votestream counter, exact cell by cell", votes: want.Total(), seconds: secs, versus: "-",
-			rssMiB: c.peakMiB(), wall: secs},
+			rssMiB: c.PeakMiB(), wall: secs},
 	}
-	if err := c.stop(time.Minute); err != nil {
+	if err := finished(c, c.Stop(time.Minute)); err != nil {
 		return err
 	}
-	rows[1].cpu = c.cpuSeconds()
+	rows[1].cpu = c.CPUSeconds()
 	disk := dirSize(dataDir)
 	printTable(stdout, rows)
 	fmt.Fprintf(stdout, "\nend to end %.1f s for %d votes (SCALE=%g), counts exact in every cell\n", secs, want.Total(), scale)
 	fmt.Fprintf(stdout, "broker (kfake): peak RSS %.0f MiB, disk %.2f GiB (%.0f bytes/vote)\n",
-		b.broker.peakMiB(), float64(disk)/(1<<30), float64(disk)/float64(want.Total()))
+		b.broker.PeakMiB(), float64(disk)/(1<<30), float64(disk)/float64(want.Total()))
 	fmt.Fprintf(stdout, "machine: %s, %d CPUs, %s/%s, %s\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/votestream/votestream/internal/rig"
 	"github.com/votestream/votestream/pkg/checkpoint"
 	"github.com/votestream/votestream/pkg/votegen"
 )
@@ -481,11 +482,11 @@ func (b *bench) countWatched(ctx context.Context, topic names, scale float64, vi
 		return w, err
 	}
 	defer func() {
-		if !p.exited() {
-			p.kill()
+		if !p.Exited() {
+			p.Kill()
 		}
 	}()
-	addr, err := p.waitOutput(metricsAddrRE, 30*time.Second)
+	addr, err := p.WaitOutput(metricsAddrRE, 30*time.Second)
 	if err != nil {
 		return w, err
 	}
@@ -500,11 +501,11 @@ func (b *bench) countWatched(ctx context.Context, topic names, scale float64, vi
 		defer load.close()
 		load.startPolling()
 		from = time.Now()
-		fmt.Fprintf(b.log, "bench: %d viewers connected in %s\n", viewers, from.Sub(p.start).Round(time.Millisecond))
+		fmt.Fprintf(b.log, "bench: %d viewers connected in %s\n", viewers, from.Sub(p.Started).Round(time.Millisecond))
 	}
 	ready := <-readyc
 	if ready.IsZero() {
-		return w, fmt.Errorf("counter not ready:\n%s", tail(p.output(), 20))
+		return w, fmt.Errorf("counter not ready:\n%s", rig.Tail(p.Output(), 20))
 	}
 	from = later(from, ready)
 	if _, err := b.waitExact(ctx, addr, &want, true); err != nil {
@@ -516,10 +517,10 @@ func (b *bench) countWatched(ctx context.Context, topic names, scale float64, vi
 		time.Sleep(4 * time.Second)
 		load.close()
 	}
-	w.row = row{name: fmt.Sprintf("votestream counter, %d viewers on /events + /results polled", viewers), rssMiB: p.peakMiB()}
+	w.row = row{name: fmt.Sprintf("votestream counter, %d viewers on /events + /results polled", viewers), rssMiB: p.PeakMiB()}
 	// No CPU per vote: the process's CPU covers more than the votes the
 	// window counts.
-	if err = p.stop(30 * time.Second); err != nil {
+	if err = finished(p, p.Stop(30*time.Second)); err != nil {
 		return w, err
 	}
 	var ckpts []checkpoint.State

@@ -17,6 +17,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/votestream/votestream/internal/rig"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
 )
@@ -295,7 +296,7 @@ func viewPartitions(ctx context.Context, addrs []string) (partitionView, error) 
 func viewOwners(ctx context.Context, addrs []string) (v partitionView, owners int, err error) {
 	v = partitionView{}
 	for _, a := range addrs {
-		families, err := Metrics(ctx, a, partitionMetric)
+		families, err := rig.Metrics(ctx, a, partitionMetric)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -404,17 +405,17 @@ func topicEnds(t *testing.T, env Env) func() map[int]int64 {
 // settle waits until the live replicas own every partition once and have
 // counted want votes, unchanged for settle; unlike WaitCounted it returns
 // the last counts on timeout, so the figures table has a row either way.
-func settle(f *fleet, partitions int, want int64, timeout time.Duration) (*Counts, error) {
+func settle(f *fleet, partitions int, want int64, timeout time.Duration) (*rig.Counts, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var (
-		last  *Counts
+		last  *rig.Counts
 		since time.Time
 		err   error
 	)
 	for {
-		var c *Counts
-		c, err = Sum(ctx, f.live())
+		var c *rig.Counts
+		c, err = rig.Sum(ctx, f.live())
 		if err == nil {
 			var v partitionView
 			v, err = viewPartitions(ctx, f.live())
@@ -435,7 +436,7 @@ func settle(f *fleet, partitions int, want int64, timeout time.Duration) (*Count
 		select {
 		case <-ctx.Done():
 			if last == nil {
-				last = &Counts{Rejected: map[string]int64{}}
+				last = &rig.Counts{Rejected: map[string]int64{}}
 			}
 			return last, fmt.Errorf("counters did not settle on %d votes over %d partitions within %s: last saw %d (last error: %v)",
 				want, partitions, timeout, last.Tally.Total(), err)
@@ -498,7 +499,7 @@ func waitPublished(t *testing.T, p *Proc, n int64, timeout time.Duration) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("producer did not publish %d votes within %s\n%s", n, timeout, tail(p.Output(), 30))
+			t.Fatalf("producer did not publish %d votes within %s\n%s", n, timeout, rig.Tail(p.Output(), 30))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -508,9 +509,9 @@ func waitPublished(t *testing.T, p *Proc, n int64, timeout time.Duration) {
 func waitProducer(t *testing.T, p *Proc) {
 	t.Helper()
 	if err := p.Wait(pick(3*time.Minute, 8*time.Minute)); err != nil {
-		t.Fatalf("producer: %v\n%s", err, tail(p.Output(), 30))
+		t.Fatalf("producer: %v\n%s", err, rig.Tail(p.Output(), 30))
 	}
 	if !strings.Contains(p.Output(), `msg="election published"`) {
-		t.Fatalf("producer exited without publishing the election\n%s", tail(p.Output(), 30))
+		t.Fatalf("producer exited without publishing the election\n%s", rig.Tail(p.Output(), 30))
 	}
 }

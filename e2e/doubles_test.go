@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/votestream/votestream/internal/rig"
 )
 
 // sampleEvery is how often every replica's /metrics is read to catch a
@@ -86,7 +88,7 @@ func (w *doubleWatch) sample() {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
-			families, err := Metrics(ctx, a, partitionMetric)
+			families, err := rig.Metrics(ctx, a, partitionMetric)
 			if err != nil {
 				return
 			}

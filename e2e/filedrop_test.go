@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/votestream/votestream/internal/rig"
 )
 
 // TestChaosFileDrop gives the producer an OUTPUT_DIR it cannot write: a
@@ -122,7 +124,7 @@ func mount(t *testing.T, args ...string) {
 func scrapeValue(addr, name string) float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	families, err := Metrics(ctx, addr)
+	families, err := rig.Metrics(ctx, addr)
 	if err != nil {
 		return 0
 	}

@@ -6,7 +6,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,22 +13,16 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
+	"github.com/votestream/votestream/internal/rig"
 	"github.com/votestream/votestream/pkg/vote"
 )
 
@@ -47,7 +40,7 @@ var (
 func Binaries(t testing.TB) Bins {
 	t.Helper()
 	buildOnce.Do(func() {
-		root, err := moduleRoot()
+		root, err := rig.ModuleRoot()
 		if err != nil {
 			buildErr = err
 			return
@@ -76,14 +69,6 @@ func Binaries(t testing.TB) Bins {
 	return bins
 }
 
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out))), nil
-}
-
 // RequireTool skips a test whose outside tool is missing, except in CI
 // (CI set), where the tool must be installed and its absence fails.
 func RequireTool(t testing.TB, name string) string {
@@ -98,15 +83,9 @@ func RequireTool(t testing.TB, name string) string {
 	return path
 }
 
-// Proc is a running service process with its output captured.
-type Proc struct {
-	Name string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-	err  error
-}
+// Proc is a running service process with its output captured, bound to
+// the test that started it.
+type Proc struct{ *rig.Process }
 
 // Start runs bin with env (on top of a minimal environment) and stops it,
 // bounded, when the test ends. Its output is logged if the test fails.
@@ -118,103 +97,35 @@ func Start(t testing.TB, name, bin string, env ...string) *Proc {
 // startArgs is Start for a command line: argv[0] and its arguments.
 func startArgs(t testing.TB, name string, argv []string, env ...string) *Proc {
 	t.Helper()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
-	return StartCmd(t, name, cmd)
+	return StartCmd(t, name, rig.Command(argv[0], argv[1:], env...))
 }
 
 // StartCmd runs cmd (its path, arguments and environment set) like Start.
 func StartCmd(t testing.TB, name string, cmd *exec.Cmd) *Proc {
 	t.Helper()
-	p := &Proc{Name: name, done: make(chan struct{}), cmd: cmd}
-	p.cmd.Stdout = p
-	p.cmd.Stderr = p
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+	rp, err := rig.Start(name, cmd, rig.Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
 	t.Cleanup(func() {
-		p.Kill()
+		rp.Kill()
 		if t.Failed() {
-			t.Logf("--- output of %s:\n%s", name, tail(p.Output(), 200))
+			t.Logf("--- output of %s:\n%s", name, rig.Tail(rp.Output(), 200))
 		}
 	})
-	return p
-}
-
-func (p *Proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-// Output is everything the process wrote so far.
-func (p *Proc) Output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-// Pid is the process id.
-func (p *Proc) Pid() int { return p.cmd.Process.Pid }
-
-// Signal sends sig to the process.
-func (p *Proc) Signal(sig os.Signal) { _ = p.cmd.Process.Signal(sig) }
-
-// Kill ends the process with SIGKILL and waits for it.
-func (p *Proc) Kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-// Stop sends SIGTERM and waits up to timeout for a clean exit, returning
-// the exit error (nil for exit 0). A process still running is killed.
-func (p *Proc) Stop(timeout time.Duration) error {
-	p.Signal(syscall.SIGTERM)
-	return p.Wait(timeout)
-}
-
-// Wait waits up to timeout for the process to exit.
-func (p *Proc) Wait(timeout time.Duration) error {
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(timeout):
-		p.Kill()
-		return fmt.Errorf("%s still running after %s: killed", p.Name, timeout)
-	}
-}
-
-// Exited reports whether the process has ended.
-func (p *Proc) Exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
+	return &Proc{rp}
 }
 
 // WaitOutput waits up to timeout for a line of output matching re and
-// returns its first submatch (or the whole match).
+// returns its first submatch (or the whole match); it fails the test if
+// none comes.
 func (p *Proc) WaitOutput(t testing.TB, re *regexp.Regexp, timeout time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if m := re.FindStringSubmatch(p.Output()); m != nil {
-			return m[len(m)-1]
-		}
-		if p.Exited() {
-			t.Fatalf("%s exited (%v) before printing %s\n%s", p.Name, p.err, re, tail(p.Output(), 50))
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not print %s within %s\n%s", p.Name, re, timeout, tail(p.Output(), 50))
-		}
-		time.Sleep(20 * time.Millisecond)
+	s, err := p.Process.WaitOutput(re, timeout)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return s
 }
 
 var metricsAddrRE = regexp.MustCompile(`msg="serving metrics".* addr=(\S+)`)
@@ -223,14 +134,6 @@ var metricsAddrRE = regexp.MustCompile(`msg="serving metrics".* addr=(\S+)`)
 func (p *Proc) MetricsAddr(t testing.TB) string {
 	t.Helper()
 	return p.WaitOutput(t, metricsAddrRE, 30*time.Second)
-}
-
-func tail(s string, lines int) string {
-	all := strings.Split(s, "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
 }
 
 // Broker is the local broker program serving on a port of its own.
@@ -332,105 +235,20 @@ func (e Env) Vars(extra ...string) []string {
 	}, extra...)
 }
 
-// Counts is what one counter's /metrics says it has counted.
-type Counts struct {
-	Tally      vote.Tally
-	Rejected   map[string]int64
-	Partitions int
-}
-
-// Metrics reads and parses a service's /metrics, only the families named
-// if any are (the exporter's name[] filter: a small reply is quick to
-// parse in a test binary built with the race detector).
-func Metrics(ctx context.Context, addr string, names ...string) (map[string]*dto.MetricFamily, error) {
-	u := url.URL{Scheme: "http", Host: addr, Path: "/metrics", RawQuery: url.Values{"name[]": names}.Encode()}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s/metrics: %s", addr, res.Status)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(res.Body)
-	if err != nil {
-		return nil, fmt.Errorf("parse %s/metrics: %w", addr, err)
-	}
-	return families, nil
-}
-
-// Scrape reads a counter's /metrics.
-func Scrape(ctx context.Context, addr string) (*Counts, error) {
-	families, err := Metrics(ctx, addr)
-	if err != nil {
-		return nil, err
-	}
-	c := &Counts{Rejected: make(map[string]int64)}
-	for _, m := range families["votestream_votes"].GetMetric() {
-		var cand, state, age string
-		for _, l := range m.GetLabel() {
-			switch l.GetName() {
-			case "candidate":
-				cand = l.GetValue()
-			case "state":
-				state = l.GetValue()
-			case "age_group":
-				age = l.GetValue()
-			}
-		}
-		ci, ok1 := vote.ParseCandidate([]byte(cand))
-		si, ok2 := vote.ParseState([]byte(state))
-		ai, ok3 := vote.ParseAgeGroup([]byte(age))
-		if !ok1 || !ok2 || !ok3 {
-			return nil, fmt.Errorf("metric with unknown labels %q %q %q", cand, state, age)
-		}
-		c.Tally[ci][si][ai] += int64(m.GetGauge().GetValue())
-	}
-	for _, m := range families["votestream_rejected_records"].GetMetric() {
-		c.Rejected[m.GetLabel()[0].GetValue()] += int64(m.GetGauge().GetValue())
-	}
-	for _, m := range families["votestream_counter_partitions_owned"].GetMetric() {
-		c.Partitions += int(m.GetGauge().GetValue())
-	}
-	return c, nil
-}
-
-// Sum scrapes every address and adds their counts up.
-func Sum(ctx context.Context, addrs []string) (*Counts, error) {
-	total := &Counts{Rejected: make(map[string]int64)}
-	for _, a := range addrs {
-		c, err := Scrape(ctx, a)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", a, err)
-		}
-		total.Tally.Merge(&c.Tally)
-		for r, n := range c.Rejected {
-			total.Rejected[r] += n
-		}
-		total.Partitions += c.Partitions
-	}
-	return total, nil
-}
-
 // WaitCounted polls the counters' metrics until together they own every
 // partition and have counted want votes, and the sum stays the same for
 // settle, then returns it. It fails after timeout.
-func WaitCounted(t testing.TB, addrs func() []string, partitions int, want int64, settle, timeout time.Duration) *Counts {
+func WaitCounted(t testing.TB, addrs func() []string, partitions int, want int64, settle, timeout time.Duration) *rig.Counts {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var (
-		last    *Counts
+		last    *rig.Counts
 		lastErr error
 		since   time.Time
 	)
 	for {
-		c, err := Sum(ctx, addrs())
+		c, err := rig.Sum(ctx, addrs())
 		switch {
 		case err != nil:
 			lastErr, since = err, time.Time{}

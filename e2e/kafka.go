@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"maps"
 	"net"
@@ -11,8 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +17,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/votestream/votestream/internal/rig"
 	"github.com/votestream/votestream/pkg/kafkaio"
 )
 
@@ -33,19 +30,16 @@ type Kafka struct {
 	Version string // "Apache Kafka 4.4.0"
 	Nodes   []*KafkaNode
 	opts    KafkaOptions
-	root    string // the module root
+	lib     string // deploy/kafka/lib
 	t       testing.TB
 }
 
 // KafkaNode is one node of a Kafka cluster.
 type KafkaNode struct {
-	ID             int
-	Addr           string // the PLAINTEXT client listener
-	ControllerAddr string
-	Dir            string // config, data and log
-	k              *Kafka
-	mu             sync.Mutex
-	proc           *Proc
+	rig.KafkaNode
+	k    *Kafka
+	mu   sync.Mutex
+	proc *Proc
 }
 
 // KafkaOptions shape a cluster. The zero value is one node with the test
@@ -73,7 +67,7 @@ type KafkaOptions struct {
 func RequireKafka(t testing.TB) (lib, java string) {
 	t.Helper()
 	java = RequireTool(t, "java")
-	root, err := moduleRoot()
+	root, err := rig.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,11 +92,10 @@ func StartKafka(t testing.TB, opts KafkaOptions) *Kafka {
 	if opts.Heap == "" {
 		opts.Heap = "384m"
 	}
-	root, _ := moduleRoot()
-	k := &Kafka{opts: opts, root: root, t: t, Version: kafkaVersion(lib)}
+	k := &Kafka{opts: opts, lib: lib, t: t, Version: kafkaVersion(lib)}
 	dir := t.TempDir()
 	for i := range opts.Nodes {
-		n := &KafkaNode{ID: i + 1, Dir: filepath.Join(dir, fmt.Sprintf("node%d", i+1)), k: k}
+		n := &KafkaNode{KafkaNode: rig.KafkaNode{ID: i + 1, Dir: filepath.Join(dir, fmt.Sprintf("node%d", i+1))}, k: k}
 		if h := opts.Host; h != nil {
 			// The host's namespace is the test's own: every port is free.
 			n.Addr, n.ControllerAddr = fmt.Sprintf("%s:%d", h.Addr, 9092+i), fmt.Sprintf("%s:%d", h.Addr, 9192+i)
@@ -116,14 +109,14 @@ func StartKafka(t testing.TB, opts KafkaOptions) *Kafka {
 		addrs[i] = n.Addr
 	}
 	k.Addr = strings.Join(addrs, ",")
-	clusterID := randomClusterID()
+	clusterID := rig.NewClusterID()
 	var wg sync.WaitGroup
 	errs := make([]error, len(k.Nodes))
 	for i, n := range k.Nodes {
-		if err := n.writeConfig(); err != nil {
+		if err := n.WriteConfig(n.props()); err != nil {
 			t.Fatal(err)
 		}
-		wg.Go(func() { errs[i] = n.format(clusterID) })
+		wg.Go(func() { errs[i] = n.Format(lib, clusterID, opts.FormatArgs...) })
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -157,12 +150,6 @@ func freeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-func randomClusterID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
 var kafkaJarRE = regexp.MustCompile(`^kafka_2\.13-(.+)\.jar$`)
 
 func kafkaVersion(lib string) string {
@@ -175,40 +162,14 @@ func kafkaVersion(lib string) string {
 	return "Apache Kafka"
 }
 
-// props are a node's server properties: small thread pools and heaps, a
-// static quorum of every node, group sessions as short as the tests use.
+// props are a node's server properties: rig's, then the options'.
 func (n *KafkaNode) props() map[string]string {
 	k := n.k
-	voters := make([]string, len(k.Nodes))
+	nodes := make([]rig.KafkaNode, len(k.Nodes))
 	for i, o := range k.Nodes {
-		voters[i] = fmt.Sprintf("%d@%s", o.ID, o.ControllerAddr)
+		nodes[i] = o.KafkaNode
 	}
-	rf := strconv.Itoa(min(3, len(k.Nodes)))
-	p := map[string]string{
-		"process.roles":                                    "broker,controller",
-		"node.id":                                          strconv.Itoa(n.ID),
-		"controller.quorum.voters":                         strings.Join(voters, ","),
-		"listeners":                                        "PLAINTEXT://" + n.Addr + ",CONTROLLER://" + n.ControllerAddr,
-		"advertised.listeners":                             "PLAINTEXT://" + n.Addr,
-		"controller.listener.names":                        "CONTROLLER",
-		"inter.broker.listener.name":                       "PLAINTEXT",
-		"listener.security.protocol.map":                   "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-		"log.dirs":                                         filepath.Join(n.Dir, "data"),
-		"offsets.topic.replication.factor":                 rf,
-		"offsets.topic.num.partitions":                     "6",
-		"transaction.state.log.replication.factor":         rf,
-		"transaction.state.log.min.isr":                    strconv.Itoa(min(2, len(k.Nodes))),
-		"min.insync.replicas":                              strconv.Itoa(min(2, len(k.Nodes))),
-		"group.initial.rebalance.delay.ms":                 "0",
-		"group.min.session.timeout.ms":                     "1000",
-		"num.network.threads":                              "2",
-		"num.io.threads":                                   "2",
-		"background.threads":                               "2",
-		"num.recovery.threads.per.data.dir":                "1",
-		"log.cleaner.threads":                              "1",
-		"share.coordinator.state.topic.replication.factor": rf,
-		"share.coordinator.state.topic.min.isr":            strconv.Itoa(min(2, len(k.Nodes))),
-	}
+	p := rig.KafkaProps(n.KafkaNode, nodes)
 	maps.Copy(p, k.opts.Props)
 	if k.opts.Node != nil {
 		k.opts.Node(n, p)
@@ -216,48 +177,16 @@ func (n *KafkaNode) props() map[string]string {
 	return p
 }
 
-func (n *KafkaNode) configFile() string { return filepath.Join(n.Dir, "server.properties") }
-
-func (n *KafkaNode) writeConfig() error {
-	if err := os.MkdirAll(n.Dir, 0o755); err != nil {
-		return err
-	}
-	p := n.props()
-	var b strings.Builder
-	for _, key := range slices.Sorted(maps.Keys(p)) {
-		fmt.Fprintf(&b, "%s=%s\n", key, p[key])
-	}
-	return os.WriteFile(n.configFile(), []byte(b.String()), 0o600)
-}
-
-// java runs one of Kafka's main classes with the cluster's class path.
-func (n *KafkaNode) java(heap, class string, args ...string) *exec.Cmd {
-	lib := filepath.Join(n.k.root, "deploy", "kafka", "lib")
-	argv := []string{
-		"java", "-Xms64m", "-Xmx" + heap, "-XX:+UseSerialGC", "-Djava.awt.headless=true",
-		"-Dlog4j2.configurationFile=" + filepath.Join(n.k.root, "deploy", "kafka", "log4j2.yaml"),
-		"-cp", filepath.Join(lib, "*"), class,
-	}
-	argv = append(argv, args...)
+// java runs one of Kafka's main classes, on the cluster's host if it has
+// one.
+func (n *KafkaNode) java(class string, args ...string) *exec.Cmd {
+	cmd := rig.KafkaJava(n.k.lib, n.k.opts.Heap, class, args...)
 	if h := n.k.opts.Host; h != nil {
-		// ip execs java in the namespace: the same process, so the
-		// signals and the death signal below reach the JVM itself.
-		argv = append([]string{"ip", "netns", "exec", h.NS}, argv...)
+		// ip execs java in the namespace: the same process, so signals
+		// reach the JVM itself.
+		cmd = exec.Command("ip", append([]string{"netns", "exec", h.NS}, cmd.Args...)...)
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	// A test binary that times out runs no cleanups: the kernel ends the
-	// JVM with it instead of leaving a broker behind.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	return cmd
-}
-
-func (n *KafkaNode) format(clusterID string) error {
-	args := append([]string{"format", "-t", clusterID, "-c", n.configFile()}, n.k.opts.FormatArgs...)
-	cmd := n.java("256m", "kafka.tools.StorageTool", args...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("kafka-storage format node %d: %v\n%s", n.ID, err, out)
-	}
-	return nil
 }
 
 // Start starts the node's process (again, after Kill or Stop) on the same
@@ -269,7 +198,7 @@ func (n *KafkaNode) Start() {
 	if n.proc != nil && !n.proc.Exited() {
 		n.k.t.Fatalf("kafka node %d is already running", n.ID)
 	}
-	cmd := n.java(n.k.opts.Heap, "kafka.Kafka", n.configFile())
+	cmd := n.java("kafka.Kafka", n.ConfigFile())
 	n.proc = StartCmd(n.k.t, fmt.Sprintf("kafka-%d", n.ID), cmd)
 }
 
@@ -404,7 +333,7 @@ func (k *Kafka) waitFor(what string, timeout time.Duration, ok func(*kafka.Metad
 		lastErr = err
 		if time.Now().After(deadline) {
 			for _, n := range k.Nodes {
-				k.t.Logf("--- kafka node %d:\n%s", n.ID, tail(n.Output(), 40))
+				k.t.Logf("--- kafka node %d:\n%s", n.ID, rig.Tail(n.Output(), 40))
 			}
 			k.t.Fatalf("kafka: no %s within %s (last error: %v)", what, timeout, lastErr)
 		}

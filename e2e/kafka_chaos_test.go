@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/votestream/votestream/internal/rig"
 	"github.com/votestream/votestream/pkg/vote"
 )
 
@@ -139,11 +140,11 @@ func (kc *kafkaCase) recovered(what string, before map[int]int64, start time.Tim
 func (kc *kafkaCase) alive(when string) {
 	kc.t.Helper()
 	if kc.prod.Exited() && !strings.Contains(kc.prod.Output(), `msg="election published"`) {
-		kc.t.Fatalf("the producer exited %s\n%s", when, tail(kc.prod.Output(), 30))
+		kc.t.Fatalf("the producer exited %s\n%s", when, rig.Tail(kc.prod.Output(), 30))
 	}
 	for _, n := range kc.f.names() {
 		if p := kc.f.proc(n); p.Exited() {
-			kc.t.Fatalf("counter %s exited %s\n%s", n, when, tail(p.Output(), 30))
+			kc.t.Fatalf("counter %s exited %s\n%s", n, when, rig.Tail(p.Output(), 30))
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/votestream/votestream/internal/rig"
 	"github.com/votestream/votestream/pkg/kafkaio"
 )
 
@@ -180,7 +181,7 @@ func TestChaosNetProducerCutOff(t *testing.T) {
 	time.Sleep(cutFor())
 	if prod.Exited() {
 		ph.LinkUp()
-		t.Fatalf("the producer exited while cut off:\n%s", tail(prod.Output(), 20))
+		t.Fatalf("the producer exited while cut off:\n%s", rig.Tail(prod.Output(), 20))
 	}
 	healed := time.Now()
 	ph.LinkUp()

@@ -1,4 +1,4 @@
-package e2e
+package rig
 
 import (
 	"context"
@@ -26,7 +26,7 @@ var sparkVersionRE = regexp.MustCompile(`<spark\.version>([^<]+)</spark\.version
 // FindSpark looks for the Python of make spark-deps (.cache/spark-venv),
 // else SPARK_PYTHON, else python3, and checks its pyspark and the jars.
 func FindSpark(ctx context.Context) (Spark, error) {
-	root, err := moduleRoot()
+	root, err := ModuleRoot()
 	if err != nil {
 		return Spark{}, err
 	}
@@ -65,15 +65,13 @@ func (s Spark) Job(script string, args ...string) (string, []string) {
 	return s.Python, append([]string{filepath.Join(s.Dir, script)}, args...)
 }
 
-// SparkEnv keeps Spark on the loopback interface.
-var SparkEnv = []string{"SPARK_LOCAL_IP=127.0.0.1"}
+// Env is what Spark needs in its environment: the loopback interface.
+func (Spark) Env() []string { return []string{"SPARK_LOCAL_IP=127.0.0.1"} }
 
 // Cmd is the command running script with args, in a minimal environment.
 func (s Spark) Cmd(script string, args ...string) *exec.Cmd {
 	py, a := s.Job(script, args...)
-	cmd := exec.Command(py, a...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, SparkEnv...)
-	return cmd
+	return Command(py, a, s.Env()...)
 }
 
 // SparkTotals is what votes_kafka.py writes after each micro-batch (and,

@@ -1,4 +1,4 @@
-package main
+package rig
 
 import (
 	"os"
@@ -15,7 +15,7 @@ const clockTicks = 100
 // all its descendants now, keeping the peak memory and the latest CPU.
 // A child's CPU moves into its parent's cutime/cstime when it is reaped,
 // so counting both fields of live processes counts each second once.
-func (p *proc) sampleTree() {
+func (p *Process) sampleTree() {
 	var kib int64
 	var ticks float64
 	for _, pid := range descendants(p.cmd.Process.Pid) {
@@ -31,10 +31,10 @@ func (p *proc) sampleTree() {
 	p.mu.Unlock()
 }
 
-// cpuNow is the CPU seconds the process (and, with startTree, its
+// CPUNow is the CPU seconds the process (and, with Options.Tree, its
 // descendants) has used so far, while it runs.
-func (p *proc) cpuNow() float64 {
-	if !p.tree {
+func (p *Process) CPUNow() float64 {
+	if !p.opt.Tree {
 		return statTicks(p.cmd.Process.Pid) / clockTicks
 	}
 	p.sampleTree()
