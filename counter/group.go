@@ -2,16 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 
 	"github.com/votestream/votestream/pkg/checkpoint"
 	"github.com/votestream/votestream/pkg/config"
@@ -35,120 +30,22 @@ type counter struct {
 	partitions int
 }
 
-// errFatal marks errors that recreating the group cannot fix.
-var errFatal = errors.New("fatal")
-
-// fatalError is an error that stops the counter; it reads as the error it
-// wraps, so the one line the user sees says what is wrong.
-type fatalError struct{ err error }
-
-func (e fatalError) Error() string        { return e.err.Error() }
-func (e fatalError) Unwrap() error        { return e.err }
-func (e fatalError) Is(target error) bool { return target == errFatal }
-
-func fatal(err error) error { return fatalError{err} }
-
-// run consumes until ctx ends. kafka-go's ConsumerGroup can stay stuck in
-// Next after "Unknown Member ID" when a peer leaves (kafka-go issue 781), so
-// a Next that neither yields a generation nor an error within a join
-// deadline, or that fails, makes us close the group and join afresh.
+// run consumes until ctx ends, or until something no rejoin can fix.
 func (c *counter) run(ctx context.Context) error {
-	for ctx.Err() == nil {
-		cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-			ID:                c.cfg.GroupID,
-			Brokers:           c.cfg.Kafka.Brokers,
-			Dialer:            c.client.Dialer,
-			Topics:            []string{c.cfg.Kafka.Topic},
-			GroupBalancers:    []kafka.GroupBalancer{kafka.RoundRobinGroupBalancer{}},
-			SessionTimeout:    c.cfg.SessionTimeout,
-			RebalanceTimeout:  c.cfg.RebalanceTimeout,
-			HeartbeatInterval: c.heartbeatInterval(),
-			JoinGroupBackoff:  500 * time.Millisecond,
-			StartOffset:       kafka.FirstOffset,
-			Timeout:           c.cfg.Kafka.DialTimeout,
-			ErrorLogger:       kafka.LoggerFunc(func(msg string, args ...any) { c.log.Debug("kafka-go group: " + fmt.Sprintf(msg, args...)) }),
-		})
-		if err != nil {
-			return fmt.Errorf("consumer group: %w", err)
-		}
-		// generations returns once the generation under way has written its
-		// final checkpoint; only then does Close leave the group.
-		err = c.generations(ctx, cg)
-		cg.Close()
-		c.ready(false)
-		if err == nil || ctx.Err() != nil {
-			return nil
-		}
-		if errors.Is(err, errFatal) {
-			return err
-		}
-		c.log.Warn("rejoining the group afresh", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-	}
-	return nil
-}
-
-// generations serves one ConsumerGroup's generations until ctx ends or the
-// group goes wrong.
-func (c *counter) generations(ctx context.Context, cg *kafka.ConsumerGroup) error {
-	joinDeadline := c.cfg.RebalanceTimeout + c.cfg.SessionTimeout + 10*time.Second
-	for {
-		// Next is asked for only between generations (it blocks while one
-		// runs, by design), so the deadline measures a join, not a
-		// generation.
-		nctx, cancel := context.WithTimeout(ctx, joinDeadline)
-		gen, err := cg.Next(nctx)
-		cancel()
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case errors.Is(err, context.DeadlineExceeded):
-			return fmt.Errorf("no generation within %s", joinDeadline)
-		case errors.Is(err, kafka.GroupAuthorizationFailed):
-			return fatal(c.client.Denied(err, kafkaio.OpRead, kafkaio.Group(c.cfg.GroupID)))
-		case kafkaio.IsDenied(err):
-			return fatal(c.client.Denied(err, kafkaio.OpRead, kafkaio.Topic(c.cfg.Kafka.Topic)))
-		case kafkaio.IsAuth(err):
-			return fatal(err)
-		case err != nil:
-			return err
-		}
-		c.metrics.rebalances.Inc()
-		var parts []int
-		for _, a := range gen.Assignments[c.cfg.Kafka.Topic] {
-			parts = append(parts, a.ID)
-		}
-		sort.Ints(parts)
-		c.log.Info("generation joined", "generation", gen.ID, "member", gen.MemberID, "partitions", parts)
-		done := make(chan error, 1)
-		gen.Start(func(gctx context.Context) {
-			// The generation ends when the group rebalances or we stop.
-			gctx, cancel := context.WithCancel(gctx)
-			defer context.AfterFunc(ctx, cancel)()
-			defer cancel()
-			done <- c.generation(gctx, gen, parts)
-		})
-		if err := <-done; err != nil {
-			if errors.Is(err, errFatal) {
-				return err // the counter stops and says why, in one line
-			}
-			c.log.Error("generation failed", "generation", gen.ID, "err", err)
-		}
-	}
-}
-
-func (c *counter) heartbeatInterval() time.Duration {
-	return max(c.cfg.SessionTimeout/10, 100*time.Millisecond)
+	return c.client.Group(ctx, kafkaio.GroupConfig{
+		ID: c.cfg.GroupID, Topic: c.cfg.Kafka.Topic,
+		SessionTimeout: c.cfg.SessionTimeout, RebalanceTimeout: c.cfg.RebalanceTimeout,
+		Rejoining: func() { c.ready(false) },
+	}, c.generation)
 }
 
 // generation counts the assigned partitions until the generation ends, or
 // until its lease is lost: then it lets go of them at once, without a final
 // checkpoint (they may be someone else's by now).
-func (c *counter) generation(ctx context.Context, gen *kafka.Generation, ids []int) error {
+func (c *counter) generation(ctx context.Context, gen *kafkaio.Generation) error {
 	start := time.Now()
+	ids := gen.Partitions
+	c.metrics.rebalances.Inc()
 	l, stopLease := c.startLease(ctx, gen)
 	defer stopLease()
 	states, err := c.store.loadAll(ctx, ids)
@@ -156,7 +53,7 @@ func (c *counter) generation(ctx context.Context, gen *kafka.Generation, ids []i
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fatal(err)
+		return kafkaio.Fatal(err)
 	}
 	parts := make([]*partition, len(ids))
 	for i, id := range ids {
@@ -180,7 +77,7 @@ func (c *counter) generation(ctx context.Context, gen *kafka.Generation, ids []i
 	failures := make(chan error, 1)
 	fail := func(err error) {
 		select {
-		case failures <- fatal(err):
+		case failures <- kafkaio.Fatal(err):
 		default:
 		}
 	}
@@ -215,7 +112,7 @@ func (c *counter) generation(ctx context.Context, gen *kafka.Generation, ids []i
 			return failure
 		}
 		if kafkaio.IsAuth(err) {
-			return fatal(err)
+			return kafkaio.Fatal(err)
 		}
 		if err != nil {
 			return fmt.Errorf("final checkpoint: %w", err)
@@ -264,7 +161,7 @@ const endOffsetsInterval = 5 * time.Second
 
 // startLease starts the generation's lease and the heartbeats that renew
 // it; the returned func stops both.
-func (c *counter) startLease(ctx context.Context, gen *kafka.Generation) (*lease, func()) {
+func (c *counter) startLease(ctx context.Context, gen *kafkaio.Generation) (*lease, func()) {
 	l := newLease(leaseTTL(c.cfg.SessionTimeout, c.cfg.RebalanceTimeout))
 	ctx, cancel := context.WithCancel(ctx)
 	var beats sync.WaitGroup
@@ -279,27 +176,23 @@ func (c *counter) startLease(ctx context.Context, gen *kafka.Generation) (*lease
 // still renews from its send time), so several can be in flight on a busy
 // host. A rebalance in progress renews nothing: kafka-go's own heartbeat
 // ends the generation then.
-func (c *counter) keepLease(ctx context.Context, gen *kafka.Generation, l *lease) {
-	var (
-		beats sync.WaitGroup
-		coord atomic.Pointer[net.Addr]
-	)
+func (c *counter) keepLease(ctx context.Context, gen *kafkaio.Generation, l *lease) {
+	var beats sync.WaitGroup
 	defer beats.Wait()
-	tick := time.NewTicker(c.heartbeatInterval())
+	tick := time.NewTicker(kafkaio.HeartbeatInterval(c.cfg.SessionTimeout))
 	defer tick.Stop()
 	for {
 		sent := time.Now()
 		beats.Go(func() {
 			bctx, cancel := context.WithTimeout(ctx, l.ttl)
 			defer cancel()
-			err := c.heartbeat(bctx, &coord, gen)
+			err := gen.Heartbeat(bctx)
 			switch {
 			case err == nil:
 				l.renew(sent)
 			case kafkaio.MemberGone(err):
 				l.end(err)
 			case bctx.Err() == nil:
-				coord.Store(nil) // ask again: the coordinator may have moved
 				c.log.Debug("lease heartbeat", "err", err)
 			}
 		})
@@ -311,21 +204,6 @@ func (c *counter) keepLease(ctx context.Context, gen *kafka.Generation, l *lease
 		case <-tick.C:
 		}
 	}
-}
-
-// heartbeat sends one heartbeat to the group's coordinator, looked up once
-// and again after an error.
-func (c *counter) heartbeat(ctx context.Context, coord *atomic.Pointer[net.Addr], gen *kafka.Generation) error {
-	addr := coord.Load()
-	if addr == nil {
-		a, err := c.client.GroupCoordinator(ctx, c.cfg.GroupID)
-		if err != nil {
-			return err
-		}
-		addr = &a
-		coord.Store(addr)
-	}
-	return c.client.GroupHeartbeat(ctx, *addr, c.cfg.GroupID, gen.ID, gen.MemberID)
 }
 
 // refreshEnds updates the owned partitions' high watermarks from the broker.
@@ -403,12 +281,12 @@ func (batchSignals) notify(ch chan struct{}) {
 }
 
 // microBatch checkpoints every partition that moved, then publishes the checkpointed totals to metrics and logs.
-func (c *counter) microBatch(ctx context.Context, gen *kafka.Generation, l *lease, parts []*partition, pending *atomic.Int64, final bool) error {
+func (c *counter) microBatch(ctx context.Context, gen *kafkaio.Generation, l *lease, parts []*partition, pending *atomic.Int64, final bool) error {
 	start := time.Now()
 	records := pending.Swap(0)
 	var (
 		states []*checkpoint.State
-		dead   []kafka.Message
+		dead   []kafkaio.Message
 		taken  = make(map[*partition]takenBatch)
 		lags   = make(map[int]int64, len(parts))
 	)
@@ -461,7 +339,7 @@ func (c *counter) microBatch(ctx context.Context, gen *kafka.Generation, l *leas
 	// Only under the lease: on a dead link the commit waits out kafka-go's
 	// timeout, and the loop would notice the lease lost only after it.
 	if l.held(time.Now()) {
-		if err := gen.CommitOffsets(map[string]map[int]int64{c.cfg.Kafka.Topic: offsets}); err != nil && !final {
+		if err := gen.Commit(offsets); err != nil && !final {
 			c.log.Debug("commit offsets", "err", err)
 		}
 	}
@@ -476,7 +354,7 @@ func (c *counter) microBatch(ctx context.Context, gen *kafka.Generation, l *leas
 // saveLeased writes checkpoints only while the lease is held, and gives up
 // when it runs out. A write already on the wire may still land later; a
 // checkpoint is a whole state, so that only makes the next owner redo work.
-func (c *counter) saveLeased(ctx context.Context, l *lease, states []*checkpoint.State, dead []kafka.Message) error {
+func (c *counter) saveLeased(ctx context.Context, l *lease, states []*checkpoint.State, dead []kafkaio.Message) error {
 	sctx, cancel, err := l.bound(ctx)
 	if err != nil {
 		return err
@@ -487,7 +365,7 @@ func (c *counter) saveLeased(ctx context.Context, l *lease, states []*checkpoint
 
 // takenBatch is what a micro-batch took from a partition besides its state.
 type takenBatch struct {
-	dead   []kafka.Message
+	dead   []kafkaio.Message
 	stamps []stampRun
 }
 

@@ -257,8 +257,9 @@ func TestKeepLease(t *testing.T) {
 
 // joinGroup makes a counter and a generation of a one-member group on
 // cluster, with a 5s session: a 4s lease, which a slow host's first
-// heartbeat still answers in time.
-func joinGroup(t *testing.T, cluster *kfake.Cluster) (*counter, *kafka.Generation) {
+// heartbeat still answers in time. The generation lasts until the test
+// ends or the group rebalances.
+func joinGroup(t *testing.T, cluster *kfake.Cluster) (*counter, *kafkaio.Generation) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := config.Counter{GroupID: "g", SessionTimeout: 5 * time.Second, RebalanceTimeout: 5 * time.Second}
@@ -268,19 +269,27 @@ func joinGroup(t *testing.T, cluster *kfake.Cluster) (*counter, *kafka.Generatio
 		t.Fatal(err)
 	}
 	t.Cleanup(client.Close)
-	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID: cfg.GroupID, Brokers: cfg.Kafka.Brokers, Topics: []string{"t"},
-		SessionTimeout: cfg.SessionTimeout, RebalanceTimeout: cfg.RebalanceTimeout, HeartbeatInterval: 500 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
+	ctx, cancel := context.WithCancel(context.Background())
+	gens := make(chan *kafkaio.Generation)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = client.Group(ctx, kafkaio.GroupConfig{ID: cfg.GroupID, Topic: "t", SessionTimeout: cfg.SessionTimeout, RebalanceTimeout: cfg.RebalanceTimeout},
+			func(gctx context.Context, g *kafkaio.Generation) error {
+				select {
+				case gens <- g:
+				case <-gctx.Done():
+				}
+				<-gctx.Done()
+				return nil
+			})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case gen := <-gens:
+		return &counter{cfg: cfg, client: client, log: log}, gen
+	case <-time.After(30 * time.Second):
+		t.Fatal("no generation joined within 30s")
+		return nil, nil
 	}
-	t.Cleanup(func() { cg.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	gen, err := cg.Next(ctx)
-	if err != nil {
-		t.Fatalf("join group: %v", err)
-	}
-	return &counter{cfg: cfg, client: client, log: log}, gen
 }

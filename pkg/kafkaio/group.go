@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -66,3 +69,176 @@ func MemberGone(err error) bool {
 	}
 	return false
 }
+
+// GroupConfig is a consumer group of one topic.
+type GroupConfig struct {
+	ID               string
+	Topic            string
+	SessionTimeout   time.Duration
+	RebalanceTimeout time.Duration
+	// Rejoining, if set, is called each time the group is left to be joined
+	// afresh (and when Group returns): the member owns nothing until its
+	// next generation.
+	Rejoining func()
+}
+
+// HeartbeatInterval is how often a member of a group with this session
+// timeout heartbeats: ten times a session, at most every 100 ms.
+func HeartbeatInterval(session time.Duration) time.Duration {
+	return max(session/10, 100*time.Millisecond)
+}
+
+// Generation is one generation of the group as this member sees it.
+type Generation struct {
+	ID         int32
+	MemberID   string
+	Partitions []int // assigned to this member, in order
+
+	gen   *kafka.Generation
+	cfg   GroupConfig
+	c     *Client
+	coord atomic.Pointer[net.Addr]
+}
+
+// Commit commits next offsets of the group's topic, by partition.
+func (g *Generation) Commit(offsets map[int]int64) error {
+	return g.gen.CommitOffsets(map[string]map[int]int64{g.cfg.Topic: offsets})
+}
+
+// Heartbeat sends one heartbeat of this member to the group's coordinator
+// on the client's own connections (GroupHeartbeat), looking the
+// coordinator up once and again after an error: the coordinator may have
+// moved.
+func (g *Generation) Heartbeat(ctx context.Context) error {
+	addr := g.coord.Load()
+	if addr == nil {
+		a, err := g.c.GroupCoordinator(ctx, g.cfg.ID)
+		if err != nil {
+			return err
+		}
+		addr = &a
+		g.coord.Store(addr)
+	}
+	err := g.c.GroupHeartbeat(ctx, *addr, g.cfg.ID, g.ID, g.MemberID)
+	if err != nil && ctx.Err() == nil {
+		g.coord.Store(nil)
+	}
+	return err
+}
+
+// Group runs a member of the consumer group until ctx ends (it then
+// returns nil) or fn returns an error made with Fatal. fn is called once
+// per generation with the partitions it was given and a context that ends
+// when the generation does (a rebalance, or ctx); the next generation is
+// joined only once fn has returned, so fn must let go of the partitions
+// before it does. Other errors of fn are logged and the member goes on.
+//
+// kafka-go's ConsumerGroup can stay stuck in Next after "Unknown Member
+// ID" when a peer leaves (kafka-go issue 781), so a Next that neither
+// yields a generation nor an error within a join deadline, or that fails,
+// makes Group close the group and join afresh.
+func (c *Client) Group(ctx context.Context, cfg GroupConfig, fn func(context.Context, *Generation) error) error {
+	for ctx.Err() == nil {
+		cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+			ID:                cfg.ID,
+			Brokers:           c.cfg.Brokers,
+			Dialer:            c.Dialer,
+			Topics:            []string{cfg.Topic},
+			GroupBalancers:    []kafka.GroupBalancer{kafka.RoundRobinGroupBalancer{}},
+			SessionTimeout:    cfg.SessionTimeout,
+			RebalanceTimeout:  cfg.RebalanceTimeout,
+			HeartbeatInterval: HeartbeatInterval(cfg.SessionTimeout),
+			JoinGroupBackoff:  500 * time.Millisecond,
+			StartOffset:       kafka.FirstOffset,
+			Timeout:           c.cfg.DialTimeout,
+			ErrorLogger:       kafka.LoggerFunc(func(msg string, args ...any) { c.log.Debug("kafka-go group: " + fmt.Sprintf(msg, args...)) }),
+		})
+		if err != nil {
+			return fmt.Errorf("consumer group: %w", err)
+		}
+		// generations returns once the generation under way has ended;
+		// only then does Close leave the group.
+		err = c.generations(ctx, cg, cfg, fn)
+		cg.Close()
+		if cfg.Rejoining != nil {
+			cfg.Rejoining()
+		}
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		if IsFatal(err) {
+			return err
+		}
+		c.log.Warn("rejoining the group afresh", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}
+
+// generations serves one ConsumerGroup's generations until ctx ends or the
+// group goes wrong.
+func (c *Client) generations(ctx context.Context, cg *kafka.ConsumerGroup, cfg GroupConfig, fn func(context.Context, *Generation) error) error {
+	joinDeadline := cfg.RebalanceTimeout + cfg.SessionTimeout + 10*time.Second
+	for {
+		// Next is asked for only between generations (it blocks while one
+		// runs, by design), so the deadline measures a join, not a
+		// generation.
+		nctx, cancel := context.WithTimeout(ctx, joinDeadline)
+		gen, err := cg.Next(nctx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, context.DeadlineExceeded):
+			return fmt.Errorf("no generation within %s", joinDeadline)
+		case errors.Is(err, kafka.GroupAuthorizationFailed):
+			return Fatal(c.Denied(err, OpRead, Group(cfg.ID)))
+		case IsDenied(err):
+			return Fatal(c.Denied(err, OpRead, Topic(cfg.Topic)))
+		case IsAuth(err):
+			return Fatal(err)
+		case err != nil:
+			return err
+		}
+		g := &Generation{ID: gen.ID, MemberID: gen.MemberID, gen: gen, cfg: cfg, c: c}
+		for _, a := range gen.Assignments[cfg.Topic] {
+			g.Partitions = append(g.Partitions, a.ID)
+		}
+		slices.Sort(g.Partitions)
+		c.log.Info("generation joined", "generation", g.ID, "member", g.MemberID, "partitions", g.Partitions)
+		done := make(chan error, 1)
+		gen.Start(func(gctx context.Context) {
+			// The generation ends when the group rebalances or we stop.
+			gctx, cancel := context.WithCancel(gctx)
+			defer context.AfterFunc(ctx, cancel)()
+			defer cancel()
+			done <- fn(gctx, g)
+		})
+		if err := <-done; err != nil {
+			if IsFatal(err) {
+				return err // the member stops and says why, in one line
+			}
+			c.log.Error("generation failed", "generation", g.ID, "err", err)
+		}
+	}
+}
+
+// errFatal marks errors that joining afresh cannot fix.
+var errFatal = errors.New("fatal")
+
+// fatalError is an error that stops a group member; it reads as the error
+// it wraps, so the one line the user sees says what is wrong.
+type fatalError struct{ err error }
+
+func (e fatalError) Error() string        { return e.err.Error() }
+func (e fatalError) Unwrap() error        { return e.err }
+func (e fatalError) Is(target error) bool { return target == errFatal }
+
+// Fatal marks err as one no rejoin can fix: Group returns it.
+func Fatal(err error) error { return fatalError{err} }
+
+// IsFatal reports whether err was made with Fatal.
+func IsFatal(err error) bool { return errors.Is(err, errFatal) }

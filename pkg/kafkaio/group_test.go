@@ -1,0 +1,60 @@
+package kafkaio
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/votestream/votestream/pkg/config"
+)
+
+// TestGroup runs a member of a real (kfake) group: each generation gets
+// every partition; an error of a generation is logged and the member goes
+// on to the next generation, which it joins only after the last returned;
+// a Fatal error ends Group with it.
+func TestGroup(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "t"), kfake.GroupMinSessionTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	c, err := New(config.Kafka{Brokers: cluster.ListenAddrs(), DialTimeout: 5 * time.Second, ClientID: "test"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	stop := errors.New("stop here")
+	var gens []*Generation
+	rejoined := 0
+	err = c.Group(ctx, GroupConfig{ID: "g", Topic: "t", SessionTimeout: 2 * time.Second, RebalanceTimeout: 2 * time.Second,
+		Rejoining: func() { rejoined++ }},
+		func(gctx context.Context, g *Generation) error {
+			gens = append(gens, g)
+			if err := g.Heartbeat(gctx); err != nil {
+				t.Errorf("heartbeat of generation %d: %v", g.ID, err)
+			}
+			if len(gens) == 1 {
+				return errors.New("a generation that failed")
+			}
+			return Fatal(stop)
+		})
+	if !errors.Is(err, stop) || !IsFatal(err) {
+		t.Fatalf("Group = %v, want the fatal error", err)
+	}
+	if len(gens) != 2 || rejoined != 1 {
+		t.Fatalf("%d generations, %d rejoins; want 2 generations in one group, then 1 rejoin", len(gens), rejoined)
+	}
+	for _, g := range gens {
+		if len(g.Partitions) != 3 || g.Partitions[0] != 0 || g.Partitions[2] != 2 || g.MemberID == "" {
+			t.Errorf("generation %d: partitions %v, member %q", g.ID, g.Partitions, g.MemberID)
+		}
+	}
+}
