@@ -43,53 +43,75 @@ func (c *counter) run(ctx context.Context) error {
 // until its lease is lost: then it lets go of them at once, without a final
 // checkpoint (they may be someone else's by now).
 func (c *counter) generation(ctx context.Context, gen *kafkaio.Generation) error {
-	start := time.Now()
-	ids := gen.Partitions
 	c.metrics.rebalances.Inc()
 	l, stopLease := c.startLease(ctx, gen)
 	defer stopLease()
-	states, err := c.store.loadAll(ctx, ids)
+	parts, err := c.restore(ctx, gen, l)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return kafkaio.Fatal(err)
 	}
-	parts := make([]*partition, len(ids))
-	for i, id := range ids {
+	r := &reading{gen: gen, lease: l, parts: parts, signals: newBatchSignals(), failures: make(chan error, 1)}
+	readCtx, stopReaders := context.WithCancel(ctx)
+	defer stopReaders()
+	r.stop = stopReaders
+	for _, p := range parts {
+		r.readers.Go(func() { c.read(readCtx, p, r.signals, &r.pending, r.fail) })
+	}
+	return c.batches(ctx, r)
+}
+
+// restore loads the generation's partitions from their checkpoints and
+// shows them, under the lease.
+func (c *counter) restore(ctx context.Context, gen *kafkaio.Generation, l *lease) ([]*partition, error) {
+	start := time.Now()
+	states, err := c.store.loadAll(ctx, gen.Partitions)
+	if err != nil {
+		return nil, err
+	}
+	parts := make([]*partition, len(gen.Partitions))
+	for i, id := range gen.Partitions {
 		st := states[id]
 		parts[i] = &partition{id: id, state: *st, saved: st.Offset, hwm: -1}
 	}
 	c.owned.set(states, l)
 	c.ready(true)
-	c.log.Info("partitions restored", "generation", gen.ID, "partitions", ids,
+	c.log.Info("partitions restored", "generation", gen.ID, "partitions", gen.Partitions,
 		"votes", sumVotes(states), "took", time.Since(start).Round(time.Millisecond))
 	c.metrics.restore.Observe(time.Since(start).Seconds())
+	return parts, nil
+}
 
-	// Readers: one per partition, counting into its state.
-	readCtx, stopReaders := context.WithCancel(ctx)
-	defer stopReaders()
-	signals := newBatchSignals()
-	var pending atomic.Int64
-	var readers sync.WaitGroup
+// reading is a generation under way: its partitions' readers, one each,
+// counting into their states, and what they tell the micro-batch loop.
+type reading struct {
+	gen     *kafkaio.Generation
+	lease   *lease
+	parts   []*partition
+	signals batchSignals
+	pending atomic.Int64 // records counted since the last micro-batch
+	readers sync.WaitGroup
+	stop    func() // stops the readers
 	// A reader or micro-batch the broker refuses (a missing ACL) stops the
 	// counter: no retry can fix it.
-	failures := make(chan error, 1)
-	fail := func(err error) {
-		select {
-		case failures <- kafkaio.Fatal(err):
-		default:
-		}
-	}
-	for _, p := range parts {
-		readers.Go(func() { c.read(readCtx, p, signals, &pending, fail) })
-	}
+	failures chan error
+}
 
-	// The micro-batch loop: checkpoint when enough records are pending, when
-	// the wait is over, or soon after a reader catches up with its
-	// partition, so a live stream shows in /metrics within a fraction of
-	// BATCH_MAX_WAIT; caughtUp batches are at least idleGap apart, so a
-	// steady trickle cannot turn every fetch into a checkpoint.
+func (r *reading) fail(err error) {
+	select {
+	case r.failures <- kafkaio.Fatal(err):
+	default:
+	}
+}
+
+// batches is the micro-batch loop: checkpoint when enough records are
+// pending, when the wait is over, or soon after a reader catches up with
+// its partition, so a live stream shows in /metrics within a fraction of
+// BATCH_MAX_WAIT; caughtUp batches are at least idleGap apart, so a steady
+// trickle cannot turn every fetch into a checkpoint.
+func (c *counter) batches(ctx context.Context, r *reading) error {
 	idleGap := c.cfg.BatchMaxWait / 10
 	last := time.Now()
 	tick := time.NewTicker(c.cfg.BatchMaxWait)
@@ -98,46 +120,24 @@ func (c *counter) generation(ctx context.Context, gen *kafkaio.Generation) error
 	// too, so lag still shows when a reader is stuck.
 	ends := time.NewTicker(endOffsetsInterval)
 	defer ends.Stop()
-	// release ends the generation (revoked, shutting down or failed): stop
-	// reading, then save everything counted, within a bound well inside the
-	// rebalance timeout.
-	release := func(failure error) error {
-		stopReaders()
-		readers.Wait()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.RebalanceTimeout/2)
-		err := c.microBatch(sctx, gen, l, parts, &pending, true)
-		cancel()
-		c.owned.drop(ids)
-		if failure != nil {
-			return failure
-		}
-		if kafkaio.IsAuth(err) {
-			return kafkaio.Fatal(err)
-		}
-		if err != nil {
-			return fmt.Errorf("final checkpoint: %w", err)
-		}
-		c.log.Info("partitions released", "generation", gen.ID, "partitions", ids)
-		return nil
-	}
 	for {
 		select {
-		case <-l.lost:
+		case <-r.lease.lost:
 			// Not waiting for the readers: one stuck on a dead connection
 			// would hold the rejoin up; they stop by themselves.
-			stopReaders()
-			c.owned.drop(ids)
-			return l.reason()
+			r.stop()
+			c.owned.drop(r.gen.Partitions)
+			return r.lease.reason()
 		case <-ends.C:
-			c.refreshEnds(ctx, parts)
+			c.refreshEnds(ctx, r.parts)
 			continue
-		case err := <-failures:
-			return release(err)
+		case err := <-r.failures:
+			return c.release(ctx, r, err)
 		case <-ctx.Done():
-			return release(nil)
+			return c.release(ctx, r, nil)
 		case <-tick.C:
-		case <-signals.full:
-		case <-signals.caughtUp:
+		case <-r.signals.full:
+		case <-r.signals.caughtUp:
 			if wait := idleGap - time.Since(last); wait > 0 {
 				select {
 				case <-ctx.Done():
@@ -146,15 +146,38 @@ func (c *counter) generation(ctx context.Context, gen *kafkaio.Generation) error
 				}
 			}
 		}
-		if err := c.microBatch(ctx, gen, l, parts, &pending, false); err != nil && ctx.Err() == nil {
+		if err := c.microBatch(ctx, r.gen, r.lease, r.parts, &r.pending, false); err != nil && ctx.Err() == nil {
 			if kafkaio.IsAuth(err) {
-				fail(err)
+				r.fail(err)
 				continue
 			}
 			c.log.Error("micro-batch", "err", err)
 		}
 		last = time.Now()
 	}
+}
+
+// release ends the generation (revoked, shutting down or failed): stop
+// reading, then save everything counted, within a bound well inside the
+// rebalance timeout.
+func (c *counter) release(ctx context.Context, r *reading, failure error) error {
+	r.stop()
+	r.readers.Wait()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.RebalanceTimeout/2)
+	err := c.microBatch(sctx, r.gen, r.lease, r.parts, &r.pending, true)
+	cancel()
+	c.owned.drop(r.gen.Partitions)
+	if failure != nil {
+		return failure
+	}
+	if kafkaio.IsAuth(err) {
+		return kafkaio.Fatal(err)
+	}
+	if err != nil {
+		return fmt.Errorf("final checkpoint: %w", err)
+	}
+	c.log.Info("partitions released", "generation", r.gen.ID, "partitions", r.gen.Partitions)
+	return nil
 }
 
 const endOffsetsInterval = 5 * time.Second
