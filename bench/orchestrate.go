@@ -153,179 +153,213 @@ func (b *bench) createTopics(ctx context.Context, n names) error {
 }
 
 func orchestrate(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer) error {
-	self, err := os.Executable()
+	b, dataDir, stop, err := startBench(cfg, stderr)
 	if err != nil {
 		return err
 	}
-	work, err := os.MkdirTemp("", "votestream-bench-")
-	if err != nil {
-		return err
-	}
-	if !cfg.keep {
-		defer os.RemoveAll(work)
-	}
-	b := &bench{cfg: cfg, self: self, work: work, log: stderr}
-	for _, name := range []string{"producer", "counter", "broker"} {
-		if _, err := os.Stat(filepath.Join(cfg.bin, name)); err != nil {
-			return fmt.Errorf("binary %s: %w (run make build)", name, err)
-		}
-	}
-
-	// The broker, with its data on disk so its disk use can be reported.
-	dataDir := filepath.Join(work, "kfake")
-	b.broker, err = startProc("broker", filepath.Join(cfg.bin, "broker"), nil,
-		[]string{"BROKER_ADDR=127.0.0.1:0", "BROKER_DATA_DIR=" + dataDir})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := finished(b.broker, b.broker.Stop(time.Minute)); err != nil {
-			fmt.Fprintln(stderr, "broker:", err)
-		}
-	}()
-	if b.addr, err = b.broker.WaitOutput(regexp.MustCompile(`broker listening on (\S+)`), 30*time.Second); err != nil {
-		return err
-	}
-	b.client, err = kafkaio.New(config.Kafka{Brokers: []string{b.addr}, ClientID: "votestream-bench", DialTimeout: 10 * time.Second},
-		slog.New(slog.DiscardHandler))
-	if err != nil {
-		return err
-	}
-	defer b.client.Close()
-
+	defer stop()
 	if cfg.scaleRun > 0 {
 		return b.scaleRun(ctx, dataDir, stdout, stderr)
 	}
-	rateVotes := mustTotal(cfg.seed, cfg.rateScale)
-	fmt.Fprintf(stderr, "bench: broker %s, throughput runs of %d votes, end-to-end of %d\n", b.addr, rateVotes, mustTotal(cfg.seed, cfg.scale))
-	var rows []row
-
-	// Producers: naive first, then votestream without and with files.
-	var naiveProd, prodFiles row
+	fmt.Fprintf(stderr, "bench: broker %s, throughput runs of %d votes, end-to-end of %d\n",
+		b.addr, mustTotal(cfg.seed, cfg.rateScale), mustTotal(cfg.seed, cfg.scale))
 	naive := cfg.naive && !cfg.onlyCount
-	if naive {
-		if naiveProd, err = b.naiveProducer(ctx, rateVotes); err != nil {
-			return err
-		}
-	}
-	vsTopic := b.newNames("produce")
-	prod, err := b.producer(ctx, vsTopic, cfg.rateScale, "votestream producer, file drop off", "")
+	prods, vsTopic, err := b.producers(ctx, naive)
 	if err != nil {
 		return err
 	}
-	if !cfg.onlyCount {
-		files := filepath.Join(work, "vote_stream")
-		if prodFiles, err = b.producer(ctx, b.newNames("produce-files"), cfg.rateScale, "votestream producer, file drop on", files); err != nil {
-			return err
-		}
-		os.RemoveAll(files)
+	reads, err := b.readers(ctx, vsTopic, naive)
+	if err != nil {
+		return err
 	}
-
-	// Readers of the votestream topic. The ceiling and votestream's counter
-	// run alternately, cfg.repeat times each, so that load from elsewhere on
-	// a shared machine falls on both alike; each pair gives a wall-clock
-	// ratio and a CPU-per-vote ratio, and the table reports the medians.
-	var ceilRuns, cntRuns []row
-	var views viewerRuns
-	for i := range cfg.repeat {
-		var prof []string
-		if cfg.profileDir != "" {
-			prof = []string{"-cpu-profile", filepath.Join(cfg.profileDir, fmt.Sprintf("ceiling-%d.prof", i+1))}
-		}
-		c, err := b.rawRead(ctx, vsTopic.topic, "fetch", "raw read ceiling (kafka.Client.Fetch, discard)", prof...)
-		if err != nil {
-			return err
-		}
-		n, err := b.counter(ctx, vsTopic, cfg.rateScale, i)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "bench: pair %d: ceiling %s votes/s %.3f CPU µs/vote, counter %s votes/s %.3f CPU µs/vote\n",
-			i+1, human(c.rate()), c.cpuPerVote(), human(n.rate()), n.cpuPerVote())
-		ceilRuns, cntRuns = append(ceilRuns, c), append(cntRuns, n)
-		if cfg.viewers > 0 {
-			if err := views.run(ctx, b, vsTopic, cfg.rateScale); err != nil {
-				return err
-			}
-		}
-	}
-	ceilFetch, cnt := medianRow(ceilRuns), medianRow(cntRuns)
-	var ceilReader, naiveCnt row
-	if !cfg.onlyCount {
-		if ceilReader, err = b.rawRead(ctx, vsTopic.topic, "reader", "raw read (kafka.Reader, discard)"); err != nil {
-			return err
-		}
-	}
-	ceiling := max(ceilFetch.rate(), ceilReader.rate())
-	if naive {
-		if naiveCnt, err = b.naiveCounter(ctx, vsTopic.topic); err != nil {
-			return err
-		}
-	}
-
-	for _, r := range []*row{&ceilFetch, &ceilReader, &naiveCnt} {
-		if r.name != "" {
-			r.versus = fmt.Sprintf("%.2f of ceiling", r.rate()/ceiling)
-		}
-	}
-	pairs := comparePairs(ceilRuns, cntRuns)
-	cnt.versus = fmt.Sprintf("%.2f of ceiling", pairs.wall)
-	if cfg.repeat > 1 {
-		cnt.versus += fmt.Sprintf(" (median of %d)", cfg.repeat)
-	}
-	rows = append(rows, ceilFetch)
-	if !cfg.onlyCount {
-		rows = append(rows, ceilReader)
-	}
-	if naive {
-		rows = append(rows, naiveCnt)
-	}
-	rows = append(rows, cnt)
-	if cfg.viewers > 0 {
-		rows = append(rows, views.row())
-	}
+	rows := reads.rows
 	if cfg.onlyCount {
 		printTable(stdout, rows)
 		fmt.Fprintln(stdout)
-		fmt.Fprintln(stdout, pairs)
-		views.print(stdout)
-		fmt.Fprintf(stdout, "machine: %s, %d CPUs, %s/%s, %s\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+		fmt.Fprintln(stdout, reads.pairs)
+		reads.views.print(stdout)
+		printMachine(stdout)
 		return nil
 	}
-	if naive {
-		naiveProd.versus = "1.00 (baseline)"
-		prod.versus = fmt.Sprintf("%.2fx naive", prod.rate()/naiveProd.rate())
-		prodFiles.versus = fmt.Sprintf("%.2fx naive", prodFiles.rate()/naiveProd.rate())
-		rows = append(rows, naiveProd)
-	}
-	rows = append(rows, prod, prodFiles)
-
+	rows = append(rows, prods...)
 	e2eRow, err := b.endToEnd(ctx, cfg.scale)
 	if err != nil {
 		return err
 	}
 	e2eRow.versus = fmt.Sprintf("%.2f%% of the seed's 273 s", 100*e2eRow.wall/273)
 	rows = append(rows, e2eRow)
-
 	var lat string
 	if cfg.latency {
 		if lat, err = b.latency(ctx, cfg.scale); err != nil {
 			return err
 		}
 	}
-
 	brokerRSS := b.broker.PeakMiB()
 	disk := dirSize(dataDir)
 	printTable(stdout, rows)
-	fmt.Fprintf(stdout, "\n%s\n", pairs)
-	views.print(stdout)
+	fmt.Fprintf(stdout, "\n%s\n", reads.pairs)
+	reads.views.print(stdout)
 	fmt.Fprintf(stdout, "broker (kfake): peak RSS %.0f MiB, disk %.1f MiB for %d votes in %d topics (%.0f bytes/vote)\n",
 		brokerRSS, float64(disk)/(1<<20), b.totalVotes, b.n, float64(disk)/float64(max(b.totalVotes, 1)))
 	if lat != "" {
 		fmt.Fprintln(stdout, lat)
 	}
-	fmt.Fprintf(stdout, "machine: %s, %d CPUs, %s/%s, %s\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	printMachine(stdout)
 	return nil
+}
+
+func printMachine(w io.Writer) {
+	fmt.Fprintf(w, "machine: %s, %d CPUs, %s/%s, %s\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+// startBench checks the binaries, makes the work directory and starts the
+// broker, with its data on disk (dataDir) so its disk use can be reported;
+// stop stops the broker and removes what -keep does not keep.
+func startBench(cfg benchConfig, stderr io.Writer) (b *bench, dataDir string, stop func(), err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	for _, name := range []string{"producer", "counter", "broker"} {
+		if _, err := os.Stat(filepath.Join(cfg.bin, name)); err != nil {
+			return nil, "", nil, fmt.Errorf("binary %s: %w (run make build)", name, err)
+		}
+	}
+	work, err := os.MkdirTemp("", "votestream-bench-")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	var stops []func()
+	stop = func() {
+		for _, f := range slices.Backward(stops) {
+			f()
+		}
+	}
+	if !cfg.keep {
+		stops = append(stops, func() { os.RemoveAll(work) })
+	}
+	b = &bench{cfg: cfg, self: self, work: work, log: stderr}
+	dataDir = filepath.Join(work, "kfake")
+	if b.broker, err = startProc("broker", filepath.Join(cfg.bin, "broker"), nil,
+		[]string{"BROKER_ADDR=127.0.0.1:0", "BROKER_DATA_DIR=" + dataDir}); err != nil {
+		stop()
+		return nil, "", nil, err
+	}
+	stops = append(stops, func() {
+		if err := finished(b.broker, b.broker.Stop(time.Minute)); err != nil {
+			fmt.Fprintln(stderr, "broker:", err)
+		}
+	})
+	if b.addr, err = b.broker.WaitOutput(regexp.MustCompile(`broker listening on (\S+)`), 30*time.Second); err == nil {
+		b.client, err = kafkaio.New(config.Kafka{Brokers: []string{b.addr}, ClientID: "votestream-bench", DialTimeout: 10 * time.Second},
+			slog.New(slog.DiscardHandler))
+	}
+	if err != nil {
+		stop()
+		return nil, "", nil, err
+	}
+	stops = append(stops, b.client.Close)
+	return b, dataDir, stop, nil
+}
+
+// producers publishes the throughput topic with votestream's producer
+// (and, but in -counter-only, with the file drop on, and the naive
+// baseline first): their rows, and the topic the readers then read.
+func (b *bench) producers(ctx context.Context, naive bool) ([]row, names, error) {
+	var naiveProd, prodFiles row
+	var err error
+	if naive {
+		if naiveProd, err = b.naiveProducer(ctx, mustTotal(b.cfg.seed, b.cfg.rateScale)); err != nil {
+			return nil, names{}, err
+		}
+	}
+	vsTopic := b.newNames("produce")
+	prod, err := b.producer(ctx, vsTopic, b.cfg.rateScale, "votestream producer, file drop off", "")
+	if err != nil || b.cfg.onlyCount {
+		return []row{prod}, vsTopic, err
+	}
+	files := filepath.Join(b.work, "vote_stream")
+	if prodFiles, err = b.producer(ctx, b.newNames("produce-files"), b.cfg.rateScale, "votestream producer, file drop on", files); err != nil {
+		return nil, names{}, err
+	}
+	os.RemoveAll(files)
+	if !naive {
+		return []row{prod, prodFiles}, vsTopic, nil
+	}
+	naiveProd.versus = "1.00 (baseline)"
+	prod.versus = fmt.Sprintf("%.2fx naive", prod.rate()/naiveProd.rate())
+	prodFiles.versus = fmt.Sprintf("%.2fx naive", prodFiles.rate()/naiveProd.rate())
+	return []row{naiveProd, prod, prodFiles}, vsTopic, nil
+}
+
+// readResults are the readers' rows and comparisons.
+type readResults struct {
+	rows  []row
+	pairs pairRatios
+	views viewerRuns
+}
+
+// readers reads the votestream topic: the ceiling and votestream's counter
+// alternately, cfg.repeat times each, so that load from elsewhere on a
+// shared machine falls on both alike (each pair gives a wall-clock ratio
+// and a CPU-per-vote ratio; the table reports the medians), each counter
+// run followed by its count with viewers; then kafka.Reader and the naive
+// counter.
+func (b *bench) readers(ctx context.Context, topic names, naive bool) (readResults, error) {
+	var res readResults
+	var ceilRuns, cntRuns []row
+	for i := range b.cfg.repeat {
+		var prof []string
+		if b.cfg.profileDir != "" {
+			prof = []string{"-cpu-profile", filepath.Join(b.cfg.profileDir, fmt.Sprintf("ceiling-%d.prof", i+1))}
+		}
+		c, err := b.rawRead(ctx, topic.topic, "fetch", "raw read ceiling (kafka.Client.Fetch, discard)", prof...)
+		if err != nil {
+			return res, err
+		}
+		n, err := b.counter(ctx, topic, b.cfg.rateScale, i)
+		if err != nil {
+			return res, err
+		}
+		fmt.Fprintf(b.log, "bench: pair %d: ceiling %s votes/s %.3f CPU µs/vote, counter %s votes/s %.3f CPU µs/vote\n",
+			i+1, human(c.rate()), c.cpuPerVote(), human(n.rate()), n.cpuPerVote())
+		ceilRuns, cntRuns = append(ceilRuns, c), append(cntRuns, n)
+		if b.cfg.viewers > 0 {
+			if err := res.views.run(ctx, b, topic, b.cfg.rateScale); err != nil {
+				return res, err
+			}
+		}
+	}
+	ceilFetch, cnt := medianRow(ceilRuns), medianRow(cntRuns)
+	var ceilReader, naiveCnt row
+	var err error
+	if !b.cfg.onlyCount {
+		if ceilReader, err = b.rawRead(ctx, topic.topic, "reader", "raw read (kafka.Reader, discard)"); err != nil {
+			return res, err
+		}
+	}
+	if naive {
+		if naiveCnt, err = b.naiveCounter(ctx, topic.topic); err != nil {
+			return res, err
+		}
+	}
+	ceiling := max(ceilFetch.rate(), ceilReader.rate())
+	for _, r := range []*row{&ceilFetch, &ceilReader, &naiveCnt} {
+		if r.name != "" {
+			r.versus = fmt.Sprintf("%.2f of ceiling", r.rate()/ceiling)
+			res.rows = append(res.rows, *r)
+		}
+	}
+	res.pairs = comparePairs(ceilRuns, cntRuns)
+	cnt.versus = fmt.Sprintf("%.2f of ceiling", res.pairs.wall)
+	if b.cfg.repeat > 1 {
+		cnt.versus += fmt.Sprintf(" (median of %d)", b.cfg.repeat)
+	}
+	res.rows = append(res.rows, cnt)
+	if b.cfg.viewers > 0 {
+		res.rows = append(res.rows, res.views.row())
+	}
+	return res, nil
 }
 
 func mustTotal(seed uint64, scale float64) int64 {
