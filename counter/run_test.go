@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
@@ -62,7 +60,7 @@ type inProcess struct {
 	addr   string
 	cancel context.CancelFunc
 	done   chan error
-	out    *lockedBuffer
+	out    *rig.Buffer
 }
 
 var servingRE = regexp.MustCompile(`msg="serving metrics".* addr=(\S+)`)
@@ -70,7 +68,7 @@ var servingRE = regexp.MustCompile(`msg="serving metrics".* addr=(\S+)`)
 func startCounter(t *testing.T, env []string, replica string) *inProcess {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &inProcess{cancel: cancel, done: make(chan error, 1), out: &lockedBuffer{}}
+	c := &inProcess{cancel: cancel, done: make(chan error, 1), out: &rig.Buffer{}}
 	go func() { c.done <- run(ctx, append(env, "REPLICA_ID="+replica), io.Discard, c.out) }()
 	t.Cleanup(func() {
 		cancel()
@@ -175,21 +173,4 @@ func waitOwning(t *testing.T, addr string) {
 		}
 	}
 	t.Fatalf("the counter at %s owns no partition after a minute", addr)
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -25,10 +25,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/votestream/votestream/internal/rig"
 )
 
 // Timeouts for every wait in this package; none is unbounded.
@@ -144,7 +145,7 @@ func start(t testing.TB, bin, config, data string, targets []string) (*Prometheu
 	if err != nil {
 		return nil, err
 	}
-	var log syncBuffer
+	var log rig.Buffer
 	cmd := exec.Command(bin,
 		"--config.file="+config,
 		"--storage.tsdb.path="+data,
@@ -420,24 +421,6 @@ func hasNumber(samples []Sample) bool {
 		}
 	}
 	return false
-}
-
-// syncBuffer collects Prometheus's output, written from exec's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // ScrapeState is what Prometheus says of one target it scrapes.

@@ -29,8 +29,8 @@ type Process struct {
 	cmd     *exec.Cmd
 	opt     Options
 
+	out   Buffer
 	mu    sync.Mutex
-	out   bytes.Buffer
 	hwm   int64 // KiB
 	done  chan struct{}
 	err   error
@@ -62,7 +62,7 @@ func Command(bin string, args []string, env ...string) *exec.Cmd {
 // killed by the kernel if the caller dies first.
 func Start(name string, cmd *exec.Cmd, opt Options) (*Process, error) {
 	p := &Process{Name: name, cmd: cmd, opt: opt, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p, p
+	cmd.Stdout, cmd.Stderr = &p.out, &p.out
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
@@ -106,19 +106,8 @@ func (p *Process) sampleEvery(d time.Duration) {
 	}
 }
 
-// Write keeps what the process prints.
-func (p *Process) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
 // Output is everything the process wrote so far.
-func (p *Process) Output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func (p *Process) Output() string { return p.out.String() }
 
 // Pid is the process id.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }

@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/votestream/votestream/internal/rig"
 	"github.com/votestream/votestream/pkg/results"
 )
 
@@ -52,7 +53,7 @@ type Browser struct {
 // Start runs Chromium at bin; it is closed, bounded, when the test ends.
 func Start(t testing.TB, bin string) *Browser {
 	t.Helper()
-	var stderr lockedBuffer
+	var stderr rig.Buffer
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
@@ -89,24 +90,6 @@ func Start(t testing.TB, bin string) *Browser {
 		}
 	})
 	return b
-}
-
-// lockedBuffer collects the browser's output from chromedp's goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // record keeps a page's exceptions and console errors.
