@@ -315,3 +315,43 @@ func TestEventsHTTP10(t *testing.T) {
 		t.Fatalf("the stream did not end with the connection: %v", err)
 	}
 }
+
+// TestEventsTLS follows /events over TLS, as HTTP/1.1 (the connection is
+// taken over from net/http) and as HTTP/2 (written through it): the same
+// stream, its first event and a later count.
+func TestEventsTLS(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2], func(t *testing.T) {
+			e := newElection(t, votegen.Config{Seed: 1, Scale: 0.0001})
+			e.advance(100)
+			h := New(e.results, Options{Interval: 5 * time.Millisecond})
+			t.Cleanup(h.Close)
+			srv := httptest.NewUnstartedServer(h)
+			srv.EnableHTTP2 = h2
+			srv.StartTLS()
+			t.Cleanup(srv.Close)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/events", nil)
+			res, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			if want := map[bool]int{false: 1, true: 2}[h2]; res.ProtoMajor != want {
+				t.Fatalf("protocol %s, want HTTP/%d", res.Proto, want)
+			}
+			want := `"counted":` + strconv.FormatInt(e.advance(100).Counted, 10) + `,`
+			br := bufio.NewReader(res.Body)
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					t.Fatalf("stream ended before %s: %v", want, err)
+				}
+				if strings.Contains(line, want) {
+					return
+				}
+			}
+		})
+	}
+}

@@ -111,6 +111,11 @@ func (s *connSink) send(b []byte) error {
 		bufs = append(bufs, b)
 	}
 	s.head = nil
+	if _, ok := s.conn.(*net.TCPConn); !ok {
+		// A TLS connection would make each piece a record of its own.
+		_, err := s.conn.Write(bytes.Join(bufs, nil))
+		return err
+	}
 	_, err := bufs.WriteTo(s.conn) // one writev
 	return err
 }
