@@ -121,8 +121,12 @@ func runPeers(ctx context.Context, cfg peersConfig, stdout, stderr io.Writer) er
 		return err
 	}
 	defer stop()
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
 	b := &bench{cfg: benchConfig{bin: cfg.bin, seed: cfg.seed, partitions: cfg.partitions, timeout: cfg.timeout, compress: "snappy"},
-		work: work, addr: addr, log: stderr}
+		self: self, work: work, addr: addr, log: stderr}
 	want, err := votegen.TrueTotals(votegen.Config{Seed: cfg.seed, Scale: cfg.scale})
 	if err != nil {
 		return err
@@ -136,6 +140,13 @@ func runPeers(ctx context.Context, cfg peersConfig, stdout, stderr io.Writer) er
 	if _, err := b.producer(ctx, topic, cfg.scale, "producer", ""); err != nil {
 		return err
 	}
+	// What kafka-go reads from this broker when nothing is done with it:
+	// the most any kafka-go consumer could count here.
+	ceiling, err := b.rawRead(ctx, topic.topic, "fetch", "kafka-go raw read (kafka.Client.Fetch, discard)")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "peers: kafka-go raw read: %s votes/s, %.2f CPU µs/vote\n", human(ceiling.rate()), ceiling.cpuPerVote())
 	spark, err := rig.FindSpark(ctx)
 	if err != nil {
 		return err
@@ -154,7 +165,7 @@ func runPeers(ctx context.Context, cfg peersConfig, stdout, stderr io.Writer) er
 				pe.key, results[i].killAt, results[i].killedAt, results[i].killExact, results[i].killNote)
 		}
 	}
-	printPeers(stdout, results, cfg)
+	printPeers(stdout, results, ceiling, cfg)
 	return nil
 }
 
@@ -424,7 +435,7 @@ func streamsPeer(root, brokers, topic string, threads int) peer {
 
 // printPeers writes the table, the ratios against the goals, and as the
 // very last line "peers: votestream=R spark=R kafka_streams=R" (votes/s).
-func printPeers(w io.Writer, rs []peerResult, cfg peersConfig) {
+func printPeers(w io.Writer, rs []peerResult, ceiling row, cfg peersConfig) {
 	fmt.Fprintln(w, "| peer | votes | votes/s | CPU µs/vote | peak RSS | reading after | exact after | exact | SIGKILL mid-run, restart: exact | restart to exact |")
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |")
 	for _, r := range rs {
@@ -454,6 +465,10 @@ func printPeers(w io.Writer, rs []peerResult, cfg peersConfig) {
 	}
 	fmt.Fprintf(w, "votestream against Spark: %s (goal 10x); against Kafka Streams: %s (goal 3x). Rates: reading to exact totals.\n",
 		ratio(rate["votestream"], rate["spark"]), ratio(rate["votestream"], rate["kafka_streams"]))
+	if c := ceiling.rate(); c > 0 {
+		fmt.Fprintf(w, "kafka-go's raw read of the same topic from this broker (kafka.Client.Fetch, records discarded): %s votes/s, %.2f CPU µs/vote; votestream's counter at %.2f of it; 10x Spark would be %s votes/s.\n",
+			human(c), ceiling.cpuPerVote(), rate["votestream"]/c, human(10*rate["spark"]))
+	}
 	fmt.Fprintf(w, "broker: %s, SCALE=%g, %d partitions; machine: %s, %d CPUs, %s\n", cfg.broker, cfg.scale, cfg.partitions, cpuModel(), runtime.NumCPU(), runtime.Version())
 	fmt.Fprintln(w, peersLine(rate))
 }

@@ -19,7 +19,8 @@ func TestPrintPeers(t *testing.T) {
 		{key: "kafka_streams", label: "kafka streams", votes: 1000, seconds: 4, exact: false, note: "3 cells wrong"},
 	}
 	var b strings.Builder
-	printPeers(&b, rs, peersConfig{broker: "kafka", scale: 0.02, partitions: 12})
+	ceiling := row{votes: 1000, seconds: 0.25, cpu: 0.001}
+	printPeers(&b, rs, ceiling, peersConfig{broker: "kafka", scale: 0.02, partitions: 12})
 	out := strings.TrimRight(b.String(), "\n")
 	lines := strings.Split(out, "\n")
 	if got, want := lines[len(lines)-1], "peers: votestream=2000 spark=100 kafka_streams=0"; got != want {
@@ -31,6 +32,7 @@ func TestPrintPeers(t *testing.T) {
 		"| kafka streams | 1000 | 0 | - | 0 MiB | 0.0 s | 0.0 s | no | not run | - |",
 		"- kafka_streams: 3 cells wrong",
 		"votestream against Spark: 20.0x (goal 10x); against Kafka Streams: n/a (goal 3x)",
+		"records discarded): 4 k votes/s, 1.00 CPU µs/vote; votestream's counter at 0.50 of it; 10x Spark would be 1 k votes/s.",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
