@@ -1,7 +1,6 @@
 package kafkaio
 
 import (
-	"errors"
 	"io"
 
 	"github.com/segmentio/kafka-go"
@@ -10,7 +9,8 @@ import (
 // Bytes is a record key or value over a byte slice, like kafka.NewBytes,
 // but a plain value rather than a new object per record: a producer keeps a
 // slice of them and resets them for each request, so building a request
-// does not allocate per record. It rewinds (io.Seeker) for a retry.
+// does not allocate per record. A retry reads the same bytes with new
+// readers (see Client.produce).
 type Bytes struct {
 	b   []byte
 	off int
@@ -38,21 +38,6 @@ func (r *Bytes) WriteTo(w io.Writer) (int64, error) {
 	n, err := w.Write(r.b[r.off:])
 	r.off += n
 	return int64(n), err
-}
-
-// Seek moves the read position, as kafkaio's retry does to rewind.
-func (r *Bytes) Seek(offset int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekCurrent:
-		offset += int64(r.off)
-	case io.SeekEnd:
-		offset += int64(len(r.b))
-	}
-	if offset < 0 || offset > int64(len(r.b)) {
-		return int64(r.off), errors.New("kafkaio: seek out of range")
-	}
-	r.off = int(offset)
-	return offset, nil
 }
 
 // Close does nothing: the bytes belong to the caller.

@@ -382,50 +382,86 @@ func Compression(name string) kafka.Compression {
 // must be produced by one caller in order: a retry resends the same records
 // before anything after them, so each partition's log holds them in order,
 // possibly with a repeated run that counters recognise by sequence number.
+// The bytes behind the records must not change while Produce runs.
 func (c *Client) Produce(ctx context.Context, topic string, partition int, compression kafka.Compression, records []kafka.Record) error {
+	_, err := c.produce(ctx, topic, partition, compression, records)
+	return err
+}
+
+// produce is Produce, also saying whether it tried more than once. Each
+// attempt reads records of its own: one given up on (its deadline passed
+// before the broker answered) may still be being encoded by kafka-go's
+// connection goroutine, which nothing orders with this one, so a retry
+// must not rewind the readers that attempt reads; and after such an
+// attempt nobody may write the bytes behind them again (see Batch).
+func (c *Client) produce(ctx context.Context, topic string, partition int, compression kafka.Compression, records []kafka.Record) (retried bool, err error) {
+	records = own(records)
 	b := Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 	for attempt := 1; ; attempt++ {
+		recs := records
 		if attempt > 1 {
-			rewind(records)
+			recs = reread(records)
 		}
 		res, err := c.Client.Produce(ctx, &kafka.ProduceRequest{
 			Topic:        topic,
 			Partition:    partition,
 			RequiredAcks: kafka.RequireAll,
 			Compression:  compression,
-			Records:      kafka.NewRecordReader(records...),
+			Records:      kafka.NewRecordReader(recs...),
 		})
 		if err == nil && res.Error != nil {
 			err = res.Error
 		}
+		retried = attempt > 1
 		if err == nil {
-			return nil
+			return retried, nil
 		}
 		if IsDenied(err) {
-			return c.Denied(err, OpWrite, Topic(topic))
+			return retried, c.Denied(err, OpWrite, Topic(topic))
 		}
 		if fatal(err) {
-			return fmt.Errorf("produce to %s/%d: %w", topic, partition, err)
+			return retried, fmt.Errorf("produce to %s/%d: %w", topic, partition, err)
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("produce to %s/%d: %w (last error: %v)", topic, partition, ctx.Err(), err)
+			return true, fmt.Errorf("produce to %s/%d: %w (last error: %v)", topic, partition, ctx.Err(), err)
 		}
 		c.log.Warn("produce failed, retrying", "topic", topic, "partition", partition, "attempt", attempt, "err", err)
 		_ = b.Wait(ctx) // an ended ctx is reported by the next attempt
 	}
 }
 
-// rewind moves every key and value back to its start. kafka-go reads a
-// record's Bytes as it encodes the request, so a retry with the same
-// records would otherwise send empty keys and values.
-func rewind(records []kafka.Record) {
+// own makes every key and value of records a *Bytes, which reread can read
+// again from the start; any other kafka.Bytes is read once, here.
+func own(records []kafka.Record) []kafka.Record {
 	for i := range records {
-		for _, b := range []kafka.Bytes{records[i].Key, records[i].Value} {
-			if s, ok := b.(io.Seeker); ok {
-				_, _ = s.Seek(0, io.SeekStart)
+		for _, b := range []*kafka.Bytes{&records[i].Key, &records[i].Value} {
+			if _, ok := (*b).(*Bytes); ok || *b == nil {
+				continue
 			}
+			data, _ := io.ReadAll(*b)
+			*b = &Bytes{b: data}
 		}
 	}
+	return records
+}
+
+// reread is records with readers of their own over the same bytes, at the
+// start: what a retry sends.
+func reread(records []kafka.Record) []kafka.Record {
+	out := make([]kafka.Record, len(records))
+	bs := make([]Bytes, 2*len(records))
+	for i, r := range records {
+		out[i] = r
+		if k, ok := r.Key.(*Bytes); ok {
+			bs[2*i].Reset(k.b)
+			out[i].Key = &bs[2*i]
+		}
+		if v, ok := r.Value.(*Bytes); ok {
+			bs[2*i+1].Reset(v.b)
+			out[i].Value = &bs[2*i+1]
+		}
+	}
+	return out
 }
 
 // fatal reports errors that retrying cannot fix.

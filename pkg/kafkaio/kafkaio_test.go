@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -58,5 +59,57 @@ func TestProduceRetrySendsSameRecords(t *testing.T) {
 	}
 	if len(got) != 2 || got[0] != "v1" || got[1] != "v2" {
 		t.Errorf("got values %q, want [v1 v2]", got)
+	}
+}
+
+// TestProduceBatchRetryLeavesMemory fails a batch's first produce request:
+// the retry sends the same records, and the batch then has memory of its
+// own, the first attempt's being left to kafka-go (which may still read a
+// request it was given after its caller gave up); its count stands until
+// Reset, and it takes the next records as before.
+func TestProduceBatchRetryLeavesMemory(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	failed := false
+	cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		failed = true
+		return nil, errors.New("connection dropped after the request was read"), true
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := New(config.Kafka{Brokers: cluster.ListenAddrs(), DialTimeout: 5 * time.Second, ClientID: "test"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var b Batch
+	b.Grow(2)
+	b.Add(time.Now(), []byte("k1"), []byte("v1"), []byte("p"), 0)
+	b.Add(time.Now(), []byte("k2"), []byte("v2"), []byte("p"), 1)
+	before := unsafe.SliceData(b.data)
+	if err := c.ProduceBatch(ctx, "t", 0, Snappy, &b); err != nil {
+		t.Fatal(err)
+	}
+	if !failed {
+		t.Fatal("the first produce request was not failed: the test proves nothing")
+	}
+	if b.Len() != 2 || unsafe.SliceData(b.data) == before {
+		t.Fatalf("after a retried produce: %d records (want 2), data reused %v", b.Len(), unsafe.SliceData(b.data) == before)
+	}
+	b.Reset()
+	b.Add(time.Now(), []byte("k3"), []byte("v3"), []byte("p"), 2)
+	if err := c.ProduceBatch(ctx, "t", 0, Snappy, &b); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	err = c.ScanBack(ctx, "t", 0, 64, func(r Record) bool {
+		got = append([]string{string(r.Value)}, got...)
+		return true
+	})
+	if err != nil || len(got) != 3 || got[0] != "v1" || got[1] != "v2" || got[2] != "v3" {
+		t.Errorf("read back %q, %v; want [v1 v2 v3]", got, err)
 	}
 }

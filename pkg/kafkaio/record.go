@@ -65,21 +65,24 @@ func ProducerSeq(hs []Header) (producer []byte, seq int64, ok bool) {
 }
 
 // Batch is one partition's vote records for ProduceBatch, built in place:
-// its records, headers, key and value readers and sequence digits are
-// reused from request to request, so adding a record does not allocate
-// once the batch has grown to its largest size. Once ProduceBatch returns,
-// the broker has acknowledged the records and the batch can be Reset.
+// its records, headers, key and value readers, and the bytes behind them
+// (copied in) are reused from request to request, so adding a record does
+// not allocate once the batch has grown to its largest size. Once
+// ProduceBatch returns, the broker has acknowledged the records and the
+// batch can be Reset. After a request that had to be retried the batch
+// starts afresh instead: the attempt given up on may still be being read
+// by kafka-go (see Client.produce), so its memory is left to it.
 type Batch struct {
 	records []kafka.Record
 	headers []Header // two per record
 	bytes   []Bytes  // a key and a value per record
-	seqs    []byte   // every record's sequence digits
+	data    []byte   // every record's key, value and sequence digits
 	size    int      // bytes of keys, values and sequence digits
 }
 
 // Grow makes room for n records in all, sized once for the largest batch
-// so no record's key, value or headers move while the request is built.
-// It drops the records added.
+// so no record's readers or headers move while the request is built. It
+// drops the records added.
 func (b *Batch) Grow(n int) {
 	if cap(b.records) >= n {
 		return
@@ -87,19 +90,25 @@ func (b *Batch) Grow(n int) {
 	b.records = make([]kafka.Record, 0, n)
 	b.headers = make([]Header, 2*n)
 	b.bytes = make([]Bytes, 2*n)
-	b.seqs, b.size = b.seqs[:0], 0
+	b.data, b.size = b.data[:0], 0
 }
 
-// Add appends vote seq of producer with its key and value, which the batch
-// keeps, not copies, until Reset. Grow must have made room for it.
+// Add appends vote seq of producer with a copy of its key and value. Grow
+// must have made room for it.
 func (b *Batch) Add(t time.Time, key, value, producer []byte, seq int64) {
 	r := len(b.records)
-	b.bytes[2*r].Reset(key)
-	b.bytes[2*r+1].Reset(value)
+	// Slices of data stay valid if append moves it: the old array keeps
+	// what they show.
+	off := len(b.data)
+	b.data = append(b.data, key...)
+	b.bytes[2*r].Reset(b.data[off:len(b.data):len(b.data)])
+	off = len(b.data)
+	b.data = append(b.data, value...)
+	b.bytes[2*r+1].Reset(b.data[off:len(b.data):len(b.data)])
 	hs := b.headers[2*r : 2*r+2 : 2*r+2]
-	n := len(b.seqs)
-	b.seqs = SetSeqHeaders(hs, b.seqs, producer, seq)
-	b.size += len(key) + len(value) + len(b.seqs) - n
+	n := len(b.data)
+	b.data = SetSeqHeaders(hs, b.data, producer, seq)
+	b.size += len(key) + len(value) + len(b.data) - n
 	b.records = append(b.records, kafka.Record{
 		Time: t, Key: &b.bytes[2*r], Value: &b.bytes[2*r+1], Headers: hs,
 	})
@@ -113,19 +122,42 @@ func (b *Batch) Len() int { return len(b.records) }
 func (b *Batch) Size() int { return b.size }
 
 // Reset empties the batch, keeping its buffers.
-func (b *Batch) Reset() { b.records, b.seqs, b.size = b.records[:0], b.seqs[:0], 0 }
+func (b *Batch) Reset() { b.records, b.data, b.size = b.records[:0], b.data[:0], 0 }
 
 // ProduceBatch writes b's records to one partition, as Produce does.
 func (c *Client) ProduceBatch(ctx context.Context, topic string, partition int, codec Codec, b *Batch) error {
-	return c.Produce(ctx, topic, partition, codec, b.records)
+	retried, err := c.produce(ctx, topic, partition, codec, b.records)
+	if retried || err != nil {
+		b.abandon()
+	}
+	return err
+}
+
+// abandon leaves the batch's memory to an attempt that may still read it
+// and gives the batch new memory of the same size, its records (their
+// count) as they were until Reset.
+func (b *Batch) abandon() {
+	b.records = append(make([]kafka.Record, 0, cap(b.records)), b.records...)
+	b.headers = make([]Header, len(b.headers))
+	b.bytes = make([]Bytes, len(b.bytes))
+	b.data = make([]byte, 0, cap(b.data))
 }
 
 // ProduceMessages writes msgs to one partition, as Produce does, with
 // their keys, values, headers and times as they are.
 func (c *Client) ProduceMessages(ctx context.Context, topic string, partition int, codec Codec, msgs []Message) error {
 	recs := make([]kafka.Record, len(msgs))
+	bs := make([]Bytes, 2*len(msgs))
 	for i, m := range msgs {
-		recs[i] = kafka.Record{Time: m.Time, Key: kafka.NewBytes(m.Key), Value: kafka.NewBytes(m.Value), Headers: m.Headers}
+		recs[i] = kafka.Record{Time: m.Time, Headers: m.Headers}
+		if m.Key != nil {
+			bs[2*i].Reset(m.Key)
+			recs[i].Key = &bs[2*i]
+		}
+		if m.Value != nil {
+			bs[2*i+1].Reset(m.Value)
+			recs[i].Value = &bs[2*i+1]
+		}
 	}
 	return c.Produce(ctx, topic, partition, codec, recs)
 }
