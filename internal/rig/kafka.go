@@ -111,9 +111,15 @@ func (n KafkaNode) Format(lib, clusterID string, extra ...string) error {
 	return nil
 }
 
-// NewClusterID is a random cluster id, as kafka-storage random-uuid makes.
+// NewClusterID is a random cluster id, as kafka-storage random-uuid makes
+// one: never starting with "-", which kafka-storage's argument parser
+// would take for an option (as Kafka's own Uuid.randomUuid avoids).
 func NewClusterID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	for {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		if id := base64.RawURLEncoding.EncodeToString(b[:]); id[0] != '-' {
+			return id
+		}
+	}
 }

@@ -63,3 +63,13 @@ func alive(pid int) bool {
 	st := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 	return len(st) > 0 && st[0] != "Z"
 }
+
+// TestNewClusterID: kafka-storage format takes an id starting with "-" for
+// an option, so none may.
+func TestNewClusterID(t *testing.T) {
+	for range 2000 {
+		if id := NewClusterID(); len(id) != 22 || id[0] == '-' {
+			t.Fatalf("cluster id %q", id)
+		}
+	}
+}
