@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -142,12 +141,11 @@ func StartKafka(t testing.TB, opts KafkaOptions) *Kafka {
 // needs its ports in its config before it starts.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := rig.FreeAddrs(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs[0]
 }
 
 var kafkaJarRE = regexp.MustCompile(`^kafka_2\.13-(.+)\.jar$`)

@@ -31,7 +31,7 @@ func StartKRaftNode(ctx context.Context, dir string) (*KRaftNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(2)
+	ports, err := FreeAddrs(2)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +78,9 @@ func WaitBrokers(ctx context.Context, addrs string, want int) error {
 	}
 }
 
-func freePorts(n int) ([]string, error) {
+// FreeAddrs are n loopback addresses with ports the OS just gave out, for
+// a program that needs its ports in its config before it starts (Kafka).
+func FreeAddrs(n int) ([]string, error) {
 	var out []string
 	for range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -21,24 +22,9 @@ import (
 // send the same keys and values, not the drained readers of the first
 // attempt (which wrote empty records, each a vote lost).
 func TestProduceRetrySendsSameRecords(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	failed := false
-	cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		failed = true
-		return nil, errors.New("connection dropped after the request was read"), true
-	})
-
+	c, failed := failFirstProduce(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := New(config.Kafka{Brokers: cluster.ListenAddrs(), DialTimeout: 5 * time.Second, ClientID: "test"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	recs := []kafka.Record{
 		{Key: kafka.NewBytes([]byte("k1")), Value: kafka.NewBytes([]byte("v1"))},
 		{Key: kafka.NewBytes([]byte("k2")), Value: kafka.NewBytes([]byte("v2"))},
@@ -46,18 +32,10 @@ func TestProduceRetrySendsSameRecords(t *testing.T) {
 	if err := c.Produce(ctx, "t", 0, kafka.Lz4, recs); err != nil {
 		t.Fatal(err)
 	}
-	if !failed {
+	if !*failed {
 		t.Fatal("the first produce request was not failed: the test proves nothing")
 	}
-	var got []string
-	err = c.ScanBack(ctx, "t", 0, 64, func(r Record) bool {
-		got = append([]string{string(r.Value)}, got...) // ScanBack goes from the end
-		return true
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 2 || got[0] != "v1" || got[1] != "v2" {
+	if got := values(ctx, t, c); strings.Join(got, " ") != "v1 v2" {
 		t.Errorf("got values %q, want [v1 v2]", got)
 	}
 }
@@ -68,23 +46,9 @@ func TestProduceRetrySendsSameRecords(t *testing.T) {
 // request it was given after its caller gave up); its count stands until
 // Reset, and it takes the next records as before.
 func TestProduceBatchRetryLeavesMemory(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	failed := false
-	cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		failed = true
-		return nil, errors.New("connection dropped after the request was read"), true
-	})
+	c, failed := failFirstProduce(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := New(config.Kafka{Brokers: cluster.ListenAddrs(), DialTimeout: 5 * time.Second, ClientID: "test"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	var b Batch
 	b.Grow(2)
 	b.Add(time.Now(), []byte("k1"), []byte("v1"), []byte("p"), 0)
@@ -93,7 +57,7 @@ func TestProduceBatchRetryLeavesMemory(t *testing.T) {
 	if err := c.ProduceBatch(ctx, "t", 0, Snappy, &b); err != nil {
 		t.Fatal(err)
 	}
-	if !failed {
+	if !*failed {
 		t.Fatal("the first produce request was not failed: the test proves nothing")
 	}
 	if b.Len() != 2 || unsafe.SliceData(b.data) == before {
@@ -104,12 +68,44 @@ func TestProduceBatchRetryLeavesMemory(t *testing.T) {
 	if err := c.ProduceBatch(ctx, "t", 0, Snappy, &b); err != nil {
 		t.Fatal(err)
 	}
+	if got := values(ctx, t, c); strings.Join(got, " ") != "v1 v2 v3" {
+		t.Errorf("read back %q, want [v1 v2 v3]", got)
+	}
+}
+
+// failFirstProduce is a client of a one-broker kfake with topic t whose
+// first produce request is read and then dropped with the connection, as
+// by a broker that stops; *failed tells whether that happened.
+func failFirstProduce(t *testing.T) (*Client, *bool) {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	failed := new(bool)
+	cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		*failed = true
+		return nil, errors.New("connection dropped after the request was read"), true
+	})
+	c, err := New(config.Kafka{Brokers: cluster.ListenAddrs(), DialTimeout: 5 * time.Second, ClientID: "test"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c, failed
+}
+
+// values reads back topic t's partition 0, in order.
+func values(ctx context.Context, t *testing.T, c *Client) []string {
+	t.Helper()
 	var got []string
-	err = c.ScanBack(ctx, "t", 0, 64, func(r Record) bool {
-		got = append([]string{string(r.Value)}, got...)
+	err := c.ScanBack(ctx, "t", 0, 64, func(r Record) bool {
+		got = append([]string{string(r.Value)}, got...) // ScanBack goes from the end
 		return true
 	})
-	if err != nil || len(got) != 3 || got[0] != "v1" || got[1] != "v2" || got[2] != "v3" {
-		t.Errorf("read back %q, %v; want [v1 v2 v3]", got, err)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return got
 }
