@@ -1,7 +1,6 @@
 package main
 
 import (
-	"strconv"
 	"testing"
 	"time"
 
@@ -24,11 +23,8 @@ func applyRecords(tb testing.TB, n int) []kafkaio.FetchedRecord {
 		g.Next(&v)
 		v.Time = now.UnixMicro()
 		recs[i] = kafkaio.FetchedRecord{
-			Offset: int64(i), Time: now, Key: vote.AppendID(nil, &v.ID), Value: vote.AppendJSON(nil, &v),
-			Headers: []kafkaio.Header{
-				{Key: kafkaio.HeaderProducer, Value: []byte("votestream:seed=7,scale=0.005")},
-				{Key: kafkaio.HeaderSeq, Value: []byte(strconv.Itoa(i))},
-			},
+			Offset: int64(i), Time: now, Value: vote.AppendJSON(nil, &v),
+			Key: kafkaio.AppendSeqKey(nil, []byte("votestream:seed=7,scale=0.005"), int64(i)),
 		}
 	}
 	return recs

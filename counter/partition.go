@@ -81,8 +81,9 @@ func (p *partition) applyRecord(topic string, m *kafkaio.FetchedRecord) {
 		reason = err.(*vote.DecodeError).Reason
 	}
 	if reason == vote.ReasonNone {
-		// A record without the producer's headers is not deduplicated.
-		producer, seq, _ := kafkaio.ProducerSeq(m.Headers)
+		// A record without the producer's sequence (its key, or an earlier
+		// producer's headers) is not deduplicated.
+		producer, seq, _ := kafkaio.Sequence(m.Key, m.Headers)
 		reason = p.state.Count(&v, producer, seq)
 	} else {
 		p.state.Reject(reason)

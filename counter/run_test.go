@@ -131,7 +131,7 @@ func publish(t *testing.T, brokers string, parts int, cfg votegen.Config, total 
 	}
 	var v vote.Vote
 	for seq := int64(0); g.Next(&v); seq++ {
-		batches[seq%int64(parts)].Add(time.Now(), vote.AppendID(nil, &v.ID), vote.AppendJSON(nil, &v), []byte("test-producer"), seq)
+		batches[seq%int64(parts)].Add(time.Now(), vote.AppendJSON(nil, &v), []byte("test-producer"), seq)
 	}
 	for p := range batches {
 		if err := client.ProduceBatch(ctx, "votes", p, kafkaio.Snappy, &batches[p]); err != nil {

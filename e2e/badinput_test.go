@@ -41,20 +41,26 @@ func testBadInput(t *testing.T, cluster Bootstrapper) {
 
 	const good = `{"vote_id":"6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b","timestamp":"2024-11-05T09:46:40.000000Z","state":"Ohio","candidate":"Jill Stein","age_group":"26-40","vote_count":1}`
 	swap := func(old, new string) string { return strings.Replace(good, old, new, 1) }
-	// A real record of the election, sent again with its own headers.
-	orig := Kcat(t, nil, "-C", "-b", env.Brokers, "-t", env.Topic, "-p", "2", "-o", "5", "-c", "1", "-e", "-q", "-f", "%s\n%h\n")
-	lines := strings.SplitN(orig, "\n", 3)
-	dupValue := lines[0]
-	dupSeq := regexp.MustCompile(`votestream-seq=(\d+)`).FindStringSubmatch(lines[1])
-	if dupSeq == nil {
-		t.Fatalf("record 2/5 has no sequence header: %q", orig)
+	// Real records of the election, sent again: one with its own key (the
+	// producer's id and its sequence), one with the headers producers wrote
+	// before the key carried the sequence.
+	published := func(p int) (key, value string) {
+		out := Kcat(t, nil, "-C", "-b", env.Brokers, "-t", env.Topic, "-p", strconv.Itoa(p), "-o", "5", "-c", "1", "-e", "-q", "-f", "%k\n%s\n")
+		key, value, _ = strings.Cut(strings.TrimSuffix(out, "\n"), "\n")
+		if _, _, ok := kafkaio.Sequence([]byte(key), nil); !ok {
+			t.Fatalf("record %d/5 has no sequence in its key: %q", p, out)
+		}
+		return key, value
 	}
-	dupProducer := fmt.Sprintf("votestream:seed=%d,scale=%s", el.seed, strconv.FormatFloat(el.scale, 'g', -1, 64))
+	dupKey, dupValue := published(2)
+	oldKey, oldValue := published(3)
+	oldProducer, oldSeq, _ := kafkaio.Sequence([]byte(oldKey), nil)
 
 	cases := []struct {
 		name, value string
 		reason      vote.Reason // ReasonNone: a valid vote, counted
 		null        bool        // a NULL value rather than an empty one
+		key         string      // bad-N when empty
 		headers     []string
 	}{
 		{name: "invalid JSON", value: `this is not json`, reason: vote.ReasonJSON},
@@ -74,9 +80,10 @@ func testBadInput(t *testing.T, cluster Bootstrapper) {
 		{name: "bad vote_id", value: swap("6f1c2a3b-", "6f1c2a3b_"), reason: vote.ReasonVoteID},
 		{name: "bad timestamp", value: swap("2024-11-05T", "2024-13-05T"), reason: vote.ReasonTimestamp},
 		{name: "oversized", value: swap(`"vote_count":1`, `"vote_count":1,"pad":"`+strings.Repeat("x", 5000)+`"`), reason: vote.ReasonOversized},
-		{name: "duplicate of a published vote", value: dupValue, reason: vote.ReasonDuplicate,
-			headers: []string{kafkaio.HeaderProducer + "=" + dupProducer, kafkaio.HeaderSeq + "=" + dupSeq[1]}},
-		{name: "valid, no producer headers", value: good, reason: vote.ReasonNone},
+		{name: "duplicate of a published vote", value: dupValue, reason: vote.ReasonDuplicate, key: dupKey},
+		{name: "duplicate in an earlier producer's headers", value: oldValue, reason: vote.ReasonDuplicate,
+			headers: []string{kafkaio.HeaderProducer + "=" + string(oldProducer), kafkaio.HeaderSeq + "=" + strconv.FormatInt(oldSeq, 10)}},
+		{name: "valid, no sequence", value: good, reason: vote.ReasonNone},
 	}
 	want := el.want
 	rejected := map[string]int64{}
@@ -88,8 +95,11 @@ func testBadInput(t *testing.T, cluster Bootstrapper) {
 	var dead []sent
 	for i, c := range cases {
 		p := i % env.Partitions
-		if c.reason == vote.ReasonDuplicate {
+		switch {
+		case c.key != "":
 			p = 2
+		case c.headers != nil:
+			p = 3
 		}
 		args := []string{"-P", "-b", env.Brokers, "-t", env.Topic, "-p", strconv.Itoa(p), "-K", "\t"}
 		if c.null {
@@ -99,7 +109,11 @@ func testBadInput(t *testing.T, cluster Bootstrapper) {
 			args = append(args, "-H", h)
 		}
 		// key<TAB>value with no newline: one record, even an empty one.
-		Kcat(t, strings.NewReader(fmt.Sprintf("bad-%d\t%s", i, c.value)), args...)
+		key := c.key
+		if key == "" {
+			key = fmt.Sprintf("bad-%d", i)
+		}
+		Kcat(t, strings.NewReader(key+"\t"+c.value), args...)
 		if c.reason == vote.ReasonNone {
 			c, _ := vote.ParseCandidate([]byte("Jill Stein"))
 			s, _ := vote.ParseState([]byte("Ohio"))
@@ -113,7 +127,7 @@ func testBadInput(t *testing.T, cluster Bootstrapper) {
 	waitProducer(t, prod)
 	finish(t, f, env, &want, chaosRow{Fault: "bad records injected with kcat", Broker: brokerName(cluster), Injected: len(cases),
 		RecoveryMeaning: "-", recoveryNotMeasure: true,
-		ExtraNotes: fmt.Sprintf("%d rejected by reason and dead-lettered once each, 1 valid header-less vote counted", len(dead))}, rejected)
+		ExtraNotes: fmt.Sprintf("%d rejected by reason and dead-lettered once each, 1 valid unsequenced vote counted", len(dead))}, rejected)
 
 	// The dead-letter topic holds each rejected record once, with its reason
 	// and where it came from.

@@ -3,12 +3,10 @@ package e2e
 import (
 	"fmt"
 	"regexp"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/votestream/votestream/internal/rig"
-	"github.com/votestream/votestream/pkg/kafkaio"
 )
 
 // The network faults: every service runs in a network namespace of its own
@@ -212,10 +210,10 @@ func checkSequences(t *testing.T, env Env) int64 {
 		seen := map[int64]bool{}
 		next := int64(p)
 		for i := range recs {
-			seq, err := strconv.ParseInt(header(&recs[i], kafkaio.HeaderSeq), 10, 64)
+			seq := sequence(&recs[i])
 			switch {
-			case err != nil:
-				t.Fatalf("%d/%d: no sequence: %v", p, recs[i].Offset, err)
+			case seq < 0:
+				t.Fatalf("%d/%d: no sequence (key %q)", p, recs[i].Offset, recs[i].Key)
 			case seq == next:
 				seen[seq] = true
 				next += int64(env.Partitions)

@@ -44,13 +44,13 @@ func readTopic(t *testing.T, brokers, topic string, partitions int, timeout time
 	return out
 }
 
-func header(r *kafkaio.Record, key string) string {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
+// sequence is a record's sequence number, from its key (or, for records of
+// earlier producers, its headers); -1 when it has none.
+func sequence(r *kafkaio.Record) int64 {
+	if _, seq, ok := kafkaio.Sequence(r.Key, r.Headers); ok {
+		return seq
 	}
-	return ""
+	return -1
 }
 
 // TestChaosProducerKill kills the producer with SIGKILL at random moments
@@ -153,16 +153,16 @@ func readBack(t *testing.T, env Env, total int64) (tally vote.Tally, repeats int
 			if err := json.Unmarshal(m.Value, &v); err != nil {
 				t.Fatalf("%d/%d: %v", p, m.Offset, err)
 			}
-			seq, err := strconv.ParseInt(header(m, kafkaio.HeaderSeq), 10, 64)
+			seq := sequence(m)
 			switch {
-			case err == nil && seq < next && (seq-int64(p))%P == 0:
+			case seq >= 0 && seq < next && (seq-int64(p))%P == 0:
 				if ids[v.VoteID] != seq+1 {
 					t.Fatalf("%d/%d: sequence %d repeated with another vote (%s)", p, m.Offset, seq, v.VoteID)
 				}
 				repeats++
 				continue
-			case err != nil || seq != next:
-				t.Fatalf("%d/%d: sequence %q, want %d: a vote skipped", p, m.Offset, header(m, kafkaio.HeaderSeq), next)
+			case seq != next:
+				t.Fatalf("%d/%d: sequence %d (key %q), want %d: a vote skipped", p, m.Offset, seq, m.Key, next)
 			}
 			if _, dup := ids[v.VoteID]; dup {
 				t.Errorf("%d/%d: vote %s is in the topic under two sequences", p, m.Offset, v.VoteID)

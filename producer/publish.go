@@ -56,7 +56,7 @@ func (p *publisher) resume(ctx context.Context) error {
 			seq := int64(-1)
 			seen := make(map[string]bool)
 			err := p.client.ScanBack(ctx, p.topic, part, 4096, func(r kafkaio.Record) bool {
-				prod, s, ok := kafkaio.ProducerSeq(r.Headers)
+				prod, s, ok := kafkaio.Sequence(r.Key, r.Headers)
 				if ok && string(prod) == p.id {
 					seq = s
 					return false
@@ -215,7 +215,6 @@ func (w *partitionWriter) publish(ctx context.Context, first int64, votes []vote
 		}
 		sent += int64(w.batch.Len())
 		w.batch.Reset()
-		w.buf = w.buf[:0]
 		return nil
 	}
 	w.batch.Grow(int((int64(len(votes)) - start + P - 1) / P))
@@ -230,13 +229,8 @@ func (w *partitionWriter) publish(ctx context.Context, first int64, votes []vote
 			}
 		}
 		v := &votes[i]
-		off := len(w.buf)
-		w.buf = w.enc.AppendJSON(w.buf, v)
-		val := w.buf[off:]
-		off = len(w.buf)
-		w.buf = vote.AppendID(w.buf, &v.ID)
-		key := w.buf[off:]
-		w.batch.Add(now, key, val, w.producer, seq)
+		w.buf = w.enc.AppendJSON(w.buf[:0], v) // the batch copies it
+		w.batch.Add(now, w.buf, w.producer, seq)
 	}
 	if err := flush(); err != nil {
 		return sent, err

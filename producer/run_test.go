@@ -198,9 +198,9 @@ func readTopic(t *testing.T, addr, topic string, partitions int, check func(*kaf
 		}
 		err := c.Consume(ctx, topic, part, 0, kafkaio.ConsumeOptions{}, func(f *kafkaio.Fetch) error {
 			for m := f.Next(); m != nil; m = f.Next() {
-				_, seq, ok := kafkaio.ProducerSeq(m.Headers)
-				if !ok || seq != next {
-					t.Fatalf("partition %d offset %d: sequence %d (headers ok: %v), want %d", part, m.Offset, seq, ok, next)
+				_, seq, ok := kafkaio.Sequence(m.Key, m.Headers)
+				if !ok || seq != next || m.Headers != nil {
+					t.Fatalf("partition %d offset %d: sequence %d (key %q, %d headers), want %d", part, m.Offset, seq, m.Key, len(m.Headers), next)
 				}
 				next += int64(partitions)
 				var v vote.Vote

@@ -18,8 +18,10 @@ import (
 	"github.com/votestream/votestream/pkg/config"
 )
 
-// Headers votestream's producer puts on every vote record, so counters can
-// drop a record the producer wrote twice after losing an acknowledgement.
+// Headers votestream's producers put on every vote record before the key
+// carried the sequence (AppendSeqKey), so counters could drop a record the
+// producer wrote twice after losing an acknowledgement. Sequence still
+// reads them.
 const (
 	HeaderProducer = "votestream-producer"
 	HeaderSeq      = "votestream-seq"
@@ -539,9 +541,11 @@ func (c *Client) endOffsets(ctx context.Context, topic string, partitions int) (
 	return out, nil
 }
 
-// Record is a fetched record with its value and headers read into memory.
+// Record is a fetched record with its key, value and headers read into
+// memory.
 type Record struct {
 	Offset  int64
+	Key     []byte
 	Value   []byte
 	Headers []kafka.Header
 }
@@ -618,6 +622,10 @@ func (c *Client) fetchRecords(ctx context.Context, topic string, partition int, 
 		if r.Offset < offset || r.Offset >= hi {
 			continue // a fetch returns whole batches
 		}
+		key, err := kafka.ReadAll(r.Key)
+		if err != nil {
+			return nil, offset, 0, fmt.Errorf("read %s/%d at %d: %w", topic, partition, r.Offset, err)
+		}
 		val, err := kafka.ReadAll(r.Value)
 		if err != nil {
 			return nil, offset, 0, fmt.Errorf("read %s/%d at %d: %w", topic, partition, r.Offset, err)
@@ -626,7 +634,7 @@ func (c *Client) fetchRecords(ctx context.Context, topic string, partition int, 
 		for i, h := range r.Headers {
 			hs[i] = kafka.Header{Key: h.Key, Value: append([]byte(nil), h.Value...)}
 		}
-		recs = append(recs, Record{Offset: r.Offset, Value: val, Headers: hs})
+		recs = append(recs, Record{Offset: r.Offset, Key: key, Value: val, Headers: hs})
 		next = r.Offset + 1
 	}
 	return recs, next, res.HighWatermark, nil

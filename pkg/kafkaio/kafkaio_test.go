@@ -35,8 +35,8 @@ func TestProduceRetrySendsSameRecords(t *testing.T) {
 	if !*failed {
 		t.Fatal("the first produce request was not failed: the test proves nothing")
 	}
-	if got := values(ctx, t, c); strings.Join(got, " ") != "v1 v2" {
-		t.Errorf("got values %q, want [v1 v2]", got)
+	if got := values(ctx, t, c); strings.Join(got, " ") != "k1=v1 k2=v2" {
+		t.Errorf("got %q, want [k1=v1 k2=v2]", got)
 	}
 }
 
@@ -51,8 +51,8 @@ func TestProduceBatchRetryLeavesMemory(t *testing.T) {
 	defer cancel()
 	var b Batch
 	b.Grow(2)
-	b.Add(time.Now(), []byte("k1"), []byte("v1"), []byte("p"), 0)
-	b.Add(time.Now(), []byte("k2"), []byte("v2"), []byte("p"), 1)
+	b.Add(time.Now(), []byte("v1"), []byte("p"), 0)
+	b.Add(time.Now(), []byte("v2"), []byte("p"), 1)
 	before := unsafe.SliceData(b.data)
 	if err := c.ProduceBatch(ctx, "t", 0, Snappy, &b); err != nil {
 		t.Fatal(err)
@@ -64,12 +64,12 @@ func TestProduceBatchRetryLeavesMemory(t *testing.T) {
 		t.Fatalf("after a retried produce: %d records (want 2), data reused %v", b.Len(), unsafe.SliceData(b.data) == before)
 	}
 	b.Reset()
-	b.Add(time.Now(), []byte("k3"), []byte("v3"), []byte("p"), 2)
+	b.Add(time.Now(), []byte("v3"), []byte("p"), 2)
 	if err := c.ProduceBatch(ctx, "t", 0, Snappy, &b); err != nil {
 		t.Fatal(err)
 	}
-	if got := values(ctx, t, c); strings.Join(got, " ") != "v1 v2 v3" {
-		t.Errorf("read back %q, want [v1 v2 v3]", got)
+	if got := values(ctx, t, c); strings.Join(got, " ") != "p/0=v1 p/1=v2 p/2=v3" {
+		t.Errorf("read back %q, want [p/0=v1 p/1=v2 p/2=v3]", got)
 	}
 }
 
@@ -96,12 +96,12 @@ func failFirstProduce(t *testing.T) (*Client, *bool) {
 	return c, failed
 }
 
-// values reads back topic t's partition 0, in order.
+// values reads back topic t's partition 0, in order, as key=value.
 func values(ctx context.Context, t *testing.T, c *Client) []string {
 	t.Helper()
 	var got []string
 	err := c.ScanBack(ctx, "t", 0, 64, func(r Record) bool {
-		got = append([]string{string(r.Value)}, got...) // ScanBack goes from the end
+		got = append([]string{string(r.Key) + "=" + string(r.Value)}, got...) // ScanBack goes from the end
 		return true
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package kafkaio
 
 import (
+	"bytes"
 	"context"
 	"strconv"
 	"time"
@@ -28,21 +29,29 @@ const Snappy Codec = kafka.Snappy
 // head deleted) or past its end.
 var ErrOffsetOutOfRange error = kafka.OffsetOutOfRange
 
-// SetSeqHeaders makes hs (of length 2) the headers votestream's producer
-// puts on vote seq of producer, the digits of seq appended to buf, and
-// returns buf. Counters read them back with ProducerSeq.
-func SetSeqHeaders(hs []Header, buf, producer []byte, seq int64) []byte {
-	off := len(buf)
-	buf = strconv.AppendInt(buf, seq, 10)
-	hs[0] = Header{Key: HeaderProducer, Value: producer}
-	hs[1] = Header{Key: HeaderSeq, Value: buf[off:len(buf):len(buf)]}
-	return buf
+// AppendSeqKey appends to buf the key votestream's producer gives vote seq
+// of producer: the producer's id, a slash and seq in decimal. Counters read
+// it back with Sequence. The sequence is in the key, not in headers, because
+// kafka-go's fetch decoder allocates five times for every record with two
+// headers: it had been half the cost of reading a vote.
+func AppendSeqKey(buf, producer []byte, seq int64) []byte {
+	buf = append(buf, producer...)
+	buf = append(buf, '/')
+	return strconv.AppendInt(buf, seq, 10)
 }
 
-// ProducerSeq reads the headers SetSeqHeaders writes without allocating.
-// A record without them, or with a sequence that is not 1 to 18 decimal
-// digits, has none: nil, 0 and false.
-func ProducerSeq(hs []Header) (producer []byte, seq int64, ok bool) {
+// Sequence returns the producer and sequence of a record without
+// allocating: from its key when AppendSeqKey wrote it, else from the
+// headers votestream's producers wrote before the key carried them
+// (HeaderProducer, HeaderSeq), so topics written by an earlier version
+// still count exactly. A record with neither, or with a sequence that is
+// not 1 to 18 decimal digits, has none: nil, 0 and false.
+func Sequence(key []byte, hs []Header) (producer []byte, seq int64, ok bool) {
+	if i := bytes.LastIndexByte(key, '/'); i > 0 {
+		if seq, ok := digits(key[i+1:]); ok {
+			return key[:i], seq, true
+		}
+	}
 	var seqRaw []byte
 	for i := range hs {
 		switch hs[i].Key {
@@ -52,20 +61,29 @@ func ProducerSeq(hs []Header) (producer []byte, seq int64, ok bool) {
 			seqRaw = hs[i].Value
 		}
 	}
-	if len(producer) == 0 || len(seqRaw) == 0 || len(seqRaw) > 18 {
-		return nil, 0, false
+	if seq, ok := digits(seqRaw); ok && len(producer) > 0 {
+		return producer, seq, true
 	}
-	for _, c := range seqRaw {
+	return nil, 0, false
+}
+
+// digits parses 1 to 18 decimal digits, which fit an int64.
+func digits(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
 		if c < '0' || c > '9' {
-			return nil, 0, false
+			return 0, false
 		}
-		seq = seq*10 + int64(c-'0')
+		n = n*10 + int64(c-'0')
 	}
-	return producer, seq, true
+	return n, true
 }
 
 // Batch is one partition's vote records for ProduceBatch, built in place:
-// its records, headers, key and value readers, and the bytes behind them
+// its records, key and value readers, and the bytes behind them
 // (copied in) are reused from request to request, so adding a record does
 // not allocate once the batch has grown to its largest size. Once
 // ProduceBatch returns, the broker has acknowledged the records and the
@@ -74,55 +92,46 @@ func ProducerSeq(hs []Header) (producer []byte, seq int64, ok bool) {
 // by kafka-go (see Client.produce), so its memory is left to it.
 type Batch struct {
 	records []kafka.Record
-	headers []Header // two per record
-	bytes   []Bytes  // a key and a value per record
-	data    []byte   // every record's key, value and sequence digits
-	size    int      // bytes of keys, values and sequence digits
+	bytes   []Bytes // a key and a value per record
+	data    []byte  // every record's key and value
 }
 
 // Grow makes room for n records in all, sized once for the largest batch
-// so no record's readers or headers move while the request is built. It
-// drops the records added.
+// so no record's readers move while the request is built. It drops the
+// records added.
 func (b *Batch) Grow(n int) {
 	if cap(b.records) >= n {
 		return
 	}
 	b.records = make([]kafka.Record, 0, n)
-	b.headers = make([]Header, 2*n)
 	b.bytes = make([]Bytes, 2*n)
-	b.data, b.size = b.data[:0], 0
+	b.data = b.data[:0]
 }
 
-// Add appends vote seq of producer with a copy of its key and value. Grow
-// must have made room for it.
-func (b *Batch) Add(t time.Time, key, value, producer []byte, seq int64) {
+// Add appends vote seq of producer, keyed by AppendSeqKey, with a copy of
+// its value. Grow must have made room for it.
+func (b *Batch) Add(t time.Time, value, producer []byte, seq int64) {
 	r := len(b.records)
 	// Slices of data stay valid if append moves it: the old array keeps
 	// what they show.
 	off := len(b.data)
-	b.data = append(b.data, key...)
+	b.data = AppendSeqKey(b.data, producer, seq)
 	b.bytes[2*r].Reset(b.data[off:len(b.data):len(b.data)])
 	off = len(b.data)
 	b.data = append(b.data, value...)
 	b.bytes[2*r+1].Reset(b.data[off:len(b.data):len(b.data)])
-	hs := b.headers[2*r : 2*r+2 : 2*r+2]
-	n := len(b.data)
-	b.data = SetSeqHeaders(hs, b.data, producer, seq)
-	b.size += len(key) + len(value) + len(b.data) - n
-	b.records = append(b.records, kafka.Record{
-		Time: t, Key: &b.bytes[2*r], Value: &b.bytes[2*r+1], Headers: hs,
-	})
+	b.records = append(b.records, kafka.Record{Time: t, Key: &b.bytes[2*r], Value: &b.bytes[2*r+1]})
 }
 
 // Len is the number of records added since the last Reset.
 func (b *Batch) Len() int { return len(b.records) }
 
-// Size is the bytes of the keys, values and sequence digits added since
-// the last Reset: the request's size before compression, near enough.
-func (b *Batch) Size() int { return b.size }
+// Size is the bytes of the keys and values added since the last Reset:
+// the request's size before compression, near enough.
+func (b *Batch) Size() int { return len(b.data) }
 
 // Reset empties the batch, keeping its buffers.
-func (b *Batch) Reset() { b.records, b.data, b.size = b.records[:0], b.data[:0], 0 }
+func (b *Batch) Reset() { b.records, b.data = b.records[:0], b.data[:0] }
 
 // ProduceBatch writes b's records to one partition, as Produce does.
 func (c *Client) ProduceBatch(ctx context.Context, topic string, partition int, codec Codec, b *Batch) error {
@@ -138,7 +147,6 @@ func (c *Client) ProduceBatch(ctx context.Context, topic string, partition int, 
 // count) as they were until Reset.
 func (b *Batch) abandon() {
 	b.records = append(make([]kafka.Record, 0, cap(b.records)), b.records...)
-	b.headers = make([]Header, len(b.headers))
 	b.bytes = make([]Bytes, len(b.bytes))
 	b.data = make([]byte, 0, cap(b.data))
 }

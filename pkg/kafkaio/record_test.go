@@ -1,36 +1,54 @@
 package kafkaio
 
 import (
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 
 	"github.com/votestream/votestream/pkg/config"
 )
 
-// The producer's headers read back as they were written; anything else
-// reads as no headers, so the counter does not deduplicate it.
-func TestProducerSeq(t *testing.T) {
-	hs := make([]Header, 2)
+// The producer's key reads back as it was written, as do the headers of
+// producers before it; anything else reads as no sequence, so the counter
+// does not deduplicate it.
+func TestSequence(t *testing.T) {
+	prod := []byte("votestream:seed=7,scale=0.005")
 	for _, seq := range []int64{0, 7, 1234567, 999_999_999_999_999_999} {
-		SetSeqHeaders(hs, nil, []byte("p1"), seq)
-		prod, got, ok := ProducerSeq(hs)
-		if !ok || string(prod) != "p1" || got != seq {
-			t.Errorf("seq %d: got %q %d %v, want p1 %d true", seq, prod, got, ok, seq)
+		key := AppendSeqKey(nil, prod, seq)
+		if p, got, ok := Sequence(key, nil); !ok || string(p) != string(prod) || got != seq {
+			t.Errorf("key %q: got %q %d %v, want %s %d true", key, p, got, ok, prod, seq)
 		}
+		hs := []Header{{Key: HeaderProducer, Value: prod}, {Key: HeaderSeq, Value: strconv.AppendInt(nil, seq, 10)}}
+		// An earlier producer's record: its key was the vote's id.
+		if p, got, ok := Sequence([]byte("0b6e1c4e-8f3a-4c1e-9d7a-2f4b5c6d7e8f"), hs); !ok || string(p) != string(prod) || got != seq {
+			t.Errorf("headers %d: got %q %d %v, want %s %d true", seq, p, got, ok, prod, seq)
+		}
+	}
+	if p, got, ok := Sequence([]byte("a/b/12"), nil); !ok || string(p) != "a/b" || got != 12 {
+		t.Errorf("a producer id with a slash: got %q %d %v, want a/b 12 true", p, got, ok)
 	}
 	for _, tc := range []struct {
 		name string
+		key  string
 		hs   []Header
 	}{
-		{"none", nil},
-		{"no producer", []Header{{Key: HeaderSeq, Value: []byte("1")}}},
-		{"no seq", []Header{{Key: HeaderProducer, Value: []byte("p")}}},
-		{"empty seq", []Header{{Key: HeaderProducer, Value: []byte("p")}, {Key: HeaderSeq}}},
-		{"negative", []Header{{Key: HeaderProducer, Value: []byte("p")}, {Key: HeaderSeq, Value: []byte("-1")}}},
-		{"not digits", []Header{{Key: HeaderProducer, Value: []byte("p")}, {Key: HeaderSeq, Value: []byte("1x")}}},
-		{"too long", []Header{{Key: HeaderProducer, Value: []byte("p")}, {Key: HeaderSeq, Value: []byte("1234567890123456789")}}},
+		{"none", "", nil},
+		{"a vote id key", "0b6e1c4e-8f3a-4c1e-9d7a-2f4b5c6d7e8f", nil},
+		{"key without producer", "/12", nil},
+		{"key without seq", "p/", nil},
+		{"key seq not digits", "p/1x", nil},
+		{"key seq negative", "p/-1", nil},
+		{"key seq too long", "p/1234567890123456789", nil},
+		{"no producer", "", []Header{{Key: HeaderSeq, Value: []byte("1")}}},
+		{"no seq", "", []Header{{Key: HeaderProducer, Value: []byte("p")}}},
+		{"empty seq", "", []Header{{Key: HeaderProducer, Value: []byte("p")}, {Key: HeaderSeq}}},
+		{"negative", "", []Header{{Key: HeaderProducer, Value: []byte("p")}, {Key: HeaderSeq, Value: []byte("-1")}}},
+		{"not digits", "", []Header{{Key: HeaderProducer, Value: []byte("p")}, {Key: HeaderSeq, Value: []byte("1x")}}},
+		{"too long", "", []Header{{Key: HeaderProducer, Value: []byte("p")}, {Key: HeaderSeq, Value: []byte("1234567890123456789")}}},
 	} {
-		if prod, seq, ok := ProducerSeq(tc.hs); ok || prod != nil || seq != 0 {
+		if prod, seq, ok := Sequence([]byte(tc.key), tc.hs); ok || prod != nil || seq != 0 {
 			t.Errorf("%s: got %q %d %v, want nil 0 false", tc.name, prod, seq, ok)
 		}
 	}
@@ -41,22 +59,27 @@ func TestProducerSeq(t *testing.T) {
 func TestBatchAddDoesNotAllocate(t *testing.T) {
 	var b Batch
 	b.Grow(1000)
-	key, val, prod := []byte("k"), []byte(`{"v":1}`), []byte("p")
+	val, prod := []byte(`{"v":1}`), []byte("p")
 	now := time.Now()
-	b.Add(now, key, val, prod, 0) // the digits buffer's first growth
+	b.Add(now, val, prod, 0) // the data buffer's first growth
 	b.Reset()
 	seq := int64(0)
 	allocs := testing.AllocsPerRun(500, func() {
 		if b.Len() == 999 {
 			b.Reset()
 		}
-		b.Add(now, key, val, prod, seq)
+		b.Add(now, val, prod, seq)
 		seq++
 	})
 	if allocs != 0 {
 		t.Errorf("Batch.Add: got %v allocs per record, want 0", allocs)
 	}
-	if _, got, ok := ProducerSeq(b.records[b.Len()-1].Headers); !ok || got != seq-1 {
+	last := &b.records[b.Len()-1]
+	key, err := kafka.ReadAll(last.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, got, ok := Sequence(key, last.Headers); !ok || got != seq-1 || last.Headers != nil {
 		t.Errorf("last record's seq: got %d %v, want %d", got, ok, seq-1)
 	}
 }
