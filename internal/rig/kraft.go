@@ -25,7 +25,8 @@ type KRaftNode struct {
 }
 
 // StartKRaftNode formats a fresh log in dir and starts the node on two free
-// loopback ports; it returns once the broker has started.
+// loopback ports; it returns once the broker has started and its group
+// coordinator answers.
 func StartKRaftNode(ctx context.Context, dir string) (*KRaftNode, error) {
 	lib, err := KafkaLib()
 	if err != nil {
@@ -49,11 +50,40 @@ func StartKRaftNode(ctx context.Context, dir string) (*KRaftNode, error) {
 	k := &KRaftNode{KafkaNode: n, proc: p}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := WaitBrokers(ctx, n.Addr, 1); err != nil {
+	err = WaitBrokers(ctx, n.Addr, 1)
+	if err == nil {
+		err = WaitCoordinator(ctx, n.Addr)
+	}
+	if err != nil {
 		k.Stop()
 		return nil, fmt.Errorf("kafka: %w\n%s", err, Tail(p.Output(), 30))
 	}
 	return k, nil
+}
+
+// WaitCoordinator waits until the brokers at addrs name a group
+// coordinator, or ctx ends. The first FindCoordinator of a new cluster
+// creates its offsets topic (50 partitions), about a second on 2 cores:
+// a cost a cluster in use paid long ago, which a measured consumer's first
+// group join should not carry.
+func WaitCoordinator(ctx context.Context, addrs string) error {
+	tr := &kafka.Transport{DialTimeout: 3 * time.Second}
+	defer tr.CloseIdleConnections()
+	c := &kafka.Client{Addr: kafka.TCP(strings.Split(addrs, ",")...), Timeout: 5 * time.Second, Transport: tr}
+	for {
+		res, err := c.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: "votestream-rig", KeyType: kafka.CoordinatorKeyTypeConsumer})
+		if err == nil {
+			err = res.Error
+		}
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no group coordinator at %s: %w", addrs, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // WaitBrokers waits until the metadata from the brokers at addrs lists
