@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +31,7 @@ type peersConfig struct {
 	partitions int
 	broker     string // "kafka" (a one-node Apache Kafka) or "kfake"
 	kill       bool
+	runs       int
 	threads    int
 	timeout    time.Duration
 	keep       bool
@@ -44,6 +47,7 @@ func parsePeersConfig(args []string, stderr io.Writer) (peersConfig, error) {
 	fs.IntVar(&c.partitions, "partitions", 12, "partitions of the votes topic")
 	fs.StringVar(&c.broker, "broker", "kafka", "kafka: a one-node Apache Kafka from deploy/kafka/lib; kfake: the local broker (Spark's Kafka client cannot read its metadata)")
 	fs.BoolVar(&c.kill, "kill", true, "also SIGKILL each peer mid-run, restart it on its state and check it still ends exact")
+	fs.IntVar(&c.runs, "runs", 3, "rounds of the raw read and every peer alone, one after another; each row is the median round")
 	fs.IntVar(&c.threads, "streams-threads", 2, "num.stream.threads of the Kafka Streams peer")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "bound on each step")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (broker data, peers' state)")
@@ -52,6 +56,9 @@ func parsePeersConfig(args []string, stderr io.Writer) (peersConfig, error) {
 	}
 	if c.broker != "kafka" && c.broker != "kfake" {
 		return c, fmt.Errorf("-broker %q: want kafka or kfake", c.broker)
+	}
+	if c.runs < 1 {
+		return c, fmt.Errorf("-runs %d: want at least 1", c.runs)
 	}
 	return c, nil
 }
@@ -140,23 +147,15 @@ func runPeers(ctx context.Context, cfg peersConfig, stdout, stderr io.Writer) er
 	if _, err := b.producer(ctx, topic, cfg.scale, "producer", ""); err != nil {
 		return err
 	}
-	// What kafka-go reads from this broker when nothing is done with it:
-	// the most any kafka-go consumer could count here.
-	ceiling, err := b.rawRead(ctx, topic.topic, "fetch", "kafka-go raw read (kafka.Client.Fetch, discard)")
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stderr, "peers: kafka-go raw read: %s votes/s, %.2f CPU µs/vote\n", human(ceiling.rate()), ceiling.cpuPerVote())
 	spark, err := rig.FindSpark(ctx)
 	if err != nil {
 		return err
 	}
 	peers := []peer{b.votestreamPeer(topic), sparkPeer(spark, addr, topic.topic),
 		streamsPeer(root, addr, topic.topic, cfg.threads)}
-	results := make([]peerResult, len(peers))
-	for i, pe := range peers {
-		results[i] = b.measurePeer(ctx, pe, &want)
-		fmt.Fprintf(stderr, "peers: %s alone: %s votes/s, exact %v %s\n", pe.key, human(results[i].rate()), results[i].exact, results[i].note)
+	ceiling, results, err := b.peerRounds(ctx, cfg.runs, topic.topic, peers, &want)
+	if err != nil {
+		return err
 	}
 	if cfg.kill {
 		for i, pe := range peers {
@@ -167,6 +166,56 @@ func runPeers(ctx context.Context, cfg peersConfig, stdout, stderr io.Writer) er
 	}
 	printPeers(stdout, results, ceiling, cfg)
 	return nil
+}
+
+// peerRounds runs, runs times over, kafka-go's raw read of the topic and
+// then each peer alone, and returns the median round of each. Rounds
+// alternate so that a broker still busy with the publish, or warming its
+// JIT, weighs on every peer alike rather than on whichever runs first.
+func (b *bench) peerRounds(ctx context.Context, runs int, topic string, peers []peer, want *vote.Tally) (row, []peerResult, error) {
+	var ceilings []row
+	all := make([][]peerResult, len(peers))
+	for round := 1; round <= runs; round++ {
+		// What kafka-go reads from this broker when nothing is done with
+		// it: the most any kafka-go consumer could count here.
+		c, err := b.rawRead(ctx, topic, "fetch", "kafka-go raw read (kafka.Client.Fetch, discard)")
+		if err != nil {
+			return row{}, nil, err
+		}
+		ceilings = append(ceilings, c)
+		fmt.Fprintf(b.log, "peers: round %d: kafka-go raw read: %s votes/s, %.2f CPU µs/vote\n", round, human(c.rate()), c.cpuPerVote())
+		for i, pe := range peers {
+			r := b.measurePeer(ctx, pe, want)
+			all[i] = append(all[i], r)
+			fmt.Fprintf(b.log, "peers: round %d: %s alone: %s votes/s, exact %v %s\n", round, pe.key, human(r.rate()), r.exact, r.note)
+		}
+	}
+	slices.SortFunc(ceilings, func(x, y row) int { return cmp.Compare(x.rate(), y.rate()) })
+	results := make([]peerResult, len(peers))
+	for i := range peers {
+		results[i] = medianRun(all[i])
+	}
+	return ceilings[(len(ceilings)-1)/2], results, nil
+}
+
+// medianRun is the run of median rate, its note listing every run's rate;
+// or, if any run was not exact, the first such: exactness must hold in
+// every run.
+func medianRun(runs []peerResult) peerResult {
+	rates := make([]string, len(runs))
+	for i, r := range runs {
+		if !r.exact {
+			return r
+		}
+		rates[i] = human(r.rate())
+	}
+	sorted := slices.Clone(runs)
+	slices.SortFunc(sorted, func(x, y peerResult) int { return cmp.Compare(x.rate(), y.rate()) })
+	m := sorted[(len(sorted)-1)/2]
+	if len(runs) > 1 {
+		m.note = strings.TrimSpace(fmt.Sprintf("median of %d runs alone (%s votes/s) %s", len(runs), strings.Join(rates, ", "), m.note))
+	}
+	return m
 }
 
 // startPeersBroker starts the broker the peers share. Apache Kafka by

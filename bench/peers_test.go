@@ -9,6 +9,25 @@ import (
 	"github.com/votestream/votestream/pkg/votegen"
 )
 
+// A peer's row is its run of median rate, its note listing every run; one
+// run not exact makes the row that run, whatever the others did.
+func TestMedianRun(t *testing.T) {
+	run := func(seconds float64, exact bool, note string) peerResult {
+		return peerResult{key: "p", votes: 1000, seconds: seconds, exact: exact, note: note}
+	}
+	m := medianRun([]peerResult{run(1, true, ""), run(4, true, ""), run(2, true, "")})
+	if m.seconds != 2 || m.note != "median of 3 runs alone (1 k, 250, 500 votes/s)" {
+		t.Errorf("median of 3: %v s, note %q", m.seconds, m.note)
+	}
+	m = medianRun([]peerResult{run(1, true, ""), run(4, false, "3 cells wrong"), run(2, true, "")})
+	if m.exact || m.note != "3 cells wrong" {
+		t.Errorf("a run not exact: exact %v, note %q", m.exact, m.note)
+	}
+	if m = medianRun([]peerResult{run(1, true, "")}); m.note != "" {
+		t.Errorf("one run: note %q", m.note)
+	}
+}
+
 // TestPrintPeers checks the table and that the very last line is exactly
 // "peers: votestream=R spark=R kafka_streams=R", with 0 for a peer that
 // did not end exact.
