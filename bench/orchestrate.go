@@ -488,33 +488,18 @@ func (b *bench) waitReady(p *rig.Process, addr string) (time.Time, error) {
 
 // waitExact polls the counter's /metrics until it shows want exactly over
 // every partition, and returns when it first did. A scrape of every cell
-// costs the counter about a millisecond of CPU, so while the count is far
-// from done it waits half the time the count so far says is left, and only
-// near the end every pollEvery: a few scrapes per run, not one every 20 ms,
-// so the poll adds little to the counter's CPU while the time it reports
-// is still within pollEvery of the truth. Only with steady, a count of a
-// complete topic, whose rate is steady: a count that follows a producer
+// costs the counter about a millisecond of CPU, so a count of a complete
+// topic (steady) is polled as pacer says; a count that follows a producer
 // speeds up as the producer does, so it is polled every pollEvery.
 func (b *bench) waitExact(ctx context.Context, addr string, want *vote.Tally, steady bool) (time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
 	defer cancel()
-	var (
-		firstAt time.Time
-		firstN  int64
-	)
+	pace := pacer{every: b.pollEvery()}
 	for {
-		wait := b.pollEvery()
+		wait := pace.every
 		c, err := rig.Scrape(ctx, addr)
-		if err == nil && c.Tally.Total() < want.Total() {
-			now, n := time.Now(), c.Tally.Total()
-			switch {
-			case firstAt.IsZero():
-				firstAt, firstN = now, n
-			case steady && n > firstN:
-				rate := float64(n-firstN) / now.Sub(firstAt).Seconds()
-				left := time.Duration(float64(want.Total()-n) / rate * float64(time.Second))
-				wait = min(max(wait, left/2), time.Second)
-			}
+		if err == nil && steady {
+			wait = pace.next(c.Tally.Total(), want.Total())
 		}
 		if err == nil && c.Partitions == b.cfg.partitions && c.Tally.Total() >= want.Total() {
 			at := time.Now()
@@ -534,6 +519,32 @@ func (b *bench) waitExact(ctx context.Context, addr string, want *vote.Tally, st
 		case <-time.After(wait):
 		}
 	}
+}
+
+// pacer spaces the polls of a count of a complete topic, whose rate is
+// steady: while the count is far from done it waits half the time the
+// count so far says is left (at most a second), and near the end every
+// every, so polls cost the counted process little while the time they
+// report stays within every of the truth.
+type pacer struct {
+	every   time.Duration
+	firstAt time.Time
+	firstN  int64
+}
+
+// next is the wait before the next poll, given n of total counted now.
+func (p *pacer) next(n, total int64) time.Duration {
+	now := time.Now()
+	switch {
+	case n >= total:
+	case p.firstAt.IsZero():
+		p.firstAt, p.firstN = now, n
+	case n > p.firstN:
+		rate := float64(n-p.firstN) / now.Sub(p.firstAt).Seconds()
+		left := time.Duration(float64(total-n) / rate * float64(time.Second))
+		return min(max(p.every, left/2), time.Second)
+	}
+	return p.every
 }
 
 // counter counts a topic that is already complete: its rate is over the

@@ -340,15 +340,19 @@ func waitHalfway(ctx context.Context, pe peer, st *peerState, votes int64, half 
 	return time.Since(start).Seconds(), shown
 }
 
-// waitPeerExact polls a peer's totals every 50 ms until it has read every
-// record. exact: every cell is the generator's, every record read once and
+// waitPeerExact polls a peer's totals until it has read every record,
+// every 50 ms near the end and less often before (see pacer): a scrape of
+// every cell costs the peer, and the bench parsing it, CPU the count
+// shares. exact: every cell is the generator's, every record read once and
 // parsed; otherwise note says what differs.
 func (b *bench) waitPeerExact(ctx context.Context, pe peer, st *peerState, want *vote.Tally) (time.Time, bool, string) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
 	defer cancel()
 	var last counted
 	var lastErr error
+	pace := pacer{every: 50 * time.Millisecond}
 	for {
+		wait := pace.every
 		c, err := pe.totals(ctx, st)
 		if err == nil {
 			last = c
@@ -356,12 +360,13 @@ func (b *bench) waitPeerExact(ctx context.Context, pe peer, st *peerState, want 
 				at := time.Now()
 				return at, verdict(c, want) == "", verdict(c, want)
 			}
+			wait = pace.next(c.records, want.Total())
 		}
 		lastErr = err
 		select {
 		case <-ctx.Done():
 			return time.Now(), false, fmt.Sprintf("timed out at %d of %d votes (last error: %v)", last.tally.Total(), want.Total(), lastErr)
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(wait):
 		}
 	}
 }
