@@ -724,10 +724,10 @@ func (r row) cpuPerVote() float64 {
 }
 
 // medianRow is the run with the median rate (the lower middle one of an
-// even number).
-func medianRow(runs []row) row {
+// even number): a ceiling or counter row, or a peer's round.
+func medianRow[R interface{ rate() float64 }](runs []R) R {
 	s := slices.Clone(runs)
-	slices.SortFunc(s, func(a, b row) int { return cmp.Compare(a.rate(), b.rate()) })
+	slices.SortFunc(s, func(a, b R) int { return cmp.Compare(a.rate(), b.rate()) })
 	return s[(len(s)-1)/2]
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -194,12 +192,11 @@ func (b *bench) peerRounds(ctx context.Context, runs int, topic string, peers []
 			fmt.Fprintf(b.log, "peers: round %d: %s alone: %s votes/s, exact %v %s\n", round, pe.key, human(r.rate()), r.exact, r.note)
 		}
 	}
-	slices.SortFunc(ceilings, func(x, y row) int { return cmp.Compare(x.rate(), y.rate()) })
 	results := make([]peerResult, len(peers))
 	for i := range peers {
 		results[i] = medianRun(all[i])
 	}
-	return ceilings[(len(ceilings)-1)/2], results, nil
+	return medianRow(ceilings), results, nil
 }
 
 // warmBroker reads the topic with kafka-go until two reads in a row agree
@@ -238,9 +235,7 @@ func medianRun(runs []peerResult) peerResult {
 		}
 		rates[i] = human(r.rate())
 	}
-	sorted := slices.Clone(runs)
-	slices.SortFunc(sorted, func(x, y peerResult) int { return cmp.Compare(x.rate(), y.rate()) })
-	m := sorted[(len(sorted)-1)/2]
+	m := medianRow(runs)
 	if len(runs) > 1 {
 		m.note = strings.TrimSpace(fmt.Sprintf("median of %d runs alone (%s votes/s) %s", len(runs), strings.Join(rates, ", "), m.note))
 	}

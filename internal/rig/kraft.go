@@ -67,9 +67,8 @@ func StartKRaftNode(ctx context.Context, dir string) (*KRaftNode, error) {
 // a cost a cluster in use paid long ago, which a measured consumer's first
 // group join should not carry.
 func WaitCoordinator(ctx context.Context, addrs string) error {
-	tr := &kafka.Transport{DialTimeout: 3 * time.Second}
+	c, tr := probe(addrs)
 	defer tr.CloseIdleConnections()
-	c := &kafka.Client{Addr: kafka.TCP(strings.Split(addrs, ",")...), Timeout: 5 * time.Second, Transport: tr}
 	for {
 		res, err := c.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: "votestream-rig", KeyType: kafka.CoordinatorKeyTypeConsumer})
 		if err == nil {
@@ -90,8 +89,7 @@ func WaitCoordinator(ctx context.Context, addrs string) error {
 // want brokers, or ctx ends.
 func WaitBrokers(ctx context.Context, addrs string, want int) error {
 	for {
-		tr := &kafka.Transport{DialTimeout: 3 * time.Second}
-		c := &kafka.Client{Addr: kafka.TCP(strings.Split(addrs, ",")...), Timeout: 5 * time.Second, Transport: tr}
+		c, tr := probe(addrs)
 		m, err := c.Metadata(ctx, &kafka.MetadataRequest{})
 		tr.CloseIdleConnections()
 		if err == nil && len(m.Brokers) == want {
@@ -106,6 +104,13 @@ func WaitBrokers(ctx context.Context, addrs string, want int) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// probe is a kafka-go client of the brokers at addrs for one short
+// question while a cluster starts; close its transport's connections after.
+func probe(addrs string) (*kafka.Client, *kafka.Transport) {
+	tr := &kafka.Transport{DialTimeout: 3 * time.Second}
+	return &kafka.Client{Addr: kafka.TCP(strings.Split(addrs, ",")...), Timeout: 5 * time.Second, Transport: tr}, tr
 }
 
 // FreeAddrs are n loopback addresses with ports the OS just gave out, for
