@@ -273,6 +273,19 @@ func (f *fleet) live() []string {
 	return out
 }
 
+// only is the metrics address of replica name, if it is live: for a wait
+// that must see the others' partitions taken over by it alone.
+func (f *fleet) only(name string) func() []string {
+	return func() []string {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if a, ok := f.addrs[name]; ok && !f.paused[name] {
+			return []string{a}
+		}
+		return nil
+	}
+}
+
 // stopAll stops every replica cleanly and checks each exits 0.
 func (f *fleet) stopAll() {
 	f.t.Helper()
@@ -321,20 +334,20 @@ func (v partitionView) complete(partitions int) bool {
 	return len(v) == partitions
 }
 
-// waitResumed waits until every partition is owned by exactly one live
-// replica and has moved past its offset in before (or reached the end, once
+// waitResumed waits until every partition is owned by exactly one of the
+// replicas replicas gives (f.live: every live one) and has moved past its offset in before (or reached the end, once
 // the producer has published everything), and returns how long that took
 // from since, and when each partition first did. With spread, the
-// partitions must also be spread over as many live replicas as can have
-// one, so the rebalance a scaling step causes has happened. It returns an
-// error after timeout.
-func waitResumed(f *fleet, partitions int, spread bool, before map[int]int64, ends func() map[int]int64, since time.Time, timeout time.Duration) (time.Duration, map[int]time.Duration, error) {
+// partitions must also be spread over as many of them as can have one, so
+// the rebalance a scaling step causes has happened. It returns an error
+// after timeout.
+func waitResumed(replicas func() []string, partitions int, spread bool, before map[int]int64, ends func() map[int]int64, since time.Time, timeout time.Duration) (time.Duration, map[int]time.Duration, error) {
 	deadline := time.Now().Add(timeout)
 	each := map[int]time.Duration{}
 	var last partitionView
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		live := f.live()
+		live := replicas()
 		v, owners, err := viewOwners(ctx, live)
 		cancel()
 		if err == nil && (!spread || owners == min(len(live), partitions)) {

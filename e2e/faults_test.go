@@ -75,7 +75,7 @@ func TestChaosScaling(t *testing.T) {
 	f.start("r0")
 	prod := Start(t, "producer", bin.Producer, env.Vars(el.producerVars(pick(30*time.Second, 150*time.Second), "OUTPUT_DIR=")...)...)
 	// Let the first replica get going before the churn.
-	if _, _, err := waitResumed(f, partitions, false, map[int]int64{}, ends, time.Now(), time.Minute); err != nil {
+	if _, _, err := waitResumed(f.live, partitions, false, map[int]int64{}, ends, time.Now(), time.Minute); err != nil {
 		t.Fatal(err)
 	}
 
@@ -98,7 +98,7 @@ func TestChaosScaling(t *testing.T) {
 				f.stop(n)
 			}
 		}
-		d, each, err := waitResumed(f, partitions, true, before, ends, start, time.Minute)
+		d, each, err := waitResumed(f.live, partitions, true, before, ends, start, time.Minute)
 		if err != nil {
 			t.Fatalf("%d -> %d replicas: %v", len(have), want, err)
 		}
@@ -155,7 +155,7 @@ func TestChaosBrokerRestart(t *testing.T) {
 		before := offsetsNow(f)
 		start := time.Now()
 		broker.Restart()
-		d, _, err := waitResumed(f, env.Partitions, false, before, ends, start, time.Minute)
+		d, _, err := waitResumed(f.live, env.Partitions, false, before, ends, start, time.Minute)
 		if err != nil {
 			t.Fatalf("after broker restart %d: %v", i+1, err)
 		}
@@ -202,7 +202,7 @@ func TestChaosStalledReplica(t *testing.T) {
 		stopped := time.Now()
 		zombie.Signal(syscall.SIGSTOP)
 		// b takes every partition once a's session (2s) has expired.
-		d, _, err := waitResumed(f, env.Partitions, false, before, ends, stopped, time.Minute)
+		d, _, err := waitResumed(f.live, env.Partitions, false, before, ends, stopped, time.Minute)
 		if err != nil {
 			zombie.Signal(syscall.SIGCONT)
 			t.Fatalf("stall %d: b did not take over: %v", i+1, err)

@@ -89,7 +89,7 @@ func startKafkaCase(t *testing.T, k *Kafka, seed uint64, pace time.Duration, cou
 	kc.f.start("a")
 	kc.f.start("b")
 	kc.prod = Start(t, "producer", Binaries(t).Producer, env.Vars(kc.el.producerVars(pace, "OUTPUT_DIR=", rf)...)...)
-	if _, _, err := waitResumed(kc.f, env.Partitions, false, map[int]int64{}, kc.ends, time.Now(), 2*time.Minute); err != nil {
+	if _, _, err := waitResumed(kc.f.live, env.Partitions, false, map[int]int64{}, kc.ends, time.Now(), 2*time.Minute); err != nil {
 		t.Fatalf("counting never got going: %v", err)
 	}
 	return kc
@@ -127,7 +127,7 @@ func (kc *kafkaCase) mark() map[int]int64 {
 // how long that took since start.
 func (kc *kafkaCase) recovered(what string, before map[int]int64, start time.Time, spread bool) time.Duration {
 	kc.t.Helper()
-	d, _, err := waitResumed(kc.f, kc.env.Partitions, spread, before, kc.ends, start, pick(90*time.Second, 3*time.Minute))
+	d, _, err := waitResumed(kc.f.live, kc.env.Partitions, spread, before, kc.ends, start, pick(90*time.Second, 3*time.Minute))
 	if err != nil {
 		kc.t.Fatalf("%s: %v", what, err)
 	}
