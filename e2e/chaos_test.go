@@ -335,9 +335,10 @@ func (v partitionView) complete(partitions int) bool {
 }
 
 // waitResumed waits until every partition is owned by exactly one of the
-// replicas replicas gives (f.live: every live one) and has moved past its offset in before (or reached the end, once
-// the producer has published everything), and returns how long that took
-// from since, and when each partition first did. With spread, the
+// replicas that replicas returns (f.live: every live one) and has moved
+// past its offset in before (or reached the end, once the producer has
+// published everything), and returns how long that took from since, and
+// when each partition first did. With spread, the
 // partitions must also be spread over as many of them as can have one, so
 // the rebalance a scaling step causes has happened. It returns an error
 // after timeout.
