@@ -338,10 +338,9 @@ func (v partitionView) complete(partitions int) bool {
 // replicas that replicas returns (f.live: every live one) and has moved
 // past its offset in before (or reached the end, once the producer has
 // published everything), and returns how long that took from since, and
-// when each partition first did. With spread, the
-// partitions must also be spread over as many of them as can have one, so
-// the rebalance a scaling step causes has happened. It returns an error
-// after timeout.
+// when each partition first did. With spread, the partitions must also be
+// spread over as many of them as can have one, so the rebalance a scaling
+// step causes has happened. It returns an error after timeout.
 func waitResumed(replicas func() []string, partitions int, spread bool, before map[int]int64, ends func() map[int]int64, since time.Time, timeout time.Duration) (time.Duration, map[int]time.Duration, error) {
 	deadline := time.Now().Add(timeout)
 	each := map[int]time.Duration{}
