@@ -35,12 +35,14 @@ func mountElection(srv *telemetry.Server, reg prometheus.Registerer, view *elect
 	return h
 }
 
-// viewerMemory is the soft memory limit each open viewer adds: what one
-// costs (its connection's buffers and goroutine, about 31 KiB as measured
-// by bin/bench -viewers) with room to spare. Without it, thousands of
-// viewers would hold the heap at the limit and the GC, scanning their
-// goroutines again and again, would take the CPU the count needs.
-const viewerMemory = 64 << 10
+// viewerMemory is the soft memory limit each open viewer adds: about
+// twice what one costs (its two goroutines' stacks and a few hundred bytes
+// of heap, some 8 KiB of RSS as measured by bin/bench -viewers). Without
+// it, thousands of viewers would hold the heap at the limit and the GC,
+// scanning their goroutines again and again, would take the CPU the count
+// needs; with much more, the heap would spread over fresh pages that each
+// cost a fault to touch.
+const viewerMemory = 16 << 10
 
 // budgetViewers raises the soft memory limit base by viewerMemory per open
 // viewer, checking every 200ms, until ctx ends; then it restores base.

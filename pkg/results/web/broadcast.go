@@ -190,7 +190,6 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many viewers on this replica: poll /results, or retry later", http.StatusServiceUnavailable)
 		return
 	}
-	defer h.hub.viewers.Add(-1)
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-store")
@@ -202,9 +201,25 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 		enc = &gzipStream{pieces: h.hub.gz}
 	}
 	if r.Method == http.MethodHead {
+		h.hub.viewers.Add(-1)
 		return
 	}
 	s := newSink(w, r, h.opt.ViewerTimeout)
+	if _, ok := s.(*connSink); ok {
+		// The connection is the stream's alone now: serve it from a
+		// goroutine of its own and let net/http's, with the request and
+		// the connection's 8 KiB of buffers, end. 10,000 viewers keep
+		// 80 MiB less for the GC to mark.
+		go h.stream(s, enc)
+		return
+	}
+	h.stream(s, enc)
+}
+
+// stream sends the events to s until the viewer goes, Close is called or
+// a send fails, and then counts the viewer out.
+func (h *Handler) stream(s sink, enc streamEncoder) {
+	defer h.hub.viewers.Add(-1)
 	keepAlive := time.NewTimer(h.opt.KeepAlive)
 	defer keepAlive.Stop()
 	f := h.hub.current()
