@@ -49,6 +49,7 @@ type benchConfig struct {
 	onlyCount  bool    // only the ceiling-versus-counter runs
 	profileDir string  // if set, each counter run writes its CPU profile here
 	viewers    int     // > 0: also count with this many /events viewers and /results polled
+	pollRate   int     // /results requests per second during the viewers run
 }
 
 func parseConfig(args []string, stderr io.Writer) (benchConfig, error) {
@@ -70,12 +71,16 @@ func parseConfig(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.IntVar(&c.repeat, "repeat", 3, "runs of the raw-read ceiling and the counter, alternated on the same topic; the table reports the median")
 	fs.BoolVar(&c.onlyCount, "counter-only", false, "publish one topic, then run only the ceiling and the counter on it (-repeat times each)")
 	fs.StringVar(&c.profileDir, "counter-cpu-profile", "", "directory where each ceiling and counter run writes a CPU profile (ceiling-N.prof, counter-N.prof)")
-	fs.IntVar(&c.viewers, "viewers", 10000, "after each counter run, count again with this many live-page viewers on /events and /results polled at 5,000 requests/s (0: skip)")
+	fs.IntVar(&c.viewers, "viewers", 10000, "after each counter run, count again with this many live-page viewers on /events and /results polled at -poll-rate (0: skip)")
+	fs.IntVar(&c.pollRate, "poll-rate", 5000, "/results requests per second, in total, during the viewers run (0: none)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if c.repeat < 1 {
 		return c, fmt.Errorf("-repeat %d: must be at least 1", c.repeat)
+	}
+	if c.pollRate < 0 {
+		return c, fmt.Errorf("-poll-rate %d: must not be negative", c.pollRate)
 	}
 	return c, nil
 }

@@ -33,10 +33,9 @@ import (
 // buffer each, and a viewer only looks for the "id: N" line of each event.
 
 const (
-	pollRate    = 5000 // /results requests per second, in total
-	pollConns   = 8    // kept-alive connections they are spread over
-	pollBatch   = 16   // requests each sends at once (HTTP/1.1 pipelining)
-	dialers     = 64   // viewers connecting at once
+	pollConns   = 8  // kept-alive connections they are spread over
+	pollBatch   = 16 // requests each sends at once (HTTP/1.1 pipelining)
+	dialers     = 64 // viewers connecting at once
 	viewerBuf   = 8 << 10
 	connectWait = time.Minute
 )
@@ -264,11 +263,14 @@ func (l *viewerLoad) startMonitor() error {
 	return nil
 }
 
-// startPolling asks /results pollRate times a second, gzip accepted, over
+// startPolling asks /results rate times a second, gzip accepted, over
 // pollConns kept-alive connections, until close.
-func (l *viewerLoad) startPolling() {
+func (l *viewerLoad) startPolling(rate int) {
 	l.pollFrom = time.Now()
-	every := time.Second * pollConns * pollBatch / pollRate
+	if rate <= 0 {
+		return
+	}
+	every := time.Second * pollConns * pollBatch / time.Duration(rate)
 	for range pollConns {
 		l.wg.Go(func() {
 			c, err := net.DialTimeout("tcp", l.addr, 10*time.Second)
@@ -499,7 +501,7 @@ func (b *bench) countWatched(ctx context.Context, topic names, scale float64, vi
 			return w, err
 		}
 		defer load.close()
-		load.startPolling()
+		load.startPolling(b.cfg.pollRate)
 		from = time.Now()
 		fmt.Fprintf(b.log, "bench: %d viewers connected in %s\n", viewers, from.Sub(p.Started).Round(time.Millisecond))
 	}
