@@ -35,13 +35,14 @@ func mountElection(srv *telemetry.Server, reg prometheus.Registerer, view *elect
 	return h
 }
 
-// viewerMemory is the soft memory limit each open viewer adds: about
-// twice what one costs (its two goroutines' stacks and a few hundred bytes
-// of heap, some 8 KiB of RSS as measured by bin/bench -viewers). Without
-// it, thousands of viewers would hold the heap at the limit and the GC,
-// scanning their goroutines again and again, would take the CPU the count
-// needs; with much more, the heap would spread over fresh pages that each
-// cost a fault to touch.
+// viewerMemory is the soft memory limit each open viewer adds: about five
+// times what one holds live (its two goroutines' stacks and its share of
+// the heap, some 3 KiB in a heap profile of bin/bench -viewers), the rest
+// being room for the GC. Without it, thousands of viewers would hold the
+// heap at the limit and the GC, scanning their goroutines again and again,
+// would take the CPU the count needs; with much more, the heap would
+// spread over fresh pages that each cost a fault to touch (64 KiB made
+// the watched count slower than 16 KiB does).
 const viewerMemory = 16 << 10
 
 // budgetViewers raises the soft memory limit base by viewerMemory per open
