@@ -66,3 +66,18 @@ func TestComparePairs(t *testing.T) {
 		t.Errorf("median counter run: got %v s, want %v s", got, want)
 	}
 }
+
+// TestParseConfigRejects checks that flags out of range stop the bench
+// with a message naming the flag, before anything starts.
+func TestParseConfigRejects(t *testing.T) {
+	for _, args := range [][]string{{"-repeat", "0"}, {"-poll-rate", "-1"}} {
+		_, err := parseConfig(args, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("parseConfig(%q) = %v, want an error naming %s", args, err, args[0])
+		}
+	}
+	cfg, err := parseConfig([]string{"-poll-rate", "0"}, &bytes.Buffer{})
+	if err != nil || cfg.pollRate != 0 {
+		t.Errorf("parseConfig(-poll-rate 0) = %+v, %v; want no polling", cfg.pollRate, err)
+	}
+}
