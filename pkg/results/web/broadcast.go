@@ -2,12 +2,9 @@ package web
 
 import (
 	"bytes"
-	"compress/flate"
 	"compress/gzip"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"hash/crc32"
 	"hash/fnv"
 	"net"
 	"net/http"
@@ -24,7 +21,7 @@ import (
 type frame struct {
 	id    uint64
 	json  []byte // the /results body
-	event []byte // the same as a server-sent event: "id: N\ndata: {...}\n\n"
+	event piece  // the same as a server-sent event: "id: N\ndata: {...}\n\n"
 	etag  string
 
 	gzOnce sync.Once
@@ -32,7 +29,7 @@ type frame struct {
 
 	// event compressed on its own, as a piece of any viewer's gzip stream
 	// (see gzipStream).
-	gzEvent []byte
+	gzEvent piece
 
 	next chan struct{} // closed when a newer frame replaces this one
 }
@@ -47,9 +44,9 @@ func newFrame(id uint64, body []byte) *frame {
 	event = append(event, body...)
 	event = append(event, "\n\n"...)
 	return &frame{
-		id: id, json: append(bytes.Clone(body), '\n'), event: event,
+		id: id, json: append(bytes.Clone(body), '\n'), event: newPiece(event, nil),
 		etag:    `"` + strconv.FormatUint(h.Sum64(), 36) + `"`,
-		gzEvent: deflateAlone(event),
+		gzEvent: newPiece(deflateAlone(event), event),
 		next:    make(chan struct{}),
 	}
 }
@@ -78,7 +75,8 @@ type hub struct {
 
 	viewers, refused, dropped atomic.Int64
 
-	gz *gzipPieces
+	plain *plainPieces
+	gz    *gzipPieces
 }
 
 func (h *hub) current() *frame { return h.cur.Load() }
@@ -137,7 +135,8 @@ func (h *Handler) refresh() {
 	h.hub.publish(key, body)
 }
 
-// publishLoop refreshes the frame every Interval until Close.
+// publishLoop refreshes the frame every Interval, and sends it to the
+// fanout's viewers, until Close.
 func (h *Handler) publishLoop() {
 	t := time.NewTicker(h.opt.Interval)
 	defer t.Stop()
@@ -145,8 +144,9 @@ func (h *Handler) publishLoop() {
 		select {
 		case <-h.done:
 			return
-		case <-t.C:
+		case now := <-t.C:
 			h.refresh()
+			h.fan.pass(now)
 		}
 	}
 }
@@ -195,7 +195,7 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Accel-Buffering", "no") // nginx would hold events back
 	hdr.Set("Vary", "Accept-Encoding")
-	var enc streamEncoder = plainStream{}
+	var enc streamEncoder = plainStream{h.hub.plain}
 	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
 		hdr.Set("Content-Encoding", "gzip")
 		enc = &gzipStream{pieces: h.hub.gz}
@@ -204,16 +204,17 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 		h.hub.viewers.Add(-1)
 		return
 	}
-	s := newSink(w, r, h.opt.ViewerTimeout)
-	if _, ok := s.(*connSink); ok {
-		// The connection is the stream's alone now: serve it from a
-		// goroutine of its own and let net/http's, with the request and
-		// the connection's 8 KiB of buffers, end. 10,000 viewers keep
-		// 80 MiB less for the GC to mark.
-		go h.stream(s, enc)
-		return
+	if r.ProtoMajor == 1 {
+		if c, err := hijack(w, r); err == nil {
+			if !h.fan.add(c, enc) {
+				// TLS: a goroutine of its own, and net/http's, with the
+				// request and the connection's 8 KiB of buffers, ends.
+				go h.stream(newConnSink(c, h.opt.ViewerTimeout), enc)
+			}
+			return
+		}
 	}
-	h.stream(s, enc)
+	h.stream(newSink(w, r, h.opt.ViewerTimeout), enc)
 }
 
 // stream sends the events to s until the viewer goes, Close is called or
@@ -282,88 +283,4 @@ func noneMatch(header, etag string) bool {
 		}
 	}
 	return false
-}
-
-// A streamEncoder gives the bytes of one event stream.
-type streamEncoder interface {
-	start() []byte // what comes before the first frame: the retry delay
-	event(*frame) []byte
-	keepAlive() []byte
-	end() []byte // what ends the stream cleanly
-}
-
-const (
-	retryText     = "retry: 2000\n\n"
-	keepAliveText = ": keep-alive\n\n"
-)
-
-type plainStream struct{}
-
-func (plainStream) start() []byte         { return []byte(retryText) }
-func (plainStream) event(f *frame) []byte { return f.event }
-func (plainStream) keepAlive() []byte     { return []byte(keepAliveText) }
-func (plainStream) end() []byte           { return nil }
-
-// gzipStream is one viewer's gzip stream made of pieces compressed once
-// for every viewer: a deflate stream may be any sequence of blocks, so
-// each event, compressed on its own without reference to what came
-// before and flushed to a byte boundary, follows the previous one as is.
-// Only the trailer, the CRC-32 and length of what this viewer got, is its
-// own.
-type gzipStream struct {
-	pieces *gzipPieces
-	crc    uint32
-	size   uint32
-}
-
-// gzipPieces are the constant parts of every gzip stream, made once.
-type gzipPieces struct {
-	header, retry, keepAlive []byte
-}
-
-func newGzipPieces() *gzipPieces {
-	return &gzipPieces{
-		// deflate, no name, no time, unknown OS
-		header:    []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff},
-		retry:     deflateAlone([]byte(retryText)),
-		keepAlive: deflateAlone([]byte(keepAliveText)),
-	}
-}
-
-// add counts text as sent, for the trailer.
-func (g *gzipStream) add(text []byte) {
-	g.crc = crc32.Update(g.crc, crc32.IEEETable, text)
-	g.size += uint32(len(text))
-}
-
-func (g *gzipStream) start() []byte {
-	g.add([]byte(retryText))
-	return append(append([]byte(nil), g.pieces.header...), g.pieces.retry...)
-}
-
-func (g *gzipStream) event(f *frame) []byte {
-	g.add(f.event)
-	return f.gzEvent
-}
-
-func (g *gzipStream) keepAlive() []byte {
-	g.add([]byte(keepAliveText))
-	return g.pieces.keepAlive
-}
-
-// end is a final empty stored block and the trailer.
-func (g *gzipStream) end() []byte {
-	b := []byte{1, 0, 0, 0xff, 0xff}
-	b = binary.LittleEndian.AppendUint32(b, g.crc)
-	return binary.LittleEndian.AppendUint32(b, g.size)
-}
-
-// deflateAlone compresses b as deflate blocks that refer to nothing
-// before them, ending on a byte boundary (a sync flush), not final.
-func deflateAlone(b []byte) []byte {
-	var out bytes.Buffer
-	zw, _ := flate.NewWriter(&out, flate.BestCompression)
-	zw.Write(b)
-	zw.Flush()
-	return out.Bytes()
 }

@@ -5,14 +5,13 @@ import (
 	"bytes"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 )
 
 // A sink carries one event stream to its viewer, each send one piece on
 // the wire.
 type sink interface {
-	send(b []byte) error
+	send(p piece) error
 	gone() <-chan struct{} // closed when the viewer goes
 	close(clean bool)      // ends the stream: cleanly (the body's end sent), or not
 }
@@ -22,11 +21,6 @@ type sink interface {
 // viewer, and no goroutine but the handler's; under HTTP/2 it writes
 // through the ResponseWriter. The header must be complete.
 func newSink(w http.ResponseWriter, r *http.Request, timeout time.Duration) sink {
-	if r.ProtoMajor == 1 {
-		if s, err := hijack(w, r, timeout); err == nil {
-			return s
-		}
-	}
 	return &responseSink{w: w, rc: http.NewResponseController(w), done: r.Context().Done(), timeout: timeout}
 }
 
@@ -38,10 +32,10 @@ type responseSink struct {
 	timeout time.Duration
 }
 
-func (s *responseSink) send(b []byte) error {
+func (s *responseSink) send(p piece) error {
 	// Replaces the server's WriteTimeout, meant for short replies.
 	_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
-	if _, err := s.w.Write(b); err != nil {
+	if _, err := s.w.Write(p.data()); err != nil {
 		return err
 	}
 	return s.rc.Flush()
@@ -50,17 +44,16 @@ func (s *responseSink) send(b []byte) error {
 func (s *responseSink) gone() <-chan struct{} { return s.done }
 func (s *responseSink) close(bool)            {} // net/http ends the body
 
-// connSink writes the response itself on a hijacked connection, chunked
-// for HTTP/1.1 (for HTTP/1.0 the body ends when the connection closes).
-type connSink struct {
+// hijacked is a connection taken over from net/http, with the status
+// line and header still to send before the body, chunked for HTTP/1.1
+// (for HTTP/1.0 the body ends when the connection closes).
+type hijacked struct {
 	conn    net.Conn
+	head    []byte
 	chunked bool
-	timeout time.Duration
-	head    []byte // the status line and header, sent with the first piece
-	left    chan struct{}
 }
 
-func hijack(w http.ResponseWriter, r *http.Request, timeout time.Duration) (*connSink, error) {
+func hijack(w http.ResponseWriter, r *http.Request) (hijacked, error) {
 	chunked := r.ProtoAtLeast(1, 1)
 	var head bytes.Buffer
 	head.WriteString(r.Proto + " 200 OK\r\n")
@@ -69,21 +62,33 @@ func hijack(w http.ResponseWriter, r *http.Request, timeout time.Duration) (*con
 	}
 	w.Header().Set("Connection", "close")
 	if err := w.Header().Write(&head); err != nil {
-		return nil, err
+		return hijacked{}, err
 	}
 	head.WriteString("\r\n")
 	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		w.Header().Del("Transfer-Encoding")
 		w.Header().Del("Connection")
-		return nil, err
+		return hijacked{}, err
 	}
 	// The server's read and idle deadlines no longer apply; each send sets
 	// its own write deadline.
 	_ = conn.SetDeadline(time.Time{})
-	s := &connSink{conn: conn, chunked: chunked, timeout: timeout, head: head.Bytes(), left: make(chan struct{})}
+	return hijacked{conn: conn, head: head.Bytes(), chunked: chunked}, nil
+}
+
+// connSink writes the response itself on a hijacked connection that the
+// fanout cannot serve (TLS), from a goroutine of its own.
+type connSink struct {
+	hijacked
+	timeout time.Duration
+	left    chan struct{}
+}
+
+func newConnSink(c hijacked, timeout time.Duration) *connSink {
+	s := &connSink{hijacked: c, timeout: timeout, left: make(chan struct{})}
 	go s.watch()
-	return s, nil
+	return s
 }
 
 // watch closes left when the viewer closes its side (or the connection
@@ -98,25 +103,18 @@ func (s *connSink) watch() {
 	}
 }
 
-func (s *connSink) send(b []byte) error {
+func (s *connSink) send(p piece) error {
+	b := p.wire(s.chunked)
 	if len(b) == 0 && s.head == nil {
 		return nil // an empty chunk would end the body
 	}
 	_ = s.conn.SetWriteDeadline(time.Now().Add(s.timeout))
-	bufs := net.Buffers{s.head}
-	if s.chunked && len(b) > 0 {
-		size := append(strconv.AppendInt(make([]byte, 0, 10), int64(len(b)), 16), '\r', '\n')
-		bufs = append(bufs, size, b, size[len(size)-2:])
-	} else {
-		bufs = append(bufs, b)
+	if s.head != nil {
+		// One record for the header and the first piece, not two.
+		b = append(s.head, b...)
+		s.head = nil
 	}
-	s.head = nil
-	if _, ok := s.conn.(*net.TCPConn); !ok {
-		// A TLS connection would make each piece a record of its own.
-		_, err := s.conn.Write(bytes.Join(bufs, nil))
-		return err
-	}
-	_, err := bufs.WriteTo(s.conn) // one writev
+	_, err := s.conn.Write(b)
 	return err
 }
 
@@ -126,7 +124,10 @@ func (s *connSink) gone() <-chan struct{} { return s.left }
 func (s *connSink) close(clean bool) {
 	if clean && s.chunked {
 		_ = s.conn.SetWriteDeadline(time.Now().Add(s.timeout))
-		_, _ = s.conn.Write([]byte("0\r\n\r\n"))
+		_, _ = s.conn.Write([]byte(lastChunk))
 	}
 	s.conn.Close()
 }
+
+// lastChunk ends a chunked body (with no trailer fields).
+const lastChunk = "0\r\n\r\n"

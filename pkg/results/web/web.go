@@ -46,6 +46,7 @@ type Handler struct {
 	opt    Options
 	mux    *http.ServeMux
 	hub    hub
+	fan    *fanout
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -87,7 +88,8 @@ func New(source func() results.Results, opt Options) *Handler {
 	h.mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(static)))
 	h.mux.HandleFunc("GET /results", h.serveResults)
 	h.mux.HandleFunc("GET /events", h.serveEvents)
-	h.hub.gz = newGzipPieces()
+	h.hub.plain, h.hub.gz = newPlainPieces(), newGzipPieces()
+	h.fan = newFanout(&h.hub, opt.ViewerTimeout, opt.KeepAlive)
 	h.refresh()
 	go h.publishLoop()
 	return h
@@ -99,7 +101,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.Serv
 // Close ends the open event streams, which otherwise never go idle and would
 // hold http.Server.Shutdown until its deadline, and stops the updates.
 // Streams asked for after Close end at once.
-func (h *Handler) Close() { h.closeOnce.Do(func() { close(h.done) }) }
+func (h *Handler) Close() {
+	h.closeOnce.Do(func() {
+		close(h.done)
+		h.fan.close()
+	})
+}
 
 // snapshot returns the results with their age filled.
 func (h *Handler) snapshot() results.Results {

@@ -1,0 +1,119 @@
+package web
+
+import (
+	"bufio"
+	"bytes"
+		"hash/crc32"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http/httptest"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/votestream/votestream/pkg/votegen"
+)
+
+// TestTextSumAfter checks the CRC combination against crc32 of the
+// concatenated texts.
+func TestTextSumAfter(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var all []byte
+	var crc uint32
+	for _, n := range []int{0, 1, 13, 255, 256, 4097, 16 << 10, 3, 0, 100_000} {
+		text := make([]byte, n)
+		for i := range text {
+			text[i] = byte(rng.Uint32())
+		}
+		all = append(all, text...)
+		crc = sumOf(text).after(crc)
+		if want := crc32.ChecksumIEEE(all); crc != want {
+			t.Fatalf("after %d bytes more (%d in all): CRC %08x, want %08x", n, len(all), crc, want)
+		}
+	}
+}
+
+// TestSlowViewerCatchesUp holds a viewer's reading until its socket is
+// full, so that a goroutine takes over its writes, then reads on: it must
+// get the events in order, the newest last, and the body's end.
+func TestSlowViewerCatchesUp(t *testing.T) {
+	e := newElection(t, votegen.Config{Seed: 1, Scale: 0.01})
+	h := New(e.results, Options{Interval: 2 * time.Millisecond})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	start := time.Now()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.(*net.TCPConn).SetReadBuffer(64 << 10)
+	if _, err := io.WriteString(conn, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+
+	deadline := time.Now().Add(60 * time.Second)
+	for !anyBusy(h.fan) {
+		if time.Now().After(deadline) {
+			t.Fatal("the socket of a viewer that does not read never filled")
+		}
+		e.advance(1)
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Logf("the socket filled in %v, at frame %d", time.Since(start).Round(time.Millisecond), h.hub.current().id)
+	want := e.advance(1000).Counted
+	for !bytes.Contains(h.hub.current().json, []byte(`"counted":`+strconv.FormatInt(want, 10)+`,`)) {
+		if time.Now().After(deadline) {
+			t.Fatal("the last change was not published")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	last := h.hub.current().id
+	stuck := time.AfterFunc(60*time.Second, func() { conn.Close() })
+	defer stuck.Stop()
+	br := bufio.NewReader(conn)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	text := bufio.NewReader(httputil.NewChunkedReader(br))
+	var prev uint64
+	for prev != last {
+		line, err := text.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after event %d of %d: %v", prev, last, err)
+		}
+		id, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "id: ")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseUint(id, 10, 64)
+		if n <= prev {
+			t.Fatalf("event %d after %d", n, prev)
+		}
+		prev = n
+	}
+	h.Close()
+	if _, err := io.Copy(io.Discard, text); err != nil {
+		t.Fatalf("the stream's end: %v", err)
+	}
+}
+
+func anyBusy(fo *fanout) bool {
+	fo.mu.Lock()
+	defer fo.mu.Unlock()
+	for _, v := range fo.viewers {
+		if v.busy {
+			return true
+		}
+	}
+	return false
+}

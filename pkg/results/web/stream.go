@@ -1,0 +1,174 @@
+package web
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"hash/crc32"
+	"strconv"
+)
+
+// A piece is bytes sent as they are to every viewer, made once: an HTTP/1.1
+// chunk ("size\r\n" data "\r\n"), whose data alone is what goes out when the
+// response is not chunked. sum is the checksum of the text the data stands
+// for, for a gzip stream's trailer.
+type piece struct {
+	chunk []byte
+	at    int // where the data starts in chunk
+	sum   textSum
+}
+
+func newPiece(data []byte, text []byte) piece {
+	if len(data) == 0 {
+		return piece{}
+	}
+	c := append(strconv.AppendInt(make([]byte, 0, len(data)+12), int64(len(data)), 16), '\r', '\n')
+	at := len(c)
+	c = append(append(c, data...), '\r', '\n')
+	return piece{chunk: c, at: at, sum: sumOf(text)}
+}
+
+func (p piece) data() []byte {
+	if p.chunk == nil {
+		return nil
+	}
+	return p.chunk[p.at : len(p.chunk)-2]
+}
+
+// wire is what goes on the connection.
+func (p piece) wire(chunked bool) []byte {
+	if chunked {
+		return p.chunk
+	}
+	return p.data()
+}
+
+// A streamEncoder gives the pieces of one event stream.
+type streamEncoder interface {
+	start() piece // what comes before the first frame: the retry delay
+	event(*frame) piece
+	keepAlive() piece
+	end() piece // what ends the stream cleanly (the last chunk aside)
+}
+
+const (
+	retryText     = "retry: 2000\n\n"
+	keepAliveText = ": keep-alive\n\n"
+)
+
+// plainPieces are the constant pieces of every uncompressed stream.
+type plainPieces struct{ retry, keepAlive piece }
+
+func newPlainPieces() *plainPieces {
+	return &plainPieces{
+		retry:     newPiece([]byte(retryText), nil),
+		keepAlive: newPiece([]byte(keepAliveText), nil),
+	}
+}
+
+type plainStream struct{ pieces *plainPieces }
+
+func (s plainStream) start() piece       { return s.pieces.retry }
+func (plainStream) event(f *frame) piece { return f.event }
+func (s plainStream) keepAlive() piece   { return s.pieces.keepAlive }
+func (plainStream) end() piece           { return piece{} }
+
+// gzipStream is one viewer's gzip stream made of pieces compressed once
+// for every viewer: a deflate stream may be any sequence of blocks, so
+// each event, compressed on its own without reference to what came
+// before and flushed to a byte boundary, follows the previous one as is.
+// Only the trailer, the CRC-32 and length of what this viewer got, is its
+// own, and it is combined from the pieces' checksums, not computed again.
+type gzipStream struct {
+	pieces *gzipPieces
+	crc    uint32
+	size   uint32
+}
+
+// gzipPieces are the constant pieces of every gzip stream, made once.
+type gzipPieces struct {
+	start, keepAlive piece
+}
+
+func newGzipPieces() *gzipPieces {
+	// deflate, no name, no time, unknown OS
+	header := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}
+	return &gzipPieces{
+		start:     newPiece(append(header, deflateAlone([]byte(retryText))...), []byte(retryText)),
+		keepAlive: newPiece(deflateAlone([]byte(keepAliveText)), []byte(keepAliveText)),
+	}
+}
+
+// add counts p's text as sent, for the trailer.
+func (g *gzipStream) add(p piece) piece {
+	g.crc = p.sum.after(g.crc)
+	g.size += p.sum.size
+	return p
+}
+
+func (g *gzipStream) start() piece         { return g.add(g.pieces.start) }
+func (g *gzipStream) event(f *frame) piece { return g.add(f.gzEvent) }
+func (g *gzipStream) keepAlive() piece     { return g.add(g.pieces.keepAlive) }
+
+// end is a final empty stored block and the trailer.
+func (g *gzipStream) end() piece {
+	b := []byte{1, 0, 0, 0xff, 0xff}
+	b = binary.LittleEndian.AppendUint32(b, g.crc)
+	return newPiece(binary.LittleEndian.AppendUint32(b, g.size), nil)
+}
+
+// deflateAlone compresses b as deflate blocks that refer to nothing
+// before them, ending on a byte boundary (a sync flush), not final.
+func deflateAlone(b []byte) []byte {
+	var out bytes.Buffer
+	zw, _ := flate.NewWriter(&out, flate.BestCompression)
+	zw.Write(b)
+	zw.Flush()
+	return out.Bytes()
+}
+
+// textSum is the CRC-32 (IEEE) of a text, its length, and what appending
+// it does to the CRC of any text before it: multiplying by x^(8*size)
+// modulo the polynomial, as zlib's crc32_combine does. So a viewer's CRC
+// costs a few dozen operations per piece, not a pass over 16 KB.
+type textSum struct {
+	crc, shift, size uint32
+}
+
+// crcPoly is the IEEE polynomial, reflected.
+const crcPoly = 0xedb88320
+
+func sumOf(text []byte) textSum {
+	// x^(8n): square x^8 for each bit of n. In this reflected form x^k is
+	// the bit 31-k, so 1 is 1<<31.
+	shift, sq := uint32(1)<<31, uint32(1)<<23
+	for n := len(text); n > 0; n >>= 1 {
+		if n&1 != 0 {
+			shift = mulModP(sq, shift)
+		}
+		sq = mulModP(sq, sq)
+	}
+	return textSum{crc: crc32.ChecksumIEEE(text), shift: shift, size: uint32(len(text))}
+}
+
+// after is the CRC of a text whose CRC is crc followed by this one's text.
+func (s textSum) after(crc uint32) uint32 { return mulModP(s.shift, crc) ^ s.crc }
+
+// mulModP multiplies two polynomials modulo crcPoly, reflected.
+func mulModP(a, b uint32) uint32 {
+	var p uint32
+	for m := uint32(1) << 31; m != 0; m >>= 1 {
+		if a&m != 0 {
+			p ^= b
+			if a&(m-1) == 0 {
+				break
+			}
+		}
+		if b&1 != 0 {
+			b = b>>1 ^ crcPoly
+		} else {
+			b >>= 1
+		}
+	}
+	return p
+}
