@@ -3,7 +3,7 @@ package web
 import (
 	"bufio"
 	"bytes"
-		"hash/crc32"
+	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"net"
