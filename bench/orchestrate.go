@@ -158,6 +158,11 @@ func (b *bench) createTopics(ctx context.Context, n names) error {
 }
 
 func orchestrate(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer) error {
+	if cfg.profileDir != "" {
+		if err := os.MkdirAll(cfg.profileDir, 0o755); err != nil {
+			return fmt.Errorf("-counter-cpu-profile: %w", err)
+		}
+	}
 	b, dataDir, stop, err := startBench(cfg, stderr)
 	if err != nil {
 		return err
