@@ -35,15 +35,13 @@ func mountElection(srv *telemetry.Server, reg prometheus.Registerer, view *elect
 	return h
 }
 
-// viewerMemory is the soft memory limit each open viewer adds: about five
-// times what one holds live (its two goroutines' stacks and its share of
-// the heap, some 3 KiB in a heap profile of bin/bench -viewers), the rest
-// being room for the GC. Without it, thousands of viewers would hold the
-// heap at the limit and the GC, scanning their goroutines again and again,
-// would take the CPU the count needs; with much more, the heap would
-// spread over fresh pages that each cost a fault to touch (64 KiB made
-// the watched count slower than 16 KiB does).
-const viewerMemory = 16 << 10
+// viewerMemory is the soft memory limit each open viewer adds: about six
+// times what one holds live (some 600 bytes of heap and no goroutine, see
+// web's fanout), the rest being room for the GC. Without it, thousands of
+// viewers would bring the heap nearer the limit and the GC would run more
+// often, taking CPU the count needs; with much more, the heap would spread
+// over fresh pages that each cost a fault to touch.
+const viewerMemory = 4 << 10
 
 // budgetViewers raises the soft memory limit base by viewerMemory per open
 // viewer, checking every 200ms, until ctx ends; then it restores base.
