@@ -62,7 +62,7 @@ type viewerLoad struct {
 	stop    chan struct{}
 
 	polls, unchanged, pollErrs atomic.Int64
-	pollFrom        time.Time
+	pollFrom                   time.Time
 
 	mu      sync.Mutex
 	frames  map[uint64]map[int]int64 // frame id -> offsets it covers (from the monitor)
