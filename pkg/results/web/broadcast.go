@@ -183,7 +183,9 @@ func (h *Handler) serveResults(w http.ResponseWriter, r *http.Request) {
 // newer one, until the client goes or Close is called. A viewer past
 // MaxViewers gets 503 with Retry-After; one that cannot take an event
 // within ViewerTimeout is disconnected. A client that accepts gzip gets
-// the frames' compressed bytes, made once for all (see gzipStream).
+// the frames' compressed bytes, made once for all (see gzipStream). A
+// plain TCP connection goes to the fanout, which needs no goroutine per
+// viewer; a TLS one, or HTTP/2, keeps a goroutine that streams to it.
 func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if !h.hub.admit(h.opt.MaxViewers) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(h.opt.RetryAfter/time.Second)))

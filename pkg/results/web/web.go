@@ -23,7 +23,8 @@ type Options struct {
 	// zero.
 	Interval time.Duration
 	// KeepAlive is how long an event stream may stay silent before it sends
-	// a comment, so dead clients are noticed: 15s if zero.
+	// a comment, so dead clients are noticed: 15s if zero. Streams are
+	// looked at once per Interval, so it is at least that.
 	KeepAlive time.Duration
 	// Now is the clock for results' age: time.Now if nil.
 	Now func() time.Time
