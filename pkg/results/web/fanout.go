@@ -171,6 +171,10 @@ func (fo *fanout) each(piece func(*fanViewer) []byte) {
 			continue
 		}
 		b := piece(v)
+		if len(b) == 0 {
+			i++ // it has this frame already
+			continue
+		}
 		n, err := tryWrite(v.raw, b)
 		switch {
 		case err != nil:
