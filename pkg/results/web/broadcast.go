@@ -216,7 +216,7 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	h.stream(newSink(w, r, h.opt.ViewerTimeout), enc)
+	h.stream(newResponseSink(w, r, h.opt.ViewerTimeout), enc)
 }
 
 // stream sends the events to s until the viewer goes, Close is called or

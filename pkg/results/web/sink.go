@@ -16,11 +16,9 @@ type sink interface {
 	close(clean bool)      // ends the stream: cleanly (the body's end sent), or not
 }
 
-// newSink takes the connection over from net/http where it can (HTTP/1),
-// so that each event costs one write system call of bytes shared by every
-// viewer, and no goroutine but the handler's; under HTTP/2 it writes
-// through the ResponseWriter. The header must be complete.
-func newSink(w http.ResponseWriter, r *http.Request, timeout time.Duration) sink {
+// newResponseSink streams through the ResponseWriter, for a connection
+// that cannot be taken over (HTTP/2). The header must be complete.
+func newResponseSink(w http.ResponseWriter, r *http.Request, timeout time.Duration) sink {
 	return &responseSink{w: w, rc: http.NewResponseController(w), done: r.Context().Done(), timeout: timeout}
 }
 
@@ -53,6 +51,8 @@ type hijacked struct {
 	chunked bool
 }
 
+// hijack takes r's connection over, so that each event costs one write of
+// bytes shared by every viewer. The header must be complete.
 func hijack(w http.ResponseWriter, r *http.Request) (hijacked, error) {
 	chunked := r.ProtoAtLeast(1, 1)
 	var head bytes.Buffer
