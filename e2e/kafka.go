@@ -36,9 +36,10 @@ type Kafka struct {
 // KafkaNode is one node of a Kafka cluster.
 type KafkaNode struct {
 	rig.KafkaNode
-	k    *Kafka
-	mu   sync.Mutex
-	proc *Proc
+	Extra []string // free addresses for extra listeners (KafkaOptions.ExtraAddrs)
+	k     *Kafka
+	mu    sync.Mutex
+	proc  *Proc
 }
 
 // KafkaOptions shape a cluster. The zero value is one node with the test
@@ -50,6 +51,10 @@ type KafkaOptions struct {
 	// Node adjusts one node's properties before they are written (extra
 	// listeners, their ports and certificates).
 	Node func(n *KafkaNode, props map[string]string)
+	// ExtraAddrs is how many loopback addresses each node gets in Extra,
+	// for the listeners Node adds: taken with the nodes' own, so no two
+	// are the same port.
+	ExtraAddrs int
 	// FormatArgs are extra arguments to kafka-storage format, such as
 	// --add-scram for users that must exist before the first start.
 	FormatArgs []string
@@ -93,13 +98,15 @@ func StartKafka(t testing.TB, opts KafkaOptions) *Kafka {
 	}
 	k := &Kafka{opts: opts, lib: lib, t: t, Version: kafkaVersion(lib)}
 	dir := t.TempDir()
+	per := 2 + opts.ExtraAddrs
+	free := freeAddrs(t, opts.Nodes*per)
 	for i := range opts.Nodes {
 		n := &KafkaNode{KafkaNode: rig.KafkaNode{ID: i + 1, Dir: filepath.Join(dir, fmt.Sprintf("node%d", i+1))}, k: k}
+		mine := free[i*per : (i+1)*per]
+		n.Addr, n.ControllerAddr, n.Extra = mine[0], mine[1], mine[2:]
 		if h := opts.Host; h != nil {
 			// The host's namespace is the test's own: every port is free.
 			n.Addr, n.ControllerAddr = fmt.Sprintf("%s:%d", h.Addr, 9092+i), fmt.Sprintf("%s:%d", h.Addr, 9192+i)
-		} else {
-			n.Addr, n.ControllerAddr = freeAddr(t), freeAddr(t)
 		}
 		k.Nodes = append(k.Nodes, n)
 	}
@@ -137,15 +144,16 @@ func StartKafka(t testing.TB, opts KafkaOptions) *Kafka {
 	return k
 }
 
-// freeAddr is a loopback address with a port the OS just gave us: Kafka
-// needs its ports in its config before it starts.
-func freeAddr(t testing.TB) string {
+// freeAddrs are n loopback addresses with ports the OS just gave us, all
+// different: Kafka needs its ports in its config before it starts. Take
+// all a test needs in one call; two calls may give the same port.
+func freeAddrs(t testing.TB, n int) []string {
 	t.Helper()
-	addrs, err := rig.FreeAddrs(1)
+	addrs, err := rig.FreeAddrs(n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return addrs[0]
+	return addrs
 }
 
 var kafkaJarRE = regexp.MustCompile(`^kafka_2\.13-(.+)\.jar$`)

@@ -62,12 +62,13 @@ func TestRunKafka(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	brokerAddr, counterAddr := freeAddr(t), freeAddr(t)
+	addrs := freeAddrs(t, 3)
+	brokerAddr, counterAddr, controllerAddr := addrs[0], addrs[1], addrs[2]
 	cmd := exec.Command(filepath.Join(root, "deploy", "local", "run.sh"))
 	cmd.Dir = dir
 	cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "BIN=" + filepath.Dir(bin.Producer),
-		"BROKER=kafka", "BROKER_ADDR=" + brokerAddr, "KAFKA_CONTROLLER_ADDR=" + freeAddr(t),
+		"BROKER=kafka", "BROKER_ADDR=" + brokerAddr, "KAFKA_CONTROLLER_ADDR=" + controllerAddr,
 		"COUNTER_HTTP_ADDR=" + counterAddr, "PRODUCER_HTTP_ADDR=127.0.0.1:0",
 		"SEED=" + strconv.Itoa(testSeed), "SCALE=0.0005", "BATCH_INTERVAL=0",
 	}

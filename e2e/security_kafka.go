@@ -57,20 +57,21 @@ func StartSecureKafka(t testing.TB, users ...User) (c, mtls *SecureCluster) {
 		props["listener.name."+l+".scram-sha-256.sasl.jaas.config"] = scram
 		props["listener.name."+l+".scram-sha-512.sasl.jaas.config"] = scram
 	}
-	secure, mutual := freeAddr(t), freeAddr(t)
 	k := StartKafka(t, KafkaOptions{
 		FormatArgs: format,
 		Props:      props,
-		Node: func(_ *KafkaNode, p map[string]string) {
+		ExtraAddrs: 2,
+		Node: func(n *KafkaNode, p map[string]string) {
+			secure, mutual := n.Extra[0], n.Extra[1]
 			p["listeners"] += ",SECURE://" + secure + ",MTLS://" + mutual
 			p["advertised.listeners"] += ",SECURE://" + secure + ",MTLS://" + mutual
 			p["listener.security.protocol.map"] += ",SECURE:SASL_SSL,MTLS:SASL_SSL"
 		},
 	})
 	grantACLs(t, k, users)
-	c.Addr = secure
+	c.Addr = k.Nodes[0].Extra[0]
 	m := *c
-	m.Addr = mutual
+	m.Addr = k.Nodes[0].Extra[1]
 	return c, &m
 }
 
