@@ -21,11 +21,14 @@ type fanout struct {
 	mu      sync.Mutex
 	viewers []*fanViewer
 	closed  bool
-	sentID  uint64    // the newest frame sent to all the idle viewers
+	sentID  uint64    // the newest frame a pass has sent
 	quiet   time.Time // when that or the last keep-alive was sent
 	swept   time.Time // when the viewers were last checked for leaving
 	scratch []byte    // what leaving viewers' sockets are read into
 }
+
+// eachRun is how many viewers each goes through under the lock at a time.
+const eachRun = 256
 
 // fanViewer is one viewer; the fanout's mutex guards all of it but conn.
 type fanViewer struct {
@@ -140,19 +143,27 @@ func (fo *fanout) pass(now time.Time) {
 		return
 	}
 	f := fo.hub.current()
+	// Every tick, not only on a new frame: a viewer can miss one while
+	// each lets go of the lock (see there).
+	fo.each(func(v *fanViewer) []byte {
+		if v.sent == f.id {
+			return nil
+		}
+		v.sent = f.id
+		return v.enc.event(f).wire(v.chunked)
+	})
+	if fo.closed {
+		return // while each let go of the lock
+	}
 	switch {
 	case f.id != fo.sentID:
-		fo.each(func(v *fanViewer) []byte {
-			if v.sent == f.id {
-				return nil
-			}
-			v.sent = f.id
-			return v.enc.event(f).wire(v.chunked)
-		})
 		fo.sentID, fo.quiet = f.id, now
 	case now.Sub(fo.quiet) >= fo.keepAlive:
 		fo.each(func(v *fanViewer) []byte { return v.enc.keepAlive().wire(v.chunked) })
 		fo.quiet = now
+	}
+	if fo.closed {
+		return
 	}
 	if now.Sub(fo.swept) >= time.Second {
 		fo.sweep()
@@ -162,9 +173,21 @@ func (fo *fanout) pass(now time.Time) {
 
 // each writes what piece returns to every idle viewer without waiting:
 // what the socket cannot take at once, a goroutine sends (see own); a
-// viewer whose connection failed is removed.
+// viewer whose connection failed is removed. Every eachRun viewers it
+// lets go of the lock, so that joining viewers and catching-up ones need
+// not wait for all the writes of a change (10,000 take a few hundred ms
+// on a loaded machine); a viewer another one's removal moves behind i
+// meanwhile is missed this time, and caught up at the next tick.
 func (fo *fanout) each(piece func(*fanViewer) []byte) {
-	for i := 0; i < len(fo.viewers); {
+	for i, run := 0, 0; i < len(fo.viewers); run++ {
+		if run == eachRun {
+			fo.mu.Unlock()
+			fo.mu.Lock()
+			if fo.closed {
+				return
+			}
+			run = 0
+		}
 		v := fo.viewers[i]
 		if v.busy {
 			i++

@@ -3,6 +3,7 @@ package web
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"math/rand/v2"
@@ -11,6 +12,7 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -116,4 +118,101 @@ func anyBusy(fo *fanout) bool {
 		}
 	}
 	return false
+}
+
+// TestManyViewersCatchUp connects more viewers than a pass writes to under
+// the lock at a time while the results change: every one must end with the
+// newest frame, and Close must end every stream cleanly.
+func TestManyViewersCatchUp(t *testing.T) {
+	const n = 3*eachRun + 10
+	e := newElection(t, votegen.Config{Seed: 1, Scale: 0.001})
+	h := New(e.results, Options{Interval: 2 * time.Millisecond})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+
+	type seen struct {
+		last atomic.Uint64
+		err  chan error
+	}
+	viewers := make([]*seen, n)
+	for i := range viewers {
+		if i%eachRun == 0 {
+			e.advance(100) // a change while they join
+		}
+		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		if _, err := io.WriteString(conn, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		v := &seen{err: make(chan error, 1)}
+		viewers[i] = v
+		go func() { v.err <- readIDs(conn, &v.last) }()
+	}
+	want := e.advance(1000).Counted
+	deadline := time.Now().Add(30 * time.Second)
+	var last uint64
+	for {
+		if f := h.hub.current(); bytes.Contains(f.json, []byte(`"counted":`+strconv.FormatInt(want, 10)+`,`)) {
+			last = f.id
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the last change was not published")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	for i, v := range viewers {
+		for v.last.Load() != last {
+			if time.Now().After(deadline) {
+				t.Fatalf("viewer %d of %d is at frame %d, the newest is %d", i, n, v.last.Load(), last)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	h.Close()
+	for i, v := range viewers {
+		select {
+		case err := <-v.err:
+			if err != nil {
+				t.Fatalf("viewer %d: %v", i, err)
+			}
+		case <-time.After(time.Until(deadline)):
+			t.Fatalf("viewer %d's stream did not end at Close", i)
+		}
+	}
+}
+
+// readIDs follows an event stream, storing each event's id in last, until
+// the body ends (nil) or fails.
+func readIDs(conn net.Conn, last *atomic.Uint64) error {
+	br := bufio.NewReader(conn)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	body := bufio.NewReader(httputil.NewChunkedReader(br))
+	for {
+		line, err := body.ReadString('\n')
+		if err == io.EOF && line == "" {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if id, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "id: "); ok {
+			n, err := strconv.ParseUint(id, 10, 64)
+			if err != nil || n <= last.Load() {
+				return fmt.Errorf("event id %q after %d", id, last.Load())
+			}
+			last.Store(n)
+		}
+	}
 }
