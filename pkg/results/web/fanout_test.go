@@ -8,8 +8,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -66,46 +66,34 @@ func TestSlowViewerCatchesUp(t *testing.T) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	t.Logf("the socket filled in %v, at frame %d", time.Since(start).Round(time.Millisecond), h.hub.current().id)
-	want := e.advance(1000).Counted
-	for !bytes.Contains(h.hub.current().json, []byte(`"counted":`+strconv.FormatInt(want, 10)+`,`)) {
+	last := waitPublished(t, h, e.advance(1000).Counted, deadline)
+	var got atomic.Uint64
+	ended := make(chan error, 1)
+	go func() { ended <- readIDs(conn, &got) }()
+	waitFrame(t, "the viewer", &got, ended, last, deadline)
+	h.Close()
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatalf("the stream: %v", err)
+		}
+	case <-time.After(time.Until(deadline)):
+		t.Fatal("the stream did not end at Close")
+	}
+}
+
+// waitPublished waits until the current frame shows counted votes, and
+// returns its id.
+func waitPublished(t *testing.T, h *Handler, counted int64, deadline time.Time) uint64 {
+	t.Helper()
+	for {
+		if f := h.hub.current(); bytes.Contains(f.json, []byte(`"counted":`+strconv.FormatInt(counted, 10)+`,`)) {
+			return f.id
+		}
 		if time.Now().After(deadline) {
 			t.Fatal("the last change was not published")
 		}
 		time.Sleep(2 * time.Millisecond)
-	}
-	last := h.hub.current().id
-	stuck := time.AfterFunc(60*time.Second, func() { conn.Close() })
-	defer stuck.Stop()
-	br := bufio.NewReader(conn)
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		if line == "\r\n" {
-			break
-		}
-	}
-	text := bufio.NewReader(httputil.NewChunkedReader(br))
-	var prev uint64
-	for prev != last {
-		line, err := text.ReadString('\n')
-		if err != nil {
-			t.Fatalf("after event %d of %d: %v", prev, last, err)
-		}
-		id, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "id: ")
-		if !ok {
-			continue
-		}
-		n, _ := strconv.ParseUint(id, 10, 64)
-		if n <= prev {
-			t.Fatalf("event %d after %d", n, prev)
-		}
-		prev = n
-	}
-	h.Close()
-	if _, err := io.Copy(io.Discard, text); err != nil {
-		t.Fatalf("the stream's end: %v", err)
 	}
 }
 
@@ -151,26 +139,10 @@ func TestManyViewersCatchUp(t *testing.T) {
 		viewers[i] = v
 		go func() { v.err <- readIDs(conn, &v.last) }()
 	}
-	want := e.advance(1000).Counted
 	deadline := time.Now().Add(30 * time.Second)
-	var last uint64
-	for {
-		if f := h.hub.current(); bytes.Contains(f.json, []byte(`"counted":`+strconv.FormatInt(want, 10)+`,`)) {
-			last = f.id
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the last change was not published")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	last := waitPublished(t, h, e.advance(1000).Counted, deadline)
 	for i, v := range viewers {
-		for v.last.Load() != last {
-			if time.Now().After(deadline) {
-				t.Fatalf("viewer %d of %d is at frame %d, the newest is %d", i, n, v.last.Load(), last)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waitFrame(t, fmt.Sprintf("viewer %d of %d", i, n), &v.last, v.err, last, deadline)
 	}
 	h.Close()
 	for i, v := range viewers {
@@ -185,20 +157,34 @@ func TestManyViewersCatchUp(t *testing.T) {
 	}
 }
 
+// waitFrame waits until a viewer following its stream with readIDs (into
+// got, its result on ended) has frame want.
+func waitFrame(t *testing.T, who string, got *atomic.Uint64, ended <-chan error, want uint64, deadline time.Time) {
+	t.Helper()
+	for got.Load() != want {
+		select {
+		case err := <-ended:
+			t.Fatalf("%s: the stream ended at frame %d of %d: %v", who, got.Load(), want, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is at frame %d, the newest is %d", who, got.Load(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // readIDs follows an event stream, storing each event's id in last, until
 // the body ends (nil) or fails.
 func readIDs(conn net.Conn, last *atomic.Uint64) error {
-	br := bufio.NewReader(conn)
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			return err
-		}
-		if line == "\r\n" {
-			break
-		}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return err
 	}
-	body := bufio.NewReader(httputil.NewChunkedReader(br))
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("/events: %s", res.Status)
+	}
+	body := bufio.NewReader(res.Body) // chunks undone
 	for {
 		line, err := body.ReadString('\n')
 		if err == io.EOF && line == "" {
