@@ -91,7 +91,7 @@ func (fo *fanout) own(v *fanViewer, b []byte) {
 			}
 			fo.remove(v)
 		case fo.closed:
-			b = append(v.enc.end().wire(v.chunked), v.last()...)
+			b = v.end()
 			fo.mu.Unlock()
 			_ = v.conn.SetWriteDeadline(time.Now().Add(fo.timeout))
 			_, _ = v.conn.Write(b)
@@ -111,12 +111,14 @@ func (fo *fanout) own(v *fanViewer, b []byte) {
 	}
 }
 
-// last is what ends v's body after its encoder's end.
-func (v *fanViewer) last() []byte {
+// end is what ends v's body cleanly: its encoder's end, then the last
+// chunk if chunked.
+func (v *fanViewer) end() []byte {
+	b := v.enc.end().wire(v.chunked)
 	if v.chunked {
-		return []byte(lastChunk)
+		b = append(b, lastChunk...)
 	}
-	return nil
+	return b
 }
 
 // remove forgets v and closes its connection. The mutex must be held.
@@ -237,7 +239,7 @@ func (fo *fanout) close() {
 			i++
 			continue
 		}
-		_, _ = tryWrite(v.raw, append(v.enc.end().wire(v.chunked), v.last()...))
+		_, _ = tryWrite(v.raw, v.end())
 		fo.remove(v)
 	}
 }
