@@ -616,9 +616,7 @@ func countedSince(ckpts []checkpoint.State, from time.Time, total int64) (int64,
 // viewerRuns pairs each counter run with the viewers run after it.
 type viewerRuns struct {
 	alone, watched []row
-	reports        []viewerReport
-	pollRates      []float64
-	notModified    []float64
+	runs           []watchedRun // the watched runs: their reports and polls
 }
 
 func (v *viewerRuns) run(ctx context.Context, b *bench, topic names, scale float64) error {
@@ -634,8 +632,7 @@ func (v *viewerRuns) run(ctx context.Context, b *bench, topic names, scale float
 	fmt.Fprintf(b.log, "bench: viewers run: %s votes/s alone, %s votes/s watched (%.2f), /results %.0f req/s, peak RSS %.0f / %.0f MiB, delay p99 %s\n",
 		human(alone.row.rate()), human(r.rate()), r.rate()/alone.row.rate(), w.polled, alone.row.rssMiB, r.rssMiB, rep.quantile(0.99).Round(time.Millisecond))
 	v.alone, v.watched = append(v.alone, alone.row), append(v.watched, r)
-	v.reports, v.pollRates = append(v.reports, rep), append(v.pollRates, w.polled)
-	v.notModified = append(v.notModified, w.same)
+	v.runs = append(v.runs, w)
 	return nil
 }
 
@@ -680,12 +677,12 @@ func (v *viewerRuns) print(w io.Writer) {
 		ratios[j] = fmt.Sprintf("%.2f", v.watched[j].rate()/v.alone[j].rate())
 	}
 	i := v.median()
-	rep, alone, watched := v.reports[i], v.alone[i], v.watched[i]
+	rep, alone, watched := v.runs[i].report, v.alone[i], v.watched[i]
 	perViewer := (watched.rssMiB - alone.rssMiB) * 1024 / float64(rep.viewers)
 	fmt.Fprintf(w, "viewers: %d on /events and /results at %.0f requests/s (%.0f%% of them 304 Not Modified) during the count: rate ratio to the count alone %s (goal >= 0.90); "+
 		"peak RSS %.0f MiB alone, %.0f MiB watched: %.1f KiB per viewer; %d changes seen by every viewer, delay checkpoint written to viewer got it: "+
 		"p50 %s, p99 %s, max %s (goal p99 <= BATCH_MAX_WAIT + 1 s = 2 s); %d viewers dropped, %d missed the final totals\n",
-		rep.viewers, v.pollRates[i], 100*v.notModified[i], strings.Join(ratios, ", "), alone.rssMiB, watched.rssMiB, perViewer, rep.changes,
+		rep.viewers, v.runs[i].polled, 100*v.runs[i].same, strings.Join(ratios, ", "), alone.rssMiB, watched.rssMiB, perViewer, rep.changes,
 		rep.quantile(0.5).Round(time.Millisecond), rep.quantile(0.99).Round(time.Millisecond), rep.quantile(1).Round(time.Millisecond),
 		rep.dropped, rep.missedFinal)
 }
