@@ -9,6 +9,7 @@
 //
 //	go run ./bench -bin bin             # what make bench runs
 //	go run ./bench naive-produce -h      # a worker, run by the bench itself
+//	go run ./bench stand-in -h           # the viewers' stand-in server, likewise
 //	go run ./bench peers -bin bin       # make bench-peers: Spark and Kafka Streams beside the counter
 package main
 
@@ -43,6 +44,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			return runPeers(ctx, cfg, stdout, stderr)
+		case "stand-in":
+			return serveStandIn(ctx, args[1:], stdout)
 		case "naive-produce", "naive-count", "raw-read":
 			f, err := parseWorker(args[0], args[1:])
 			if err != nil {

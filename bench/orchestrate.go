@@ -367,7 +367,7 @@ func (b *bench) readers(ctx context.Context, topic names, naive bool) (readResul
 	}
 	res.rows = append(res.rows, cnt)
 	if b.cfg.viewers > 0 {
-		res.rows = append(res.rows, res.views.row())
+		res.rows = append(res.rows, res.views.rows()...)
 	}
 	return res, nil
 }

@@ -33,7 +33,7 @@ import (
 // buffer each, and a viewer only looks for the "id: N" line of each event.
 
 const (
-	pollConns   = 8  // kept-alive connections they are spread over
+	pollConns   = 64 // kept-alive connections they are spread over
 	pollBatch   = 16 // requests each sends at once (HTTP/1.1 pipelining)
 	dialers     = 64 // viewers connecting at once
 	viewerBuf   = 8 << 10
@@ -71,8 +71,8 @@ type viewerLoad struct {
 	monitor *viewer
 }
 
-// raiseFileLimit lets this process hold n more sockets than the default
-// soft limit allows, up to the hard limit.
+// raiseFileLimit lets this process hold n viewers' sockets, up to the
+// hard limit.
 func raiseFileLimit(n int) error {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
@@ -486,12 +486,13 @@ type watchedRun struct {
 }
 
 // countWatched counts topic with a fresh counter while viewers viewers
-// watch /events and pollers ask /results (none if viewers is 0). The
+// watch /events and pollers ask /results (none if viewers is 0): the
+// counter's, or with elsewhere a stand-in server's (see standIn). The
 // viewers connect while the counter starts; its rate is counted from the
 // later of its readiness and their all being connected, to every vote
-// checkpointed, from the checkpoints' own write times, so both kinds of
-// run are measured alike.
-func (b *bench) countWatched(ctx context.Context, topic names, scale float64, viewers int) (watchedRun, error) {
+// checkpointed, from the checkpoints' own write times, so every kind of
+// run is measured alike.
+func (b *bench) countWatched(ctx context.Context, topic names, scale float64, viewers int, elsewhere bool) (watchedRun, error) {
 	var w watchedRun
 	want, err := votegen.TrueTotals(votegen.Config{Seed: b.cfg.seed, Scale: scale})
 	if err != nil {
@@ -521,7 +522,16 @@ func (b *bench) countWatched(ctx context.Context, topic names, scale float64, vi
 	from := time.Now()
 	var load *viewerLoad
 	if viewers > 0 {
-		if load, err = connectViewers(ctx, addr, viewers); err != nil {
+		target := addr
+		if elsewhere {
+			s, saddr, err := b.startStandIn(scale)
+			if err != nil {
+				return w, err
+			}
+			defer func() { _ = s.Stop(10 * time.Second) }()
+			target = saddr
+		}
+		if load, err = connectViewers(ctx, target, viewers); err != nil {
 			return w, err
 		}
 		defer load.close()
@@ -544,6 +554,9 @@ func (b *bench) countWatched(ctx context.Context, topic names, scale float64, vi
 		load.close()
 	}
 	w.row = row{name: fmt.Sprintf("votestream counter, %d viewers on /events + /results polled", viewers), rssMiB: p.PeakMiB()}
+	if elsewhere {
+		w.row.name = fmt.Sprintf("votestream counter, the same %d viewers on a stand-in server", viewers)
+	}
 	// No CPU per vote: the process's CPU covers more than the votes the
 	// window counts.
 	if err = finished(p, p.Stop(30*time.Second)); err != nil {
@@ -562,7 +575,7 @@ func (b *bench) countWatched(ctx context.Context, topic names, scale float64, vi
 	}
 	w.row.votes, w.row.seconds = countedSince(ckpts, from, want.Total())
 	w.row.wall = w.row.seconds
-	if load != nil {
+	if load != nil && !elsewhere {
 		final, err := b.client.EndOffsets(ctx, n.topic, b.cfg.partitions)
 		if err != nil {
 			return w, err
@@ -613,76 +626,108 @@ func countedSince(ckpts []checkpoint.State, from time.Time, total int64) (int64,
 	return 0, 0
 }
 
-// viewerRuns pairs each counter run with the viewers run after it.
+// viewerRuns pairs each counter run with the viewers runs after it: the
+// count alone, watched, and with the same load on a stand-in server.
 type viewerRuns struct {
-	alone, watched []row
-	runs           []watchedRun // the watched runs: their reports and polls
+	alone, watched, standIn []row
+	runs                    []watchedRun // the watched runs: their reports and polls
+	standInPolled           []float64
 }
 
 func (v *viewerRuns) run(ctx context.Context, b *bench, topic names, scale float64) error {
-	alone, err := b.countWatched(ctx, topic, scale, 0)
+	if err := raiseFileLimit(b.cfg.viewers); err != nil {
+		return err
+	}
+	alone, err := b.countWatched(ctx, topic, scale, 0, false)
 	if err != nil {
 		return fmt.Errorf("count without viewers: %w", err)
 	}
-	w, err := b.countWatched(ctx, topic, scale, b.cfg.viewers)
+	w, err := b.countWatched(ctx, topic, scale, b.cfg.viewers, false)
 	if err != nil {
 		return fmt.Errorf("count with viewers: %w", err)
 	}
+	s, err := b.countWatched(ctx, topic, scale, b.cfg.viewers, true)
+	if err != nil {
+		return fmt.Errorf("count with the viewers on a stand-in server: %w", err)
+	}
 	r, rep := w.row, w.report
-	fmt.Fprintf(b.log, "bench: viewers run: %s votes/s alone, %s votes/s watched (%.2f), /results %.0f req/s, peak RSS %.0f / %.0f MiB, delay p99 %s\n",
-		human(alone.row.rate()), human(r.rate()), r.rate()/alone.row.rate(), w.polled, alone.row.rssMiB, r.rssMiB, rep.quantile(0.99).Round(time.Millisecond))
-	v.alone, v.watched = append(v.alone, alone.row), append(v.watched, r)
-	v.runs = append(v.runs, w)
+	fmt.Fprintf(b.log, "bench: viewers run: %s votes/s alone, %s votes/s watched (%.2f), /results %.0f req/s, peak RSS %.0f / %.0f MiB, delay p99 %s; "+
+		"the load on a stand-in: %s votes/s (%.2f), /results %.0f req/s\n",
+		human(alone.row.rate()), human(r.rate()), r.rate()/alone.row.rate(), w.polled, alone.row.rssMiB, r.rssMiB, rep.quantile(0.99).Round(time.Millisecond),
+		human(s.row.rate()), s.row.rate()/alone.row.rate(), s.polled)
+	v.alone, v.watched, v.standIn = append(v.alone, alone.row), append(v.watched, r), append(v.standIn, s.row)
+	v.runs, v.standInPolled = append(v.runs, w), append(v.standInPolled, s.polled)
 	return nil
 }
 
-// median is the index of the pair with the median rate ratio.
-func (v *viewerRuns) median() int {
-	idx := make([]int, len(v.watched))
+// ratios are each run's rate over the count alone's before it.
+func (v *viewerRuns) ratios(runs []row) []float64 {
+	out := make([]float64, len(runs))
+	for j := range runs {
+		out[j] = runs[j].rate() / v.alone[j].rate()
+	}
+	return out
+}
+
+// medianIndex is the index of the median of ratios.
+func medianIndex(ratios []float64) int {
+	idx := make([]int, len(ratios))
 	for i := range idx {
 		idx[i] = i
 	}
-	slices.SortFunc(idx, func(a, b int) int {
-		ra, rb := v.watched[a].rate()/v.alone[a].rate(), v.watched[b].rate()/v.alone[b].rate()
-		switch {
-		case ra < rb:
-			return -1
-		case ra > rb:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(ratios[a], ratios[b]) })
 	return idx[(len(idx)-1)/2]
 }
 
-func (v *viewerRuns) row() row {
-	if len(v.watched) == 0 {
-		return row{}
+// rows are the median watched run and the median stand-in run, each
+// against the count alone before it.
+func (v *viewerRuns) rows() []row {
+	var out []row
+	for _, runs := range [][]row{v.watched, v.standIn} {
+		if len(runs) == 0 {
+			continue
+		}
+		ratios := v.ratios(runs)
+		i := medianIndex(ratios)
+		r := runs[i]
+		r.versus = fmt.Sprintf("%.2f of the count alone", ratios[i])
+		if len(runs) > 1 {
+			r.versus += fmt.Sprintf(" (median of %d)", len(runs))
+		}
+		out = append(out, r)
 	}
-	i := v.median()
-	r := v.watched[i]
-	r.versus = fmt.Sprintf("%.2f of the count alone", r.rate()/v.alone[i].rate())
-	if len(v.watched) > 1 {
-		r.versus += fmt.Sprintf(" (median of %d)", len(v.watched))
-	}
-	return r
+	return out
 }
 
 func (v *viewerRuns) print(w io.Writer) {
 	if len(v.watched) == 0 {
 		return
 	}
-	ratios := make([]string, len(v.watched))
-	for j := range v.watched {
-		ratios[j] = fmt.Sprintf("%.2f", v.watched[j].rate()/v.alone[j].rate())
-	}
-	i := v.median()
+	ratios := v.ratios(v.watched)
+	i := medianIndex(ratios)
 	rep, alone, watched := v.runs[i].report, v.alone[i], v.watched[i]
 	perViewer := (watched.rssMiB - alone.rssMiB) * 1024 / float64(rep.viewers)
 	fmt.Fprintf(w, "viewers: %d on /events and /results at %.0f requests/s (%.0f%% of them 304 Not Modified) during the count: rate ratio to the count alone %s (goal >= 0.90); "+
 		"peak RSS %.0f MiB alone, %.0f MiB watched: %.1f KiB per viewer; %d changes seen by every viewer, delay checkpoint written to viewer got it: "+
 		"p50 %s, p99 %s, max %s (goal p99 <= BATCH_MAX_WAIT + 1 s = 2 s); %d viewers dropped, %d missed the final totals\n",
-		rep.viewers, v.runs[i].polled, 100*v.runs[i].same, strings.Join(ratios, ", "), alone.rssMiB, watched.rssMiB, perViewer, rep.changes,
+		rep.viewers, v.runs[i].polled, 100*v.runs[i].same, joinRatios(ratios), alone.rssMiB, watched.rssMiB, perViewer, rep.changes,
 		rep.quantile(0.5).Round(time.Millisecond), rep.quantile(0.99).Round(time.Millisecond), rep.quantile(1).Round(time.Millisecond),
 		rep.dropped, rep.missedFinal)
+	standIn := v.ratios(v.standIn)
+	j := medianIndex(standIn)
+	kept := make([]float64, len(ratios))
+	for k := range kept {
+		kept[k] = ratios[k] / standIn[k]
+	}
+	fmt.Fprintf(w, "viewers on a stand-in: the same load on a server process that only writes the bytes (/results at %.0f requests/s) left the count at %s of alone, "+
+		"what the load itself costs this machine; watched over stand-in, pair by pair: %s (median %.2f)\n",
+		v.standInPolled[j], joinRatios(standIn), joinRatios(kept), kept[medianIndex(kept)])
+}
+
+func joinRatios(r []float64) string {
+	s := make([]string, len(r))
+	for i, x := range r {
+		s[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(s, ", ")
 }
