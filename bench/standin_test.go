@@ -28,9 +28,12 @@ func TestStandIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.close()
 	l.startPolling(4096) // each connection asks 16 at a time, every 250 ms
 	time.Sleep(2500 * time.Millisecond)
+	if n := l.ended(); n != 0 {
+		t.Errorf("%d viewers' streams ended while the stand-in ran", n)
+	}
+	l.close() // the viewers' goroutines are done: their pieces can be read
 	for i, v := range l.viewers {
 		if len(v.got) < 3 {
 			t.Errorf("viewer %d got %d pieces in 2.5 s, want the start and one a second", i, len(v.got))

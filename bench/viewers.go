@@ -51,6 +51,7 @@ type viewer struct {
 	got     []received // read by others once the viewer ended
 	err     error      // likewise
 	started atomic.Bool
+	ended   atomic.Bool // its stream ended: before close, the server let it go
 }
 
 // viewerLoad is N viewers, the pollers and one monitor stream that decodes
@@ -160,6 +161,7 @@ func (v *viewer) open(addr string) error {
 func (v *viewer) read(first func()) {
 	var once sync.Once
 	defer once.Do(first)
+	defer v.ended.Store(true)
 	br := bufio.NewReaderSize(v.conn, viewerBuf)
 	if v.err = skipHeader(br); v.err != nil {
 		return
@@ -326,6 +328,17 @@ func pollRequests(etag string) []byte {
 		req += "If-None-Match: " + etag + "\r\n"
 	}
 	return bytes.Repeat([]byte(req+"\r\n"), pollBatch)
+}
+
+// ended counts the viewers whose stream has ended.
+func (l *viewerLoad) ended() int {
+	n := 0
+	for _, v := range l.viewers {
+		if v.ended.Load() {
+			n++
+		}
+	}
+	return n
 }
 
 // notModified is the share of the answers to the pollers that were 304.
@@ -549,6 +562,10 @@ func (b *bench) countWatched(ctx context.Context, topic names, scale float64, vi
 	}
 	if load != nil {
 		w.polled, w.same = load.pollRateNow(), load.notModified()
+		if n := load.ended(); elsewhere && n > 0 {
+			// The stand-in's load would be lighter than the counter's.
+			return w, fmt.Errorf("the stand-in let %d of %d viewers go", n, viewers)
+		}
 		// Every viewer must get the final offsets: wait a frame or two.
 		time.Sleep(4 * time.Second)
 		load.close()
