@@ -776,16 +776,18 @@ func comparePairs(ceil, cnt []row) pairRatios {
 }
 
 func (p pairRatios) String() string {
-	f := func(xs []float64) string {
-		s := make([]string, len(xs))
-		for i, x := range xs {
-			s[i] = fmt.Sprintf("%.2f", x)
-		}
-		return strings.Join(s, ", ")
-	}
 	return fmt.Sprintf("counter against ceiling, %d alternating runs each on the same topic: median rate ratio %.2f (%s); "+
 		"median CPU-per-vote ratio %.2f (%s; ceiling %s µs/vote, counter %s µs/vote)",
-		len(p.walls), p.wall, f(p.walls), p.cpu, f(p.cpus), f(p.ceilCPU), f(p.cCPU))
+		len(p.walls), p.wall, joinRatios(p.walls), p.cpu, joinRatios(p.cpus), joinRatios(p.ceilCPU), joinRatios(p.cCPU))
+}
+
+// joinRatios lists ratios to two decimals.
+func joinRatios(r []float64) string {
+	s := make([]string, len(r))
+	for i, x := range r {
+		s[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(s, ", ")
 }
 
 func printTable(w io.Writer, rows []row) {

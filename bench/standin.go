@@ -42,9 +42,9 @@ type standIn struct {
 	done    sync.WaitGroup
 }
 
-// startStandIn serves on a free port of 127.0.0.1 results the size of
-// the election's final ones.
-func startStandIn(t vote.Tally) (*standIn, error) {
+// newStandIn serves on a free port of 127.0.0.1 results the size of the
+// election's final ones.
+func newStandIn(t vote.Tally) (*standIn, error) {
 	body, err := json.Marshal(results.Compute(&t, [vote.NumStates]int64{}))
 	if err != nil {
 		return nil, err
@@ -84,7 +84,7 @@ func serveStandIn(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s, err := startStandIn(t)
+	s, err := newStandIn(t)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ func TestStandIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := startStandIn(want)
+	s, err := newStandIn(want)
 	if err != nil {
 		t.Fatal(err)
 	}

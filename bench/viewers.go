@@ -566,8 +566,10 @@ func (b *bench) countWatched(ctx context.Context, topic names, scale float64, vi
 			// The stand-in's load would be lighter than the counter's.
 			return w, fmt.Errorf("the stand-in let %d of %d viewers go", n, viewers)
 		}
-		// Every viewer must get the final offsets: wait a frame or two.
-		time.Sleep(4 * time.Second)
+		if !elsewhere {
+			// Every viewer must get the final offsets: wait a frame or two.
+			time.Sleep(4 * time.Second)
+		}
 		load.close()
 	}
 	w.row = row{name: fmt.Sprintf("votestream counter, %d viewers on /events + /results polled", viewers), rssMiB: p.PeakMiB()}
@@ -646,9 +648,8 @@ func countedSince(ckpts []checkpoint.State, from time.Time, total int64) (int64,
 // viewerRuns pairs each counter run with the viewers runs after it: the
 // count alone, watched, and with the same load on a stand-in server.
 type viewerRuns struct {
-	alone, watched, standIn []row
-	runs                    []watchedRun // the watched runs: their reports and polls
-	standInPolled           []float64
+	alone            []row
+	watched, standIn []watchedRun
 }
 
 func (v *viewerRuns) run(ctx context.Context, b *bench, topic names, scale float64) error {
@@ -672,16 +673,16 @@ func (v *viewerRuns) run(ctx context.Context, b *bench, topic names, scale float
 		"the load on a stand-in: %s votes/s (%.2f), /results %.0f req/s\n",
 		human(alone.row.rate()), human(r.rate()), r.rate()/alone.row.rate(), w.polled, alone.row.rssMiB, r.rssMiB, rep.quantile(0.99).Round(time.Millisecond),
 		human(s.row.rate()), s.row.rate()/alone.row.rate(), s.polled)
-	v.alone, v.watched, v.standIn = append(v.alone, alone.row), append(v.watched, r), append(v.standIn, s.row)
-	v.runs, v.standInPolled = append(v.runs, w), append(v.standInPolled, s.polled)
+	v.alone = append(v.alone, alone.row)
+	v.watched, v.standIn = append(v.watched, w), append(v.standIn, s)
 	return nil
 }
 
 // ratios are each run's rate over the count alone's before it.
-func (v *viewerRuns) ratios(runs []row) []float64 {
+func (v *viewerRuns) ratios(runs []watchedRun) []float64 {
 	out := make([]float64, len(runs))
 	for j := range runs {
-		out[j] = runs[j].rate() / v.alone[j].rate()
+		out[j] = runs[j].row.rate() / v.alone[j].rate()
 	}
 	return out
 }
@@ -700,13 +701,13 @@ func medianIndex(ratios []float64) int {
 // against the count alone before it.
 func (v *viewerRuns) rows() []row {
 	var out []row
-	for _, runs := range [][]row{v.watched, v.standIn} {
+	for _, runs := range [][]watchedRun{v.watched, v.standIn} {
 		if len(runs) == 0 {
 			continue
 		}
 		ratios := v.ratios(runs)
 		i := medianIndex(ratios)
-		r := runs[i]
+		r := runs[i].row
 		r.versus = fmt.Sprintf("%.2f of the count alone", ratios[i])
 		if len(runs) > 1 {
 			r.versus += fmt.Sprintf(" (median of %d)", len(runs))
@@ -722,29 +723,21 @@ func (v *viewerRuns) print(w io.Writer) {
 	}
 	ratios := v.ratios(v.watched)
 	i := medianIndex(ratios)
-	rep, alone, watched := v.runs[i].report, v.alone[i], v.watched[i]
-	perViewer := (watched.rssMiB - alone.rssMiB) * 1024 / float64(rep.viewers)
+	med, alone := v.watched[i], v.alone[i]
+	rep := med.report
+	perViewer := (med.row.rssMiB - alone.rssMiB) * 1024 / float64(rep.viewers)
 	fmt.Fprintf(w, "viewers: %d on /events and /results at %.0f requests/s (%.0f%% of them 304 Not Modified) during the count: rate ratio to the count alone %s (goal >= 0.90); "+
 		"peak RSS %.0f MiB alone, %.0f MiB watched: %.1f KiB per viewer; %d changes seen by every viewer, delay checkpoint written to viewer got it: "+
 		"p50 %s, p99 %s, max %s (goal p99 <= BATCH_MAX_WAIT + 1 s = 2 s); %d viewers dropped, %d missed the final totals\n",
-		rep.viewers, v.runs[i].polled, 100*v.runs[i].same, joinRatios(ratios), alone.rssMiB, watched.rssMiB, perViewer, rep.changes,
+		rep.viewers, med.polled, 100*med.same, joinRatios(ratios), alone.rssMiB, med.row.rssMiB, perViewer, rep.changes,
 		rep.quantile(0.5).Round(time.Millisecond), rep.quantile(0.99).Round(time.Millisecond), rep.quantile(1).Round(time.Millisecond),
 		rep.dropped, rep.missedFinal)
 	standIn := v.ratios(v.standIn)
-	j := medianIndex(standIn)
 	kept := make([]float64, len(ratios))
 	for k := range kept {
 		kept[k] = ratios[k] / standIn[k]
 	}
 	fmt.Fprintf(w, "viewers on a stand-in: the same load on a server process that only writes the bytes (/results at %.0f requests/s) left the count at %s of alone, "+
 		"what the load itself costs this machine; watched over stand-in, pair by pair: %s (median %.2f)\n",
-		v.standInPolled[j], joinRatios(standIn), joinRatios(kept), kept[medianIndex(kept)])
-}
-
-func joinRatios(r []float64) string {
-	s := make([]string, len(r))
-	for i, x := range r {
-		s[i] = fmt.Sprintf("%.2f", x)
-	}
-	return strings.Join(s, ", ")
+		v.standIn[medianIndex(standIn)].polled, joinRatios(standIn), joinRatios(kept), kept[medianIndex(kept)])
 }
