@@ -28,13 +28,16 @@ func TestDashboardQueries(t *testing.T) {
 	c1 := Start(t, "counter-1", bin.Counter, append(counterEnv, "REPLICA_ID=c1")...)
 	c2 := Start(t, "counter-2", bin.Counter, append(counterEnv, "REPLICA_ID=c2")...)
 	counters := []string{c1.MetricsAddr(t), c2.MetricsAddr(t)}
-	// A batch per 15 minutes of the night (or 10,000 votes), 200ms apart:
-	// the producer lives long enough to be scraped.
+	// The producer exits when it is done and a rate needs two scrapes of
+	// it, so Prometheus is ready before the producer starts, scraping the
+	// address it will serve on; a batch per 15 minutes of the night (or
+	// 10,000 votes), 500ms apart, keeps it up for about 30 s, many scrape
+	// intervals longer than the check needs.
+	prodAddr := freeAddrs(t, 1)[0]
+	prom := promtest.Launch(t, append([]string{prodAddr}, counters...))
 	prod := Start(t, "producer", bin.Producer, env.Vars("SEED=99", "SCALE=0.001", "ELECTION=2024",
-		"VOTES_PER_BATCH=10000", "BATCH_INTERVAL=200ms", "OUTPUT_DIR=")...)
-	prodAddr := prod.MetricsAddr(t)
-
-	prom := promtest.Start(t, append([]string{prodAddr}, counters...))
+		"VOTES_PER_BATCH=10000", "BATCH_INTERVAL=500ms", "OUTPUT_DIR=", "HTTP_ADDR="+prodAddr)...)
+	prom.WaitUp(t)
 	prom.CheckDashboard(t, "../deploy/grafana/dashboards/election.json", time.Minute)
 
 	if err := prod.Wait(2 * time.Minute); err != nil {

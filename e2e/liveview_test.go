@@ -30,6 +30,7 @@ const liveScale = 0.001
 func TestLiveView(t *testing.T) {
 	chromium := webtest.Chromium(t)
 	bin := Binaries(t)
+	b := webtest.Start(t, chromium) // first: its start is not the count's time
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	broker := StartBroker(t)
@@ -40,7 +41,6 @@ func TestLiveView(t *testing.T) {
 	_, addrs := startCounters(t, bin, env, "a", "b")
 	base := "http://" + addrs[0]
 
-	b := webtest.Start(t, chromium)
 	page := b.NewPage(ctx, t)
 	page.Viewport(ctx, t, 1280, 900, false)
 	page.Navigate(ctx, t, base+"/")

@@ -27,6 +27,7 @@ const nightScale = 0.005
 func TestElectionNight2024(t *testing.T) {
 	chromium := webtest.Chromium(t)
 	bin := Binaries(t)
+	b := webtest.Start(t, chromium) // first: its start is not the count's time
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	broker := StartBroker(t)
@@ -37,7 +38,6 @@ func TestElectionNight2024(t *testing.T) {
 
 	counter := Start(t, "counter", bin.Counter, env.Vars(append(model, "REPLICA_ID=a", "BATCH_MAX_WAIT=200ms")...)...)
 	base := "http://" + counter.MetricsAddr(t)
-	b := webtest.Start(t, chromium)
 	page := b.NewPage(ctx, t)
 	page.Viewport(ctx, t, 1280, 900, false)
 	page.Navigate(ctx, t, base+"/")

@@ -34,7 +34,7 @@ import (
 
 // Timeouts for every wait in this package; none is unbounded.
 const (
-	readyTimeout  = 30 * time.Second
+	readyTimeout  = time.Minute // a first start on a cold disk is slow
 	scrapeTimeout = 30 * time.Second
 	stopTimeout   = 10 * time.Second
 	queryTimeout  = 10 * time.Second

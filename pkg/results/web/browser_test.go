@@ -23,6 +23,7 @@ func TestBrowser(t *testing.T) {
 	if testing.Short() && os.Getenv("CI") == "" {
 		t.Skip("short: no browser")
 	}
+	b := webtest.Start(t, bin) // first: its start is not the test's time
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
@@ -33,7 +34,6 @@ func TestBrowser(t *testing.T) {
 	t.Cleanup(srv.Close)
 	t.Cleanup(h.Close) // before srv.Close: cleanups run last first
 
-	b := webtest.Start(t, bin)
 	page := b.NewPage(ctx, t)
 	page.Viewport(ctx, t, 1280, 900, false)
 	page.Navigate(ctx, t, srv.URL+"/")

@@ -21,6 +21,7 @@ func TestBrowserRefusedPolls(t *testing.T) {
 	if testing.Short() && os.Getenv("CI") == "" {
 		t.Skip("short: no browser")
 	}
+	b := webtest.Start(t, bin) // first: its start is not the test's time
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	e := newElection(t, votegen.Config{Seed: 2024, Scale: 0.0001})
@@ -33,7 +34,6 @@ func TestBrowserRefusedPolls(t *testing.T) {
 	if _, ok := <-taken; !ok {
 		t.Fatal("the one stream allowed ended")
 	}
-	b := webtest.Start(t, bin)
 	page := b.NewPage(ctx, t)
 	page.Navigate(ctx, t, srv.URL+"/")
 	for _, n := range []int64{e.gen.Total() / 4, e.gen.Total()} {

@@ -42,6 +42,9 @@ func Chromium(t testing.TB) string {
 	return ""
 }
 
+// startTimeout bounds Chromium's start.
+const startTimeout = 2 * time.Minute
+
 // Browser is a headless Chromium driven with chromedp.
 type Browser struct {
 	ctx context.Context // chromedp's browser context
@@ -63,14 +66,21 @@ func Start(t testing.TB, bin string) *Browser {
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	b := &Browser{ctx: ctx}
 	// The first Do starts the browser; it lives as long as ctx, so it gets
-	// no timeout of its own: a watchdog cancels a start that hangs.
-	watchdog := time.AfterFunc(30*time.Second, cancel)
+	// no timeout of its own: a watchdog cancels a start that hangs. The
+	// bound is generous: the first start after the machine came up took
+	// 32 s here with 1 s of CPU (it waited, on the disk most likely), and
+	// CI's first starts failed a 30 s bound.
+	began := time.Now()
+	watchdog := time.AfterFunc(startTimeout, cancel)
 	err := chromedp.Do(ctx)
 	watchdog.Stop()
 	if err != nil {
 		cancel()
 		cancelAlloc()
-		t.Fatalf("start chromium: %v\n%s", err, tail(stderr.String(), 4000))
+		t.Fatalf("start chromium: %v (after %s)\n%s", err, time.Since(began).Round(time.Millisecond), tail(stderr.String(), 4000))
+	}
+	if took := time.Since(began); took > 10*time.Second {
+		t.Logf("chromium took %s to start", took.Round(time.Millisecond))
 	}
 	t.Cleanup(func() {
 		// Ask politely, then insist: the allocator kills what is left.
