@@ -44,7 +44,7 @@ func TestBenchSmoke(t *testing.T) {
 	if err := orchestrate(ctx, cfg, &out, &log); err != nil {
 		t.Fatalf("bench: %v\n%s", err, log.String())
 	}
-	for _, want := range []string{"raw read ceiling", "naive producer", "naive counter", "votestream counter", "median rate ratio", "end to end", "latency at 100k votes/s", "broker (kfake)", "200 viewers on /events", "viewers: 200 on /events", "200 viewers on a stand-in server", "viewers on a stand-in:"} {
+	for _, want := range []string{"raw read ceiling", "naive producer", "naive counter", "votestream counter", "median rate ratio", "end to end", "latency at 100k votes/s", "broker (kfake)", "200 viewers on /events", "viewers: 200 on /events", "200 viewers on a stand-in server", "viewers on a stand-in:", "viewers' CPU, in cores"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

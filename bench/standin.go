@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/votestream/votestream/internal/rig"
@@ -27,14 +28,16 @@ import (
 // itself costs this machine (the system calls on loopback, the client)
 // from what votestream adds: once a second one write of the same piece to
 // each viewer, from one goroutine; /results answered by net/http from a
-// body made once, 304 to a matching If-None-Match. It runs as a process
-// of its own (bench stand-in), as the counter does.
+// body made once, 304 to a matching If-None-Match. Its ETag changes once a
+// second, as a count's results do, so that as many answers carry the body
+// as the counter's. It runs as a process of its own (bench stand-in), as
+// the counter does.
 type standIn struct {
 	srv   *http.Server
 	addr  string
-	piece []byte // one gzip event as an HTTP/1.1 chunk
-	body  []byte // /results gzipped
-	etag  string
+	piece []byte        // one gzip event as an HTTP/1.1 chunk
+	body  []byte        // /results gzipped
+	gen   atomic.Uint64 // the ETag's, one more each second
 
 	mu      sync.Mutex
 	viewers []net.Conn
@@ -61,7 +64,7 @@ func newStandIn(t vote.Tally) (*standIn, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &standIn{addr: ln.Addr().String(), piece: chunk(ev.Bytes()), body: gz.Bytes(), etag: `"standin"`, stop: make(chan struct{})}
+	s := &standIn{addr: ln.Addr().String(), piece: chunk(ev.Bytes()), body: gz.Bytes(), stop: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /events", s.events)
 	mux.HandleFunc("GET /results", s.results)
@@ -120,8 +123,9 @@ func (s *standIn) results(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("Vary", "Accept-Encoding")
-	h.Set("ETag", s.etag)
-	if r.Header.Get("If-None-Match") == s.etag {
+	etag := `"standin-` + strconv.FormatUint(s.gen.Load(), 10) + `"`
+	h.Set("ETag", etag)
+	if r.Header.Get("If-None-Match") == etag {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -147,8 +151,9 @@ func (s *standIn) events(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Unlock()
 }
 
-// publish writes the piece to every viewer once a second until close; a
-// viewer that cannot take it within a second is let go.
+// publish writes the piece to every viewer and changes the ETag once a
+// second until close; a viewer that cannot take the piece within a second
+// is let go.
 func (s *standIn) publish() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -158,6 +163,7 @@ func (s *standIn) publish() {
 			return
 		case <-t.C:
 		}
+		s.gen.Add(1)
 		s.mu.Lock()
 		kept := s.viewers[:0]
 		for _, c := range s.viewers {

@@ -11,7 +11,7 @@ import (
 
 // TestStandIn checks that the stand-in serves what the viewers run's
 // client reads: a 200 event stream whose chunks keep coming, and
-// /results with its ETag answered 304.
+// /results with its ETag answered 304, an ETag that changes.
 func TestStandIn(t *testing.T) {
 	want, err := votegen.TrueTotals(votegen.Config{Seed: 1, Scale: 0.0002})
 	if err != nil {
@@ -42,12 +42,25 @@ func TestStandIn(t *testing.T) {
 	if l.polls.Load() == 0 || l.unchanged.Load() == 0 || l.pollErrs.Load() != 0 {
 		t.Errorf("polls %d, %.0f%% 304, %d errors", l.polls.Load(), 100*l.notModified(), l.pollErrs.Load())
 	}
-	res, err := http.Get("http://" + s.addr + "/results")
+	// The ETag changes once a second, as a count's results do.
+	first := standInETag(t, s.addr)
+	for deadline := time.Now().Add(10 * time.Second); standInETag(t, s.addr) == first; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("/results kept ETag %s for 10 s", first)
+		}
+	}
+}
+
+// standInETag is the ETag of a 200 answer to /results.
+func standInETag(t *testing.T, addr string) string {
+	t.Helper()
+	res, err := http.Get("http://" + addr + "/results")
 	if err != nil {
 		t.Fatal(err)
 	}
 	res.Body.Close()
 	if res.StatusCode != 200 || res.Header.Get("ETag") == "" {
-		t.Errorf("/results: %s, ETag %q", res.Status, res.Header.Get("ETag"))
+		t.Fatalf("/results: %s, ETag %q", res.Status, res.Header.Get("ETag"))
 	}
+	return res.Header.Get("ETag")
 }

@@ -496,6 +496,7 @@ type watchedRun struct {
 	report viewerReport
 	polled float64 // /results requests per second
 	same   float64 // the share of them answered 304 Not Modified
+	cpu    cpuUse  // while the count was timed
 }
 
 // countWatched counts topic with a fresh counter while viewers viewers
@@ -534,6 +535,7 @@ func (b *bench) countWatched(ctx context.Context, topic names, scale float64, vi
 	go func() { t, _ := b.waitReady(p, addr); readyc <- t }()
 	from := time.Now()
 	var load *viewerLoad
+	var server *rig.Process
 	if viewers > 0 {
 		target := addr
 		if elsewhere {
@@ -542,7 +544,7 @@ func (b *bench) countWatched(ctx context.Context, topic names, scale float64, vi
 				return w, err
 			}
 			defer func() { _ = s.Stop(10 * time.Second) }()
-			target = saddr
+			target, server = saddr, s
 		}
 		if load, err = connectViewers(ctx, target, viewers); err != nil {
 			return w, err
@@ -557,9 +559,11 @@ func (b *bench) countWatched(ctx context.Context, topic names, scale float64, vi
 		return w, fmt.Errorf("counter not ready:\n%s", rig.Tail(p.Output(), 20))
 	}
 	from = later(from, ready)
+	start := markCPU(p, b.broker, server)
 	if _, err := b.waitExact(ctx, addr, &want, true); err != nil {
 		return w, err
 	}
+	w.cpu = markCPU(p, b.broker, server).since(start)
 	if load != nil {
 		w.polled, w.same = load.pollRateNow(), load.notModified()
 		if n := load.ended(); elsewhere && n > 0 {
@@ -648,8 +652,7 @@ func countedSince(ckpts []checkpoint.State, from time.Time, total int64) (int64,
 // viewerRuns pairs each counter run with the viewers runs after it: the
 // count alone, watched, and with the same load on a stand-in server.
 type viewerRuns struct {
-	alone            []row
-	watched, standIn []watchedRun
+	alone, watched, standIn []watchedRun
 }
 
 func (v *viewerRuns) run(ctx context.Context, b *bench, topic names, scale float64) error {
@@ -673,7 +676,7 @@ func (v *viewerRuns) run(ctx context.Context, b *bench, topic names, scale float
 		"the load on a stand-in: %s votes/s (%.2f), /results %.0f req/s\n",
 		human(alone.row.rate()), human(r.rate()), r.rate()/alone.row.rate(), w.polled, alone.row.rssMiB, r.rssMiB, rep.quantile(0.99).Round(time.Millisecond),
 		human(s.row.rate()), s.row.rate()/alone.row.rate(), s.polled)
-	v.alone = append(v.alone, alone.row)
+	v.alone = append(v.alone, alone)
 	v.watched, v.standIn = append(v.watched, w), append(v.standIn, s)
 	return nil
 }
@@ -682,7 +685,7 @@ func (v *viewerRuns) run(ctx context.Context, b *bench, topic names, scale float
 func (v *viewerRuns) ratios(runs []watchedRun) []float64 {
 	out := make([]float64, len(runs))
 	for j := range runs {
-		out[j] = runs[j].row.rate() / v.alone[j].rate()
+		out[j] = runs[j].row.rate() / v.alone[j].row.rate()
 	}
 	return out
 }
@@ -723,7 +726,7 @@ func (v *viewerRuns) print(w io.Writer) {
 	}
 	ratios := v.ratios(v.watched)
 	i := medianIndex(ratios)
-	med, alone := v.watched[i], v.alone[i]
+	med, alone := v.watched[i], v.alone[i].row
 	rep := med.report
 	perViewer := (med.row.rssMiB - alone.rssMiB) * 1024 / float64(rep.viewers)
 	fmt.Fprintf(w, "viewers: %d on /events and /results at %.0f requests/s (%.0f%% of them 304 Not Modified) during the count: rate ratio to the count alone %s (goal >= 0.90); "+
@@ -740,4 +743,5 @@ func (v *viewerRuns) print(w io.Writer) {
 	fmt.Fprintf(w, "viewers on a stand-in: the same load on a server process that only writes the bytes (/results at %.0f requests/s) left the count at %s of alone, "+
 		"what the load itself costs this machine; watched over stand-in, pair by pair: %s (median %.2f)\n",
 		v.standIn[medianIndex(standIn)].polled, joinRatios(standIn), joinRatios(kept), kept[medianIndex(kept)])
+	v.printCPU(w)
 }
