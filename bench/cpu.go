@@ -101,33 +101,40 @@ func cores() int {
 }
 
 // printCPU says where the CPU went in the viewers runs, each figure the
-// median over the pairs. Serving cost the counter what it used beyond
-// what its count alone used per vote, at the watched count's rate.
+// median over the pairs. What serving cost the counter is what it used
+// beyond counting: its CPU per vote in the stand-in's run, where the same
+// load ran beside it, times its watched rate.
 func (v *viewerRuns) printCPU(w io.Writer) {
 	if len(v.watched) == 0 || v.watched[0].cpu.busy+v.watched[0].cpu.idle == 0 {
 		return // no /proc/stat here
 	}
-	med := func(f func(j int) float64) float64 {
-		x := make([]float64, len(v.watched))
-		for j := range x {
-			x[j] = f(j)
+	kinds := [][]watchedRun{v.alone, v.watched, v.standIn}
+	med := func(runs []watchedRun, f func(j int, r watchedRun) float64) float64 {
+		x := make([]float64, len(runs))
+		for j, r := range runs {
+			x[j] = f(j, r)
 		}
 		slices.Sort(x)
 		return x[(len(x)-1)/2]
 	}
-	serving := func(j int) float64 {
-		a, wr := v.alone[j], v.watched[j]
-		perVote := a.cpu.counter / max(a.row.rate(), 1)
-		return wr.cpu.counter - perVote*wr.row.rate()
+	// each is one figure of the three kinds of run, as "alone / watched / stand-in".
+	each := func(f func(r watchedRun) float64) string {
+		out := make([]string, len(kinds))
+		for k, runs := range kinds {
+			out[k] = fmt.Sprintf("%.2f", med(runs, func(_ int, r watchedRun) float64 { return f(r) }))
+		}
+		return strings.Join(out, " / ")
 	}
-	fmt.Fprintf(w, "viewers' CPU, in cores of this machine's %d, median of %d pairs: idle %.2f alone, %.2f watched, %.2f with the stand-in (stolen %.2f alone); "+
-		"the counter used %.2f alone and %.2f watched, %.2f of it serving beyond its count's own; the stand-in server used %.2f; "+
-		"the client (viewers and pollers) used %.2f watched, %.2f with the stand-in; the broker %.2f alone, %.2f watched\n",
-		cores(), len(v.watched),
-		med(func(j int) float64 { return v.alone[j].cpu.idle }), med(func(j int) float64 { return v.watched[j].cpu.idle }),
-		med(func(j int) float64 { return v.standIn[j].cpu.idle }), med(func(j int) float64 { return v.alone[j].cpu.steal }),
-		med(func(j int) float64 { return v.alone[j].cpu.counter }), med(func(j int) float64 { return v.watched[j].cpu.counter }),
-		med(serving), med(func(j int) float64 { return v.standIn[j].cpu.server }),
-		med(func(j int) float64 { return v.watched[j].cpu.client }), med(func(j int) float64 { return v.standIn[j].cpu.client }),
-		med(func(j int) float64 { return v.alone[j].cpu.broker }), med(func(j int) float64 { return v.watched[j].cpu.broker }))
+	perVote := func(r watchedRun) float64 { return 1e6 * r.cpu.counter / max(r.row.rate(), 1) }
+	serving := med(v.watched, func(j int, r watchedRun) float64 {
+		return r.cpu.counter - perVote(v.standIn[j])/1e6*r.row.rate()
+	})
+	server := med(v.standIn, func(_ int, r watchedRun) float64 { return r.cpu.server })
+	fmt.Fprintf(w, "viewers' CPU, in cores of this machine's %d, median of %d pairs, alone / watched / stand-in: machine idle %s, stolen %s; "+
+		"counter %s (%s µs per vote counted); broker %s; client (viewers and pollers) %s; "+
+		"serving the load took the stand-in server %.2f and votestream's counter %.2f (its CPU beyond counting at the stand-in run's µs per vote)\n",
+		cores(), len(v.watched), each(func(r watchedRun) float64 { return r.cpu.idle }), each(func(r watchedRun) float64 { return r.cpu.steal }),
+		each(func(r watchedRun) float64 { return r.cpu.counter }), each(perVote),
+		each(func(r watchedRun) float64 { return r.cpu.broker }), each(func(r watchedRun) float64 { return r.cpu.client }),
+		server, serving)
 }
