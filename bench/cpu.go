@@ -3,9 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -19,29 +17,25 @@ import (
 // the counter, the broker, the server of the load (the stand-in's) and
 // the client (this process: viewers and pollers) used.
 
-// clockTicks is USER_HZ, the unit of /proc/stat: 100 on every Linux
-// architecture Go supports.
-const clockTicks = 100
-
 // cpuMark is the CPU used so far, by the machine and by the processes.
 type cpuMark struct {
-	at                time.Time
-	busy, idle, steal float64 // the machine's CPU seconds, all cores
-	procs             [3]float64
-	client            float64
+	at      time.Time
+	machine rig.MachineCPU
+	procs   [3]float64 // counter, broker, server
+	client  float64
 }
 
 // cpuUse is a window's CPU, in cores: CPU seconds per second.
 type cpuUse struct {
-	busy, idle, steal               float64 // the machine's
+	cores                           int // the machine's; 0 if unknown
+	busy, idle, steal               float64
 	counter, broker, server, client float64
 }
 
-// markCPU reads the CPU used so far by the machine (zero where there is no
-// /proc/stat) and by counter, broker and server (any may be nil).
+// markCPU reads the CPU used so far by the machine and by counter, broker
+// and server (any may be nil).
 func markCPU(counter, broker, server *rig.Process) cpuMark {
-	m := cpuMark{at: time.Now()}
-	m.busy, m.idle, m.steal, _ = machineCPU()
+	m := cpuMark{at: time.Now(), machine: rig.ReadMachineCPU()}
 	for i, p := range []*rig.Process{counter, broker, server} {
 		if p != nil {
 			m.procs[i] = p.CPUNow()
@@ -62,42 +56,12 @@ func (m cpuMark) since(start cpuMark) cpuUse {
 	}
 	per := func(a, b float64) float64 { return (a - b) / s }
 	return cpuUse{
-		busy: per(m.busy, start.busy), idle: per(m.idle, start.idle), steal: per(m.steal, start.steal),
+		cores: m.machine.Cores,
+		busy:  per(m.machine.Busy, start.machine.Busy), idle: per(m.machine.Idle, start.machine.Idle),
+		steal:   per(m.machine.Steal, start.machine.Steal),
 		counter: per(m.procs[0], start.procs[0]), broker: per(m.procs[1], start.procs[1]),
 		server: per(m.procs[2], start.procs[2]), client: per(m.client, start.client),
 	}
-}
-
-// machineCPU is the machine's busy, idle (with I/O wait) and stolen CPU
-// seconds since boot, from the first line of /proc/stat: user nice system
-// idle iowait irq softirq steal (guest time is in user already); and how
-// many cores they are of, one "cpuN" line each.
-func machineCPU() (busy, idle, steal float64, cores int) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0, 0, 0
-	}
-	lines := strings.Split(string(b), "\n")
-	f := strings.Fields(lines[0])
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0, 0, 0, 0
-	}
-	var t [8]float64
-	for i := range t {
-		t[i], _ = strconv.ParseFloat(f[i+1], 64)
-		t[i] /= clockTicks
-	}
-	for _, l := range lines[1:] {
-		if strings.HasPrefix(l, "cpu") {
-			cores++
-		}
-	}
-	return t[0] + t[1] + t[2] + t[5] + t[6], t[3] + t[4], t[7], cores
-}
-
-func cores() int {
-	_, _, _, n := machineCPU()
-	return n
 }
 
 // printCPU says where the CPU went in the viewers runs, each figure the
@@ -105,7 +69,7 @@ func cores() int {
 // beyond counting: its CPU per vote in the stand-in's run, where the same
 // load ran beside it, times its watched rate.
 func (v *viewerRuns) printCPU(w io.Writer) {
-	if len(v.watched) == 0 || v.watched[0].cpu.busy+v.watched[0].cpu.idle == 0 {
+	if len(v.watched) == 0 || v.watched[0].cpu.cores == 0 {
 		return // no /proc/stat here
 	}
 	kinds := [][]watchedRun{v.alone, v.watched, v.standIn}
@@ -125,16 +89,16 @@ func (v *viewerRuns) printCPU(w io.Writer) {
 		}
 		return strings.Join(out, " / ")
 	}
-	perVote := func(r watchedRun) float64 { return 1e6 * r.cpu.counter / max(r.row.rate(), 1) }
+	perVote := func(r watchedRun) float64 { return r.cpu.counter / max(r.row.rate(), 1) } // seconds
 	serving := med(v.watched, func(j int, r watchedRun) float64 {
-		return r.cpu.counter - perVote(v.standIn[j])/1e6*r.row.rate()
+		return r.cpu.counter - perVote(v.standIn[j])*r.row.rate()
 	})
 	server := med(v.standIn, func(_ int, r watchedRun) float64 { return r.cpu.server })
 	fmt.Fprintf(w, "viewers' CPU, in cores of this machine's %d, median of %d pairs, alone / watched / stand-in: machine idle %s, stolen %s; "+
 		"counter %s (%s µs per vote counted); broker %s; client (viewers and pollers) %s; "+
 		"serving the load took the stand-in server %.2f and votestream's counter %.2f (its CPU beyond counting at the stand-in run's µs per vote)\n",
-		cores(), len(v.watched), each(func(r watchedRun) float64 { return r.cpu.idle }), each(func(r watchedRun) float64 { return r.cpu.steal }),
-		each(func(r watchedRun) float64 { return r.cpu.counter }), each(perVote),
+		v.watched[0].cpu.cores, len(v.watched), each(func(r watchedRun) float64 { return r.cpu.idle }), each(func(r watchedRun) float64 { return r.cpu.steal }),
+		each(func(r watchedRun) float64 { return r.cpu.counter }), each(func(r watchedRun) float64 { return 1e6 * perVote(r) }),
 		each(func(r watchedRun) float64 { return r.cpu.broker }), each(func(r watchedRun) float64 { return r.cpu.client }),
 		server, serving)
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on
+// clockTicks is USER_HZ, the unit of /proc/stat and /proc/<pid>/stat: 100 on
 // every Linux architecture Go supports.
 const clockTicks = 100
 
@@ -94,4 +94,37 @@ func statTicks(pid int) float64 {
 		t += n
 	}
 	return t
+}
+
+// MachineCPU is the machine's CPU time since boot, in seconds over all its
+// cores, from the first line of /proc/stat (user nice system idle iowait
+// irq softirq steal; guest time is in user already).
+type MachineCPU struct {
+	Busy, Idle, Steal float64 // Idle counts I/O wait too
+	Cores             int     // how many cores: one "cpuN" line each
+}
+
+// ReadMachineCPU reads MachineCPU; it is zero where there is no /proc/stat.
+func ReadMachineCPU() MachineCPU {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return MachineCPU{}
+	}
+	lines := strings.Split(string(b), "\n")
+	f := strings.Fields(lines[0])
+	if len(f) < 9 || f[0] != "cpu" {
+		return MachineCPU{}
+	}
+	var t [8]float64
+	for i := range t {
+		t[i], _ = strconv.ParseFloat(f[i+1], 64)
+		t[i] /= clockTicks
+	}
+	m := MachineCPU{Busy: t[0] + t[1] + t[2] + t[5] + t[6], Idle: t[3] + t[4], Steal: t[7]}
+	for _, l := range lines[1:] {
+		if strings.HasPrefix(l, "cpu") {
+			m.Cores++
+		}
+	}
+	return m
 }
