@@ -298,6 +298,8 @@ func (l *viewerLoad) startPolling(rate int) {
 					_, err = io.Copy(io.Discard, res.Body)
 					res.Body.Close()
 					switch {
+					case err != nil && l.stopping():
+						return // close cut the body short: no error of the server's
 					case err != nil:
 						l.pollErrs.Add(1)
 					case res.StatusCode == http.StatusOK:
@@ -318,6 +320,16 @@ func (l *viewerLoad) startPolling(rate int) {
 				}
 			}
 		})
+	}
+}
+
+// stopping reports whether close has begun.
+func (l *viewerLoad) stopping() bool {
+	select {
+	case <-l.stop:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -352,10 +364,8 @@ func (l *viewerLoad) pollRateNow() float64 {
 }
 
 func (l *viewerLoad) close() {
-	select {
-	case <-l.stop:
+	if l.stopping() {
 		return
-	default:
 	}
 	close(l.stop)
 	for _, v := range append(l.viewers, l.monitor) {
