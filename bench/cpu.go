@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -78,8 +77,7 @@ func (v *viewerRuns) printCPU(w io.Writer) {
 		for j, r := range runs {
 			x[j] = f(j, r)
 		}
-		slices.Sort(x)
-		return x[(len(x)-1)/2]
+		return median(x)
 	}
 	// each is one figure of the three kinds of run, as "alone / watched / stand-in".
 	each := func(f func(r watchedRun) float64) string {
