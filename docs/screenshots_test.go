@@ -108,6 +108,9 @@ func TestScreenshots(t *testing.T) {
 	}
 	t.Setenv("SCREENSHOT_DIR", images)
 	page.ScreenshotOf(ctx, t, "document.documentElement", 0.75, "live-page-2024-midway.png")
+	// The README's picture: the same page without the table of states.
+	page.Eval(ctx, t, `document.getElementById("st-title").closest("section").hidden = true`)
+	page.ScreenshotOf(ctx, t, "document.documentElement", 0.75, "live-page-2024-midway-top.png")
 
 	table := lastTable(t, run, r.Counted)
 	doc := filepath.Join(t.TempDir(), "table.html")
