@@ -177,14 +177,38 @@ func Slug(heading string) string {
 
 func TestSlug(t *testing.T) {
 	for heading, want := range map[string]string{
-		"Election night 2024: `ELECTION=2024`":              "election-night-2024-election2024",
+		"Election night 2024: `ELECTION=2024`":                "election-night-2024-election2024",
 		"Beside Spark and Kafka Streams (`make bench-peers`)": "beside-spark-and-kafka-streams-make-bench-peers",
-		"What fails, and how it says so":                     "what-fails-and-how-it-says-so",
+		"What fails, and how it says so":                      "what-fails-and-how-it-says-so",
 		"See [design](design.md) — why":                       "see-design--why",
 	} {
 		if got := Slug(heading); got != want {
 			t.Errorf("Slug(%q) = %q, want %q", heading, got, want)
 		}
+	}
+}
+
+// TestLinkReader checks the reader on a text with every kind of link, and
+// the anchors GitHub gives repeated and decorated headings.
+func TestLinkReader(t *testing.T) {
+	text := "# Top\n\nSee [a](a.md#x-y), ![pic](images/p.png \"t\") and `[not](code.md)`.\n" +
+		"```\n[not](fenced.md)\n```\n[ref]: ../b.md\n<img src=\"c.png\" alt=\"\">\n## X y\n## X y\n"
+	var got []string
+	for _, l := range links(text) {
+		got = append(got, fmt.Sprintf("%s %v", l.target, l.image))
+	}
+	want := []string{"a.md#x-y false", "images/p.png true", "../b.md false", "c.png true"}
+	if !slices.Equal(got, want) {
+		t.Errorf("links: got %q, want %q", got, want)
+	}
+	a := anchors(text)
+	for _, name := range []string{"top", "x-y", "x-y-1"} {
+		if !a[name] {
+			t.Errorf("anchors: no %q in %v", name, a)
+		}
+	}
+	if a["not"] || len(a) != 3 {
+		t.Errorf("anchors: %v", a)
 	}
 }
 
@@ -262,7 +286,8 @@ func TestImages(t *testing.T) {
 				continue
 			}
 			path := filepath.Clean(filepath.Join(filepath.Dir(page), l.target))
-			used[path] = true
+			abs, _ := filepath.Abs(path)
+			used[abs] = true
 			fi, err := os.Stat(path)
 			switch {
 			case err != nil:
@@ -279,7 +304,7 @@ func TestImages(t *testing.T) {
 	}
 	files, _ := filepath.Glob("images/*.png")
 	for _, f := range files {
-		if !used[filepath.Clean(f)] {
+		if abs, _ := filepath.Abs(f); !used[abs] {
 			t.Errorf("%s: shown by no page", f)
 		}
 	}
