@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/webtest"
 	"github.com/votestream/votestream/pkg/results"
-	"github.com/votestream/votestream/pkg/results/web/webtest"
 )
 
 var (
