@@ -18,10 +18,14 @@ import (
 
 // Kafka is how a service reaches the cluster and which topics it uses.
 type Kafka struct {
-	Brokers           []string      `env:"KAFKA_BROKERS" envDefault:"localhost:9092" envSeparator:","`
-	Topic             string        `env:"KAFKA_TOPIC" envDefault:"votes"`
-	CheckpointTopic   string        `env:"KAFKA_CHECKPOINT_TOPIC" envDefault:"votes.checkpoints"`
-	DLQTopic          string        `env:"KAFKA_DLQ_TOPIC" envDefault:"votes.dlq"`
+	Brokers []string `env:"KAFKA_BROKERS" envDefault:"localhost:9092" envSeparator:","`
+	Topic   string   `env:"KAFKA_TOPIC" envDefault:"votes"`
+	// CheckpointTopic and DLQTopic default to KAFKA_TOPIC's name with
+	// ".checkpoints" and ".dlq" (see deriveTopics): each votes topic gets
+	// checkpoints of its own, so a new election's topic never starts from
+	// another's checkpoints.
+	CheckpointTopic   string        `env:"KAFKA_CHECKPOINT_TOPIC"`
+	DLQTopic          string        `env:"KAFKA_DLQ_TOPIC"`
 	Partitions        int           `env:"KAFKA_PARTITIONS" envDefault:"12"`
 	ReplicationFactor int           `env:"KAFKA_REPLICATION_FACTOR" envDefault:"1"`
 	CreateTopics      bool          `env:"KAFKA_CREATE_TOPICS" envDefault:"true"`
@@ -236,7 +240,31 @@ func Parse(cfg Validator, environ []string) error {
 		return explain(cfg, err)
 	}
 	clearEmpty(reflect.ValueOf(cfg).Elem(), vars)
+	deriveTopics(reflect.ValueOf(cfg).Elem(), vars)
 	return cfg.Validate()
+}
+
+// Suffixes of the topic names derived from KAFKA_TOPIC.
+const (
+	CheckpointSuffix = ".checkpoints"
+	DLQSuffix        = ".dlq"
+)
+
+// deriveTopics names the checkpoint and dead-letter topics after the votes
+// topic when their variables are not set (set but empty stays an error).
+func deriveTopics(v reflect.Value, vars map[string]string) {
+	for i := 0; i < v.NumField(); i++ {
+		k, ok := v.Field(i).Addr().Interface().(*Kafka)
+		if !ok {
+			continue
+		}
+		if _, set := vars["KAFKA_CHECKPOINT_TOPIC"]; !set {
+			k.CheckpointTopic = k.Topic + CheckpointSuffix
+		}
+		if _, set := vars["KAFKA_DLQ_TOPIC"]; !set {
+			k.DLQTopic = k.Topic + DLQSuffix
+		}
+	}
 }
 
 // clearEmpty zeroes the fields whose variable is set but empty, which env
