@@ -114,6 +114,30 @@ const (
 // ErrCorrupt is returned for bytes that are not a checkpoint.
 var ErrCorrupt = errors.New("corrupt checkpoint")
 
+// ErrForeign is a checkpoint that does not count the votes topic asked
+// about: none of its totals, offsets or sequences apply to it.
+var ErrForeign = errors.New("checkpoint of another votes topic")
+
+// Covers returns nil if s counts votes topic topic, of id id (zero when
+// unknown), or an error wrapping ErrForeign that says why not: another
+// topic's name, or the same name with another id (a topic deleted and
+// made again). A checkpoint that names no topic (versions 1 and 2, written
+// before checkpoints did) counts topic only when untagged says so; a
+// checkpoint written without the id is taken on its name.
+func (s *State) Covers(topic string, id [16]byte, untagged bool) error {
+	switch {
+	case s.Topic == "" && !untagged:
+		return fmt.Errorf("%w: it names no topic (written before checkpoints did) and is not in %s's default checkpoint topic", ErrForeign, topic)
+	case s.Topic == "":
+		return nil
+	case s.Topic != topic:
+		return fmt.Errorf("%w: it counts topic %q, not %q", ErrForeign, s.Topic, topic)
+	case s.TopicID != [16]byte{} && id != [16]byte{} && s.TopicID != id:
+		return fmt.Errorf("%w: it counts an earlier topic %q (id %x, now %x), deleted and made again", ErrForeign, topic, s.TopicID, id)
+	}
+	return nil
+}
+
 // AppendBinary appends the checkpoint's encoding to dst: a magic, a version,
 // then varints. Every cell of the tally is written, so a checkpoint is a
 // few kilobytes whatever the count.

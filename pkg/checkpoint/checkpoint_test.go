@@ -405,3 +405,32 @@ func TestCountProducerBounds(t *testing.T) {
 		t.Errorf("checkpoint with every producer bound reached is %d bytes, want under 32 KiB", len(b))
 	}
 }
+
+// TestCovers checks which checkpoints count a votes topic: those naming
+// it (with its id, or without one), and those naming none only where
+// untagged checkpoints are trusted.
+func TestCovers(t *testing.T) {
+	id, other := [16]byte{1}, [16]byte{2}
+	tests := []struct {
+		name     string
+		s        checkpoint.State
+		untagged bool
+		want     bool
+	}{
+		{"same topic and id", checkpoint.State{Topic: "votes", TopicID: id}, false, true},
+		{"same topic, written without id", checkpoint.State{Topic: "votes"}, false, true},
+		{"another topic", checkpoint.State{Topic: "votes1", TopicID: id}, true, false},
+		{"same name, topic made again", checkpoint.State{Topic: "votes", TopicID: other}, true, false},
+		{"untagged, trusted", checkpoint.State{}, true, true},
+		{"untagged, not trusted", checkpoint.State{}, false, false},
+	}
+	for _, tt := range tests {
+		err := tt.s.Covers("votes", id, tt.untagged)
+		if (err == nil) != tt.want || (err != nil && !errors.Is(err, checkpoint.ErrForeign)) {
+			t.Errorf("%s: Covers = %v, want covered %v", tt.name, err, tt.want)
+		}
+	}
+	if err := (&checkpoint.State{Topic: "votes", TopicID: id}).Covers("votes", [16]byte{}, false); err != nil {
+		t.Errorf("id unknown now: %v, want covered", err)
+	}
+}
