@@ -272,7 +272,7 @@ func (c *counter) read(ctx context.Context, p *partition, signals batchSignals, 
 		if err == nil || ctx.Err() != nil {
 			return
 		}
-		c.readers.stop(p.id, err)
+		c.readers.stop(ctx, p.id, err)
 		if kafkaio.Sleep(ctx, b.Next()) != nil {
 			return
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -43,10 +44,14 @@ func (r *readers) join(joined bool) {
 	r.ready(r.joined && len(r.stopped) == 0)
 }
 
-// stop marks partition p's reader stopped by err.
-func (r *readers) stop(p int, err error) {
+// stop marks partition p's reader stopped by err, unless its generation
+// (ctx) has ended: forget may have dropped p already.
+func (r *readers) stop(ctx context.Context, p int, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if ctx.Err() != nil {
+		return
+	}
 	if msg := err.Error(); r.stopped[p] != msg {
 		r.log.Error("partition reader stopped: the partition is not counted until it reads again", "partition", p, "err", err)
 		r.stopped[p] = msg
