@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/pkg/checkpoint"
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
@@ -50,6 +51,7 @@ func TestKafkaExactness(t *testing.T) {
 	t.Run("keys, bounds and new partitions", x.keysAndPartitions)
 	t.Run("records deleted before counted", x.deletedRecords)
 	t.Run("transactions", x.transactions)
+	t.Run("restoring checkpoints", x.restoring)
 }
 
 // exactScale is a tiny election: a few thousand votes.
@@ -309,6 +311,56 @@ func (x *exactRig) transactions(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	x.stop(c)
+}
+
+// restoring: on the transactions' topic, a checkpoint written before
+// checkpoints named their topic is restored from the default checkpoint
+// topic; a checkpoint of another partition stops the counter in one line.
+func (x *exactRig) restoring(t *testing.T) {
+	x.t = t
+	topic := "exact-txn-" + x.id
+	ctx := x.ctx()
+	// Version 2: the same bytes without the topic and its id. It says
+	// partition 1 (still empty) counted five votes.
+	old := checkpoint.State{Partition: 1, Owner: "an earlier counter"}
+	var want vote.Tally
+	for range 3 {
+		addExactVote(&want)
+	}
+	for range 5 {
+		addExactVote(&old.Tally)
+		addExactVote(&want)
+	}
+	b, err := old.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = b[:len(b)-1-16]
+	b[4] = 2
+	x.writeCheckpoint(ctx, topic, 1, b)
+	c, _ := x.count(topic, "", 4, &want)
+	x.stop(c)
+
+	wrong := checkpoint.State{Topic: topic, Partition: 3}
+	if b, err = wrong.MarshalBinary(); err != nil {
+		t.Fatal(err)
+	}
+	x.writeCheckpoint(ctx, topic, 2, b)
+	c = Start(t, "counter-"+topic, x.bin.Counter, x.vars(topic, "")...)
+	if err := c.Wait(time.Minute); err == nil || !strings.Contains(c.Output(), "is for partition 3: corrupt checkpoint") {
+		t.Errorf("a checkpoint of partition 3 in partition 2: exit %v, want an error saying so\n%s", err, rig.Tail(c.Output(), 20))
+	}
+	if n := strings.Count(c.Output(), "load checkpoint failed, retrying"); n > 0 {
+		t.Errorf("the corrupt checkpoint was retried %d times", n)
+	}
+}
+
+// writeCheckpoint writes b as the last checkpoint of topic's partition p.
+func (x *exactRig) writeCheckpoint(ctx context.Context, topic string, p int, b []byte) {
+	x.t.Helper()
+	if err := x.admin.ProduceMessages(ctx, topic+config.CheckpointSuffix, p, 0, []kafkaio.Message{{Key: []byte("partition"), Value: b, Time: time.Now()}}); err != nil {
+		x.t.Fatal(err)
+	}
 }
 
 // exactKafka is the services' Kafka settings on topic, as the tests use
