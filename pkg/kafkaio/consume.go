@@ -170,17 +170,26 @@ func (f *Fetch) skip(b protocol.RecordReader, producer int64) {
 }
 
 // drain releases the records nobody read back to kafka-go's page pool.
+// It moves Last by nothing: Consume goes on after what fn read.
 func (f *Fetch) drain() {
-	for f.err == nil && (f.cur != nil || f.nextBatch()) {
-		r, err := f.cur.ReadRecord()
+	if f.cur != nil {
+		closeAll(f.cur)
+	}
+	for _, b := range f.batches[min(f.next, len(f.batches)):] {
+		closeAll(b)
+	}
+	f.batches, f.cur = nil, nil
+}
+
+func closeAll(b protocol.RecordReader) {
+	for {
+		r, err := b.ReadRecord()
 		if err != nil {
-			f.cur = nil
-			continue
+			return
 		}
 		closeBytes(r.Key)
 		closeBytes(r.Value)
 	}
-	f.batches, f.cur = nil, nil
 }
 
 // Err is the error that ended Next early, if any.
