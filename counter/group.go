@@ -60,7 +60,7 @@ func (c *counter) generation(ctx context.Context, gen *kafkaio.Generation) error
 	defer stopReaders()
 	r.stop = stopReaders
 	for _, p := range parts {
-		r.readers.Go(func() { c.read(readCtx, p, r.signals, &r.pending, r.fail) })
+		r.readers.Go(func() { c.keepReading(readCtx, p, r.signals, &r.pending, r.fail) })
 	}
 	return c.batches(ctx, r)
 }
@@ -257,14 +257,13 @@ func (c *counter) refreshEnds(ctx context.Context, parts []*partition) {
 // faster from the local broker.
 const fetchMaxBytes = 256 << 10
 
-// read counts one partition's records from its checkpointed offset on, a
-// whole fetch at a time. A read that fails for good (see readers) is tried
-// again from the same offset, at most every readRetryMax: never past a
-// record not counted.
-func (c *counter) read(ctx context.Context, p *partition, signals batchSignals, pending *atomic.Int64, fail func(error)) {
+// keepReading reads partition p until ctx ends. A read that fails for good
+// (see readers) is tried again from the same offset, at most every
+// readRetryMax: never past a record not counted.
+func (c *counter) keepReading(ctx context.Context, p *partition, signals batchSignals, pending *atomic.Int64, fail func(error)) {
 	b := kafkaio.Backoff{Min: time.Second, Max: readRetryMax}
 	for {
-		err := c.readFrom(ctx, p, signals, pending)
+		err := c.read(ctx, p, signals, pending)
 		if kafkaio.IsAuth(err) {
 			fail(err)
 			return
@@ -282,8 +281,9 @@ func (c *counter) read(ctx context.Context, p *partition, signals batchSignals, 
 // readRetryMax bounds the wait between attempts of a stopped reader.
 const readRetryMax = 30 * time.Second
 
-// readFrom is one Consume of partition p from its current offset.
-func (c *counter) readFrom(ctx context.Context, p *partition, signals batchSignals, pending *atomic.Int64) error {
+// read counts one partition's records from its checkpointed offset on, a
+// whole fetch at a time, until ctx ends or a fetch fails.
+func (c *counter) read(ctx context.Context, p *partition, signals batchSignals, pending *atomic.Int64) error {
 	p.mu.Lock()
 	offset := p.state.Offset
 	p.mu.Unlock()
