@@ -238,6 +238,41 @@ func TestCompose(t *testing.T) {
 		}
 	})
 
+	t.Run("restart policies", func(t *testing.T) {
+		// Back after a reboot: Redpanda, and a counter that exits 0 on
+		// SIGTERM. The producer exits 0 when done and must stay down then.
+		for name, want := range map[string]string{"redpanda": "unless-stopped", "counter": "unless-stopped", "producer": "on-failure"} {
+			if got := project.Services[name].Restart; got != want {
+				t.Errorf("%s: restart %q, want %q", name, got, want)
+			}
+		}
+	})
+
+	t.Run("header comment", func(t *testing.T) {
+		b, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var header []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(l, "#") {
+				break
+			}
+			header = append(header, l)
+		}
+		text := strings.Join(header, "\n")
+		for _, path := range regexp.MustCompile(`[\w./-]+\.(?:md|go|yml|yaml)\b`).FindAllString(text, -1) {
+			if _, err := os.Stat(filepath.Join(root, path)); err != nil {
+				t.Errorf("the header cites %s: %v", path, err)
+			}
+		}
+		for _, l := range header {
+			if strings.Contains(l, "--scale counter=") && !strings.Contains(l, "--no-recreate") {
+				t.Errorf("header: %q: without --no-recreate, scaling restarts the running counters", l)
+			}
+		}
+	})
+
 	t.Run("prometheus discovers the services", func(t *testing.T) {
 		var cfg struct {
 			ScrapeConfigs []struct {
