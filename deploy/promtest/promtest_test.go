@@ -274,6 +274,8 @@ func TestSubstitute(t *testing.T) {
 		{"increase(x[$__range])", "increase(x[5m])"},
 		{"x / $__range_s", "x / 300"},
 		{"avg_over_time(x[$__interval])", "avg_over_time(x[15s])"},
+		{`x{namespace="$namespace"}`, `x{namespace="votestream"}`},
+		{`x{namespace="${namespace}"}`, `x{namespace="votestream"}`},
 	} {
 		if got := promtest.Substitute(tc.in); got != tc.want {
 			t.Errorf("Substitute(%q): got %q, want %q", tc.in, got, tc.want)
