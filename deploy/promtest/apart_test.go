@@ -100,7 +100,7 @@ func deployment(ns string) []series {
 		}
 		for _, v := range []struct {
 			cand, state, age string
-			per             float64
+			per              float64
 		}{
 			{"Kamala Harris", "California", "18-25", pick(30, 7)},
 			{"Donald J. Trump", "California", "60+", pick(10, 9)},
