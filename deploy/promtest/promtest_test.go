@@ -331,7 +331,7 @@ func TestDashboardDisplay(t *testing.T) {
 		if d := p.FieldConfig.Defaults; d.Unit == "clocks" {
 			clocks++
 			if d.Decimals == nil || *d.Decimals < 1 {
-				t.Errorf("panel %q: unit clocks with decimals %v shows the hour alone; want 1 (hours and minutes)", p.Title, d.Decimals)
+				t.Errorf("panel %q: unit clocks without decimals shows the hour alone; want decimals 1 (hours and minutes)", p.Title)
 			}
 		}
 	}
