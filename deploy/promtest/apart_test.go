@@ -1,9 +1,12 @@
 package promtest_test
 
 import (
+	"context"
 	"fmt"
 	"math"
+	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -358,4 +361,74 @@ func TestDeploymentsApart(t *testing.T) {
 			t.Errorf("Counter replicas: got %v, want prod's 2", got)
 		}
 	})
+}
+
+// TestAnnotationScrapeLabels runs the annotation scrape job that
+// docs/kubernetes.md gives, with file discovery standing in for
+// Kubernetes' (the same __meta_kubernetes_* labels): the targets get the
+// labels the rules read, and the `up` rules see one counter up and one
+// down, in their namespace.
+func TestAnnotationScrapeLabels(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/kubernetes.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, job, ok := strings.Cut(string(doc), "```yaml\n- job_name: kubernetes-pods\n")
+	job, _, _ = strings.Cut(job, "```")
+	const k8sSD = "kubernetes_sd_configs: [{role: pod}]"
+	if !ok || !strings.Contains(job, k8sSD) {
+		t.Fatal("docs/kubernetes.md: no kubernetes-pods job with " + k8sSD)
+	}
+	upAddr := serve(t, func(int) string { return "votestream_counter_partitions_owned 6\n" })
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	downAddr := l.Addr().String()
+	l.Close() // nothing listens: its scrapes fail
+	pod := func(addr, name string) string {
+		// Discovery gives the pod IP with a container port; the annotation
+		// names the metrics port.
+		host, port, _ := net.SplitHostPort(addr)
+		return fmt.Sprintf(`{"targets": [%q], "labels": {
+			"__meta_kubernetes_pod_annotation_prometheus_io_scrape": "true",
+			"__meta_kubernetes_pod_annotation_prometheus_io_port": %q,
+			"__meta_kubernetes_pod_label_app_kubernetes_io_name": "counter",
+			"__meta_kubernetes_namespace": "prod",
+			"__meta_kubernetes_pod_name": %q}}`, host+":1", port, name)
+	}
+	sd := filepath.Join(t.TempDir(), "pods.json")
+	if err := os.WriteFile(sd, []byte("["+pod(upAddr, "counter-up")+","+pod(downAddr, "counter-down")+"]"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	job = strings.Replace(job, k8sSD, fmt.Sprintf("file_sd_configs: [{files: [%q]}]", sd), 1)
+	// StartJobs takes the items of scrape_configs indented by 2.
+	items := "  - job_name: kubernetes-pods\n" + strings.ReplaceAll("  "+strings.TrimSuffix(job, "\n"), "\n", "\n  ") + "\n"
+	p := promtest.StartJobs(t, items, []string{upAddr})
+	if _, err := p.WaitForData(context.Background(), `up{pod="counter-down"} == 0`, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	rules := alertRules(t)
+	for _, tc := range []struct {
+		alert string
+		want  []string // pods it names
+	}{
+		{"VotestreamCounterDown", []string{"counter-down"}},
+		{"VotestreamNoCounter", nil},
+	} {
+		samples, err := p.QueryVector(rules[tc.alert])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pods []string
+		for _, s := range samples {
+			if s.Labels["namespace"] != "prod" {
+				t.Errorf("%s: %v has no namespace prod", tc.alert, s.Labels)
+			}
+			pods = append(pods, s.Labels["pod"])
+		}
+		if tc.want == nil && len(samples) > 0 || tc.want != nil && !slices.Equal(pods, tc.want) {
+			t.Errorf("%s: got %v, want pods %v", tc.alert, samples, tc.want)
+		}
+	}
 }

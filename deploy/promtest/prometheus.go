@@ -195,8 +195,11 @@ func start(t testing.TB, bin, config, data string, targets []string) (*Prometheu
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("run %s: %w", bin, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited closes when Prometheus has exited, with waitErr set: closed,
+	// not sent on, so that both waitReady and stop see it.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 
 	stop := func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -213,7 +216,7 @@ func start(t testing.TB, bin, config, data string, targets []string) (*Prometheu
 		targets: targets,
 		client:  &http.Client{Timeout: queryTimeout},
 	}
-	if err := p.waitReady(exited); err != nil {
+	if err := p.waitReady(exited, func() error { return waitErr }); err != nil {
 		stop()
 		return nil, fmt.Errorf("%w\n%s", err, log.String())
 	}
@@ -248,12 +251,12 @@ func freeAddr() (string, error) {
 
 // waitReady polls /-/ready until Prometheus answers 200, exits, or
 // readyTimeout passes.
-func (p *Prometheus) waitReady(exited <-chan error) error {
+func (p *Prometheus) waitReady(exited <-chan struct{}, waitErr func() error) error {
 	deadline := time.Now().Add(readyTimeout)
 	for time.Now().Before(deadline) {
 		select {
-		case err := <-exited:
-			return fmt.Errorf("prometheus exited before it was ready: %v", err)
+		case <-exited:
+			return fmt.Errorf("prometheus exited before it was ready: %v", waitErr())
 		default:
 		}
 		resp, err := p.client.Get(p.URL + "/-/ready")
