@@ -282,6 +282,12 @@ func TestCompose(t *testing.T) {
 					Type  string   `yaml:"type"`
 					Port  int      `yaml:"port"`
 				} `yaml:"dns_sd_configs"`
+				RelabelConfigs []struct {
+					SourceLabels []string `yaml:"source_labels"`
+					Action       string   `yaml:"action"`
+					TargetLabel  string   `yaml:"target_label"`
+					Replacement  string   `yaml:"replacement"`
+				} `yaml:"relabel_configs"`
 			} `yaml:"scrape_configs"`
 		}
 		readYAML(t, filepath.Join(root, "deploy/prometheus/prometheus.yml"), &cfg)
@@ -295,6 +301,16 @@ func TestCompose(t *testing.T) {
 			if len(sc.DNSSDConfigs) != 1 || !slices.Equal(sc.DNSSDConfigs[0].Names, []string{sc.JobName}) ||
 				sc.DNSSDConfigs[0].Type != "A" || sc.DNSSDConfigs[0].Port != port {
 				t.Errorf("job %s: want dns_sd_configs names [%s] type A port %d, got %+v", sc.JobName, sc.JobName, port, sc.DNSSDConfigs)
+			}
+			// The labels the rules and the dashboard read, set outright.
+			set := map[string]string{}
+			for _, r := range sc.RelabelConfigs {
+				if len(r.SourceLabels) == 0 && (r.Action == "" || r.Action == "replace") {
+					set[r.TargetLabel] = r.Replacement
+				}
+			}
+			if set["namespace"] != "votestream" || set["app_kubernetes_io_name"] != sc.JobName {
+				t.Errorf("job %s: relabel_configs set %v; want namespace votestream and app_kubernetes_io_name %s", sc.JobName, set, sc.JobName)
 			}
 		}
 		for job := range want {
