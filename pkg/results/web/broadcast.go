@@ -99,8 +99,13 @@ func (h *hub) publish(key, body []byte) {
 	}
 }
 
-// admit counts a new viewer, or refuses it past max (no limit if max <= 0).
+// admit counts a new viewer, or refuses it past max (no limit if max is
+// 0, none admitted if negative).
 func (h *hub) admit(max int) bool {
+	if max < 0 {
+		h.refused.Add(1)
+		return false
+	}
 	if n := h.viewers.Add(1); max > 0 && n > int64(max) {
 		h.viewers.Add(-1)
 		h.refused.Add(1)
@@ -189,7 +194,11 @@ func (h *Handler) serveResults(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if !h.hub.admit(h.opt.MaxViewers) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(h.opt.RetryAfter/time.Second)))
-		http.Error(w, "too many viewers on this replica: poll /results, or retry later", http.StatusServiceUnavailable)
+		msg := "too many viewers on this replica: poll /results, or retry later"
+		if h.opt.MaxViewers < 0 {
+			msg = "no event streams on this replica: poll /results"
+		}
+		http.Error(w, msg, http.StatusServiceUnavailable)
 		return
 	}
 	hdr := w.Header()

@@ -29,7 +29,8 @@ type Options struct {
 	// Now is the clock for results' age: time.Now if nil.
 	Now func() time.Time
 	// MaxViewers bounds the open event streams; past it /events answers
-	// 503 with Retry-After. No bound if zero.
+	// 503 with Retry-After, and the page polls /results. No bound if
+	// zero; NoEvents (any negative) refuses every stream.
 	MaxViewers int
 	// RetryAfter is what a refused viewer is told to wait: 30s if zero.
 	RetryAfter time.Duration
@@ -37,6 +38,10 @@ type Options struct {
 	// keep-alive) before it is disconnected: 10s if zero.
 	ViewerTimeout time.Duration
 }
+
+// NoEvents as Options.MaxViewers serves no event stream at all: /events
+// always answers 503, and the page polls /results.
+const NoEvents = -1
 
 // Handler serves the page at /, its assets under /assets/, the results as
 // JSON at /results and as server-sent events at /events. It encodes the
