@@ -22,8 +22,8 @@ import (
 // while it reads its checkpoints, until stall: then AsOf stays where it
 // was and the clock moves on.
 type stallable struct {
-	e       *election
-	skew    atomic.Int64 // added to the real time, ns
+	e             *election
+	skew          atomic.Int64 // added to the real time, ns
 	mu            sync.Mutex
 	last, stalled time.Time
 }

@@ -26,7 +26,8 @@ type Options struct {
 	// a comment, so dead clients are noticed: 15s if zero. Streams are
 	// looked at once per Interval, so it is at least that.
 	KeepAlive time.Duration
-	// Now is the clock for results' age: time.Now if nil.
+	// Now is the clock for results' age, which is computed when they are
+	// served: time.Now if nil.
 	Now func() time.Time
 	// MaxViewers bounds the open event streams; past it /events answers
 	// 503 with Retry-After, and the page polls /results. No bound if
@@ -94,7 +95,7 @@ func New(source func() results.Results, opt Options) *Handler {
 	h.mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(static)))
 	h.mux.HandleFunc("GET /results", h.serveResults)
 	h.mux.HandleFunc("GET /events", h.serveEvents)
-	h.hub.plain, h.hub.gz = newPlainPieces(), newGzipPieces()
+	h.hub.plain, h.hub.gz, h.hub.now = newPlainPieces(), newGzipPieces(), opt.Now
 	h.fan = newFanout(&h.hub, opt.ViewerTimeout, opt.KeepAlive)
 	h.refresh()
 	go h.publishLoop()
@@ -112,15 +113,6 @@ func (h *Handler) Close() {
 		close(h.done)
 		h.fan.close()
 	})
-}
-
-// snapshot returns the results with their age filled.
-func (h *Handler) snapshot() results.Results {
-	r := h.source()
-	if !r.AsOf.IsZero() {
-		r.AgeSeconds = max(h.opt.Now().Sub(r.AsOf).Seconds(), 0)
-	}
-	return r
 }
 
 // Viewers is the number of open event streams.
