@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"strconv"
+	"sync"
 )
 
 // A piece is bytes sent as they are to every viewer, made once: an HTTP/1.1
@@ -114,11 +115,20 @@ func (g *gzipStream) end() piece {
 // before them, ending on a byte boundary (a sync flush), not final.
 func deflateAlone(b []byte) []byte {
 	var out bytes.Buffer
-	zw, _ := flate.NewWriter(&out, flate.BestCompression)
+	zw := deflaters.Get().(*flate.Writer)
+	defer deflaters.Put(zw)
+	zw.Reset(&out)
 	zw.Write(b)
 	zw.Flush()
 	return out.Bytes()
 }
+
+// deflaters keeps compressors for reuse: each is some 800 KB to make, and
+// a change compresses two texts.
+var deflaters = sync.Pool{New: func() any {
+	zw, _ := flate.NewWriter(nil, flate.BestCompression)
+	return zw
+}}
 
 // textSum is the CRC-32 (IEEE) of a text, its length, and what appending
 // it does to the CRC of any text before it: multiplying by x^(8*size)
