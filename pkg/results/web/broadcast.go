@@ -140,8 +140,7 @@ func (h *Handler) publishLoop() {
 
 // serveResults sends the current frame at its age now, gzipped if the
 // client accepts it, or 304 Not Modified if the client already has it
-// (If-None-Match): the same results at the same age, to the tenth of a
-// second.
+// (If-None-Match): the same results at the same age, to the second.
 func (h *Handler) serveResults(w http.ResponseWriter, r *http.Request) {
 	ed := h.hub.edition()
 	hdr := w.Header()
@@ -274,6 +273,7 @@ func acceptsGzip(header string) bool {
 // noneMatch reports whether an If-None-Match header lists etag (weakly
 // compared, as RFC 9110 asks for this header) or is "*".
 func noneMatch(header, etag string) bool {
+	etag = strings.TrimPrefix(etag, "W/")
 	for tag := range strings.SplitSeq(header, ",") {
 		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
 		if tag == etag || tag == "*" {

@@ -72,7 +72,10 @@ func (f *frame) edition(tenths int64) *edition {
 	if tenths >= 0 {
 		ed.age = strconv.AppendFloat(nil, float64(tenths)/10, 'f', -1, 64)
 		keepAlive = ": keep-alive\nevent: age\ndata: {\"age_seconds\":" + string(ed.age) + "}\n\n"
-		ed.etag = strings.TrimSuffix(f.etag, `"`) + "-" + strconv.FormatInt(tenths, 10) + `"`
+		// Weak, naming the age to the second: a client revalidating within
+		// it keeps a body at most a second younger (and the tag changes
+		// about once a second, as it did with the frames alone).
+		ed.etag = "W/" + strings.TrimSuffix(f.etag, `"`) + "-" + strconv.FormatInt(tenths/10, 10) + `"`
 	}
 	ed.gzTag = strings.TrimSuffix(ed.etag, `"`) + `-gzip"`
 	ed.keepAlive = newPiece([]byte(keepAlive), nil)
