@@ -183,6 +183,7 @@ func TestStaleViewPage(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	s.stall(40 * time.Second)
+	stalled := time.Now()
 	// The default keep-alive (15 s) is not needed: the page polls /results
 	// after 10 s without an event at most.
 	deadline = time.Now().Add(14 * time.Second)
@@ -193,5 +194,5 @@ func TestStaleViewPage(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	text, _ := indicator()
-	t.Logf("the page shows %q", text)
+	t.Logf("the page shows %q %s after the stall", text, time.Since(stalled).Round(100*time.Millisecond))
 }
