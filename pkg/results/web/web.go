@@ -23,7 +23,8 @@ type Options struct {
 	// zero.
 	Interval time.Duration
 	// KeepAlive is how long an event stream may stay silent before it sends
-	// a comment, so dead clients are noticed: 15s if zero. Streams are
+	// a keep-alive, so dead clients are noticed and live ones learn the
+	// results' age (a comment, then an "age" event): 15s if zero. Streams are
 	// looked at once per Interval, so it is at least that.
 	KeepAlive time.Duration
 	// Now is the clock for results' age, which is computed when they are
@@ -47,7 +48,8 @@ const NoEvents = -1
 // Handler serves the page at /, its assets under /assets/, the results as
 // JSON at /results and as server-sent events at /events. It encodes the
 // results once per change, at most once per Interval, and sends the same
-// bytes to every request and viewer.
+// bytes to every request and viewer, with the results' age as of the
+// moment put in (see edition).
 type Handler struct {
 	source func() results.Results
 	opt    Options
