@@ -147,8 +147,9 @@ func TestStaleView(t *testing.T) {
 	}
 }
 
-// TestStaleViewPage opens the page on a view that stalls: its indicator
-// must turn to stale, which it does past 30 s, within a few seconds.
+// TestStaleViewPage opens the page on a view that stalls and whose clock
+// jumps 40 s: the next keep-alive must turn its indicator to stale (past
+// 30 s).
 func TestStaleViewPage(t *testing.T) {
 	bin := webtest.Chromium(t)
 	if testing.Short() && os.Getenv("CI") == "" {
@@ -159,7 +160,7 @@ func TestStaleViewPage(t *testing.T) {
 	defer cancel()
 	s := &stallable{e: newElection(t, votegen.Config{Seed: 1, Scale: 0.0001})}
 	s.e.advance(100)
-	h := New(s.results, Options{Interval: 100 * time.Millisecond, Now: s.now})
+	h := New(s.results, Options{Interval: 100 * time.Millisecond, KeepAlive: time.Second, Now: s.now})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	t.Cleanup(h.Close)
@@ -184,9 +185,9 @@ func TestStaleViewPage(t *testing.T) {
 	}
 	s.stall(40 * time.Second)
 	stalled := time.Now()
-	// The default keep-alive (15 s) is not needed: the page polls /results
-	// after 10 s without an event at most.
-	deadline = time.Now().Add(14 * time.Second)
+	// From the next keep-alive's age: well before the page would poll
+	// /results, after 10 s without an event.
+	deadline = time.Now().Add(5 * time.Second)
 	for text, stale := indicator(); !stale; text, stale = indicator() {
 		if time.Now().After(deadline) {
 			t.Fatalf("the page of a view stalled 40 s shows %q, not stale", text)
