@@ -11,8 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/webtest"
 	"github.com/votestream/votestream/pkg/results"
-	"github.com/votestream/votestream/pkg/results/web/webtest"
 	"github.com/votestream/votestream/pkg/votegen"
 )
 
