@@ -106,9 +106,11 @@ func produce(ctx context.Context, gen *votegen.Generator, p *publisher, files *f
 	if err := q.run(ctx, gen, cfg); err != nil {
 		return err
 	}
-	if ctx.Err() != nil {
+	if q.done < total {
+		// A Job restarted on failure must not take half an election for
+		// done: the exit status says whether it is complete.
 		log.Info("stopped by signal", "published", q.done, "of", total)
-		return nil
+		return fmt.Errorf("%w: %d of %d votes published; run again with the same settings to resume", errIncomplete, q.done, total)
 	}
 	m.done.Set(1)
 	q.prog.update(q.done, 0, true)
@@ -325,4 +327,7 @@ func (p *progress) update(done, sent int64, force bool) {
 	p.log.Info("progress", attrs...)
 }
 
-var errNoPartitions = errors.New("votes topic has no partitions")
+var (
+	errNoPartitions = errors.New("votes topic has no partitions")
+	errIncomplete   = errors.New("stopped before the election was complete")
+)

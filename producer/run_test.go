@@ -23,7 +23,8 @@ import (
 
 // TestPublishResumeExact publishes an election in small batches through the
 // pipelined writers, stops it midway with a signal, starts it again, then
-// starts it a third time once it is complete. Every partition must hold
+// starts it a third time once it is complete. The stopped run fails (the
+// exit status of an incomplete election), the others succeed. Every partition must hold
 // each of its sequence numbers exactly once, in order, and the votes must
 // be the generator's, cell by cell.
 func TestPublishResumeExact(t *testing.T) {
@@ -41,8 +42,9 @@ func TestPublishResumeExact(t *testing.T) {
 	cancel()
 	select {
 	case err := <-errc:
-		if err != nil {
-			t.Fatalf("first run: %v", err)
+		// Stopped midway, it must fail, so that main exits non-zero.
+		if !errors.Is(err, errIncomplete) {
+			t.Fatalf("first run stopped midway returned %v, want %v", err, errIncomplete)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("first run did not stop within 30s of its signal")
