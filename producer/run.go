@@ -78,7 +78,7 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("find where to resume: %w", err)
 	}
 	m.published.Add(float64(p.skipped))
-	files := &fileDrop{dir: cfg.OutputDir, log: log, errors: m.fileErrors}
+	files := &fileDrop{dir: cfg.OutputDir, election: p.id, log: log, errors: m.fileErrors}
 	if err := files.init(); err != nil {
 		log.Error("JSON file drop disabled", "dir", cfg.OutputDir, "err", err)
 	}
@@ -193,9 +193,7 @@ func (q *pipeline) finish() error {
 	if b.err != nil {
 		return fmt.Errorf("publish batch %d: %w", b.n, b.err)
 	}
-	if b.sent > 0 || !q.files.exists(b.n) {
-		q.files.write(b.n, b.votes)
-	}
+	q.files.write(b.first, b.votes)
 	q.done = b.first + int64(len(b.votes))
 	if b.sent > 0 {
 		q.m.published.Add(float64(b.sent))
