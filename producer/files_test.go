@@ -35,7 +35,9 @@ func TestFilesResumeOtherBatchSize(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- run(ctx, append(environ, "VOTES_PER_BATCH=50", "BATCH_INTERVAL=10ms"), io.Discard, io.Discard) }()
+	go func() {
+		errc <- run(ctx, append(environ, "VOTES_PER_BATCH=50", "BATCH_INTERVAL=10ms"), io.Discard, io.Discard)
+	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for n := 0; n < 20; n = countFiles(t, dir) {
 		if time.Now().After(deadline) {
