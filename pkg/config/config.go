@@ -119,7 +119,8 @@ type Producer struct {
 	// BatchInterval is the time between batches; 0 publishes as fast as it
 	// can.
 	BatchInterval time.Duration `env:"BATCH_INTERVAL" envDefault:"5s"`
-	// OutputDir receives each batch as votes_N.json; empty turns the files
+	// OutputDir receives each batch as votes_F-L.json (F and L: the
+	// first and last sequence it holds); empty turns the files
 	// off.
 	OutputDir string `env:"OUTPUT_DIR" envDefault:"./vote_stream"`
 	// Compression is none, gzip, snappy, lz4 or zstd.
