@@ -36,6 +36,7 @@ const root = ".."
 var services = map[string]func() config.Validator{
 	"producer": func() config.Validator { return new(config.Producer) },
 	"counter":  func() config.Validator { return new(config.Counter) },
+	"web":      func() config.Validator { return new(config.Counter) },
 }
 
 // envNames returns every variable cfg reads, nested structs included.
@@ -102,7 +103,7 @@ func loadCompose(t *testing.T) *types.Project {
 
 func TestCompose(t *testing.T) {
 	project := loadCompose(t)
-	want := []string{"redpanda", "init", "producer", "counter", "prometheus", "grafana"}
+	want := []string{"redpanda", "init", "producer", "counter", "web", "nginx", "prometheus", "grafana"}
 	for _, name := range want {
 		if _, ok := project.Services[name]; !ok {
 			t.Errorf("service %q missing", name)
@@ -122,18 +123,70 @@ func TestCompose(t *testing.T) {
 		}
 	})
 
-	t.Run("counter scales", func(t *testing.T) {
-		c := project.Services["counter"]
-		if c.ContainerName != "" {
-			t.Errorf("counter: container_name %q stops --scale", c.ContainerName)
-		}
-		for _, p := range c.Ports {
-			if p.Published != "" {
-				t.Errorf("counter: host port %s would clash between replicas", p.Published)
+	for _, name := range []string{"counter", "web"} {
+		t.Run(name+" scales", func(t *testing.T) {
+			c := project.Services[name]
+			if c.ContainerName != "" {
+				t.Errorf("%s: container_name %q stops --scale", name, c.ContainerName)
+			}
+			for _, p := range c.Ports {
+				if p.Published != "" {
+					t.Errorf("%s: host port %s would clash between replicas", name, p.Published)
+				}
+			}
+			if c.Scale != nil && *c.Scale < 1 {
+				t.Errorf("%s: scale %d", name, *c.Scale)
+			}
+		})
+	}
+
+	t.Run("roles", func(t *testing.T) {
+		for name, want := range map[string]string{"counter": config.RoleCount, "web": config.RoleServe} {
+			if got := deref(project.Services[name].Environment["ROLE"]); got != want {
+				t.Errorf("%s: ROLE=%q, want %q", name, got, want)
 			}
 		}
-		if c.Scale != nil && *c.Scale < 1 {
-			t.Errorf("counter: scale %d", *c.Scale)
+		counter, web := project.Services["counter"], project.Services["web"]
+		if counter.Image != web.Image || counter.Build == nil || web.Build == nil || counter.Build.Target != web.Build.Target {
+			t.Errorf("web: image %q (target %v), want the counter's %q", web.Image, web.Build, counter.Image)
+		}
+		for _, k := range []string{"SCALE", "INCLUDE_DC", "ELECTION", "KAFKA_CHECKPOINT_TOPIC"} {
+			if got, want := deref(web.Environment[k]), deref(counter.Environment[k]); got != want {
+				t.Errorf("web: %s=%q, the counter's is %q", k, got, want)
+			}
+		}
+	})
+
+	t.Run("nginx", func(t *testing.T) {
+		n := project.Services["nginx"]
+		if !slices.ContainsFunc(n.Ports, func(p types.ServicePortConfig) bool {
+			return p.Published == "8000" && p.Target == 8000 && p.HostIP == "127.0.0.1"
+		}) {
+			t.Errorf("nginx: ports %+v, want 127.0.0.1:8000:8000", n.Ports)
+		}
+		abs, err := filepath.Abs(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mounts := map[string]string{}
+		for _, v := range n.Volumes {
+			rel, _ := filepath.Rel(abs, v.Source)
+			mounts[v.Target] = filepath.ToSlash(rel)
+		}
+		for target, src := range map[string]string{"/etc/nginx/nginx.conf": "deploy/nginx/nginx.conf", "/etc/nginx/conf.d": "deploy/nginx/conf.d"} {
+			if mounts[target] != src {
+				t.Errorf("nginx: %s mounted from %q, want %s", target, mounts[target], src)
+			}
+		}
+		if _, ok := n.DependsOn["web"]; !ok {
+			t.Error("nginx: does not depend on web, whose replicas its upstreams name")
+		}
+		site, err := os.ReadFile(filepath.Join(root, "deploy/nginx/conf.d/votestream.conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(site, []byte("server web:9102 ")) || !bytes.Contains(site, []byte("listen 8000;")) {
+			t.Error("deploy/nginx/conf.d/votestream.conf: its upstreams are not web:9102 or it does not listen on 8000")
 		}
 	})
 
@@ -200,13 +253,13 @@ func TestCompose(t *testing.T) {
 				seen[p.Published] = name
 			}
 		}
-		for _, want := range []string{"3000", "9090"} {
+		for _, want := range []string{"3000", "9090", "8000"} {
 			if seen[want] == "" {
 				t.Errorf("nothing publishes host port %s, which the README promises", want)
 			}
 		}
 		// Prometheus finds the services on the ports they listen on.
-		for name, port := range map[string]string{"producer": "9101", "counter": "9102"} {
+		for name, port := range map[string]string{"producer": "9101", "counter": "9102", "web": "9102"} {
 			if got := deref(project.Services[name].Environment["HTTP_ADDR"]); got != ":"+port {
 				t.Errorf("%s: HTTP_ADDR=%q, Prometheus scrapes :%s", name, got, port)
 			}
@@ -250,7 +303,7 @@ func TestCompose(t *testing.T) {
 			} `yaml:"scrape_configs"`
 		}
 		readYAML(t, filepath.Join(root, "deploy/prometheus/prometheus.yml"), &cfg)
-		want := map[string]int{"counter": 9102, "producer": 9101}
+		want := map[string]int{"counter": 9102, "producer": 9101, "web": 9102}
 		for _, sc := range cfg.ScrapeConfigs {
 			port, ok := want[sc.JobName]
 			if !ok {
@@ -580,6 +633,23 @@ type k8sObject struct {
 		PodMetricsEndpoints []struct {
 			Port string `yaml:"port"`
 		} `yaml:"podMetricsEndpoints"`
+		Selector struct {
+			MatchExpressions []struct {
+				Values []string `yaml:"values"`
+			} `yaml:"matchExpressions"`
+		} `yaml:"selector"`
+		// A HorizontalPodAutoscaler's.
+		ScaleTargetRef struct {
+			Kind string `yaml:"kind"`
+			Name string `yaml:"name"`
+		} `yaml:"scaleTargetRef"`
+		MinReplicas *int `yaml:"minReplicas"`
+		MaxReplicas int  `yaml:"maxReplicas"`
+		Metrics     []struct {
+			Resource struct {
+				Name string `yaml:"name"`
+			} `yaml:"resource"`
+		} `yaml:"metrics"`
 	} `yaml:"spec"`
 }
 
@@ -654,11 +724,12 @@ func TestKubernetes(t *testing.T) {
 	cm := find("ConfigMap", "votestream-kafka")
 
 	for _, w := range []struct {
-		kind, name, svc, port string
-		minReplicas           int
+		kind, name, svc, port, role string
+		minReplicas                 int
 	}{
-		{"Deployment", "counter", "counter", "9102", 2},
-		{"Job", "producer", "producer", "9101", 0},
+		{"Deployment", "counter", "counter", "9102", config.RoleCount, 2},
+		{"Deployment", "web", "web", "9102", config.RoleServe, 2},
+		{"Job", "producer", "producer", "9101", "", 0},
 	} {
 		t.Run(w.name, func(t *testing.T) {
 			o := find(w.kind, w.name)
@@ -706,6 +777,9 @@ func TestKubernetes(t *testing.T) {
 				vars[e.Name] = *e.Value
 			}
 			checkEnv(t, w.svc, vars)
+			if vars["ROLE"] != w.role {
+				t.Errorf("ROLE=%q, want %q", vars["ROLE"], w.role)
+			}
 			if vars["HTTP_ADDR"] != ":"+w.port {
 				t.Errorf("HTTP_ADDR=%q, the pod scrapes :%s", vars["HTTP_ADDR"], w.port)
 			}
@@ -722,8 +796,21 @@ func TestKubernetes(t *testing.T) {
 	if len(pm.Spec.PodMetricsEndpoints) != 1 || pm.Spec.PodMetricsEndpoints[0].Port != "http" {
 		t.Errorf("PodMonitor endpoints: got %+v, want port http", pm.Spec.PodMetricsEndpoints)
 	}
-	if find("Service", "counter") == nil {
-		t.Error("no counter Service")
+	if sel := pm.Spec.Selector.MatchExpressions; len(sel) != 1 || !slices.Contains(sel[0].Values, "web") || !slices.Contains(sel[0].Values, "counter") {
+		t.Errorf("PodMonitor selects %+v: want counter and web (the election metrics)", sel)
+	}
+	if find("Service", "counter") == nil || find("Service", "web") == nil {
+		t.Error("no counter or web Service")
+	}
+	hpa := find("HorizontalPodAutoscaler", "web")
+	if r := hpa.Spec.ScaleTargetRef; r.Kind != "Deployment" || r.Name != "web" {
+		t.Errorf("HorizontalPodAutoscaler web scales %s %s, want Deployment web", r.Kind, r.Name)
+	}
+	if m := hpa.Spec.Metrics; len(m) != 1 || m[0].Resource.Name != "cpu" {
+		t.Errorf("HorizontalPodAutoscaler web: metrics %+v, want cpu", m)
+	}
+	if hpa.Spec.MinReplicas == nil || *hpa.Spec.MinReplicas < 2 || hpa.Spec.MaxReplicas <= *hpa.Spec.MinReplicas {
+		t.Errorf("HorizontalPodAutoscaler web: %v to %d replicas, want from at least 2, up", hpa.Spec.MinReplicas, hpa.Spec.MaxReplicas)
 	}
 }
 
