@@ -94,6 +94,15 @@ func checkpointPartitions(ctx context.Context, client *kafkaio.Client, k config.
 	if err != nil {
 		return 0, fmt.Errorf("checkpoint topic: %w", err)
 	}
+	// The view retries whatever fails; a missing READ must stop the
+	// replica here instead, in one line, not leave it never ready.
+	first, _, err := client.Offsets(ctx, k.CheckpointTopic, 0)
+	if err == nil {
+		_, _, _, err = client.FetchFrom(ctx, k.CheckpointTopic, 0, first, 10*time.Millisecond)
+	}
+	if kafkaio.IsAuth(err) {
+		return 0, err
+	}
 	return have[k.CheckpointTopic], nil
 }
 

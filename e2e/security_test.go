@@ -293,6 +293,12 @@ func secureFailures(t *testing.T) ([]User, func(*testing.T, *SecureCluster)) {
 					Allow(kmsg.ACLResourceTypeTopic, env.CheckpointTopic, kmsg.ACLOperationRead))
 			},
 			want: `may not WRITE topic "ckpt-`},
+		{name: "ROLE=serve without READ on checkpoints", setup: precreate,
+			acls: func(env Env) []kfake.ACL {
+				return Allow(kmsg.ACLResourceTypeTopic, env.CheckpointTopic, kmsg.ACLOperationDescribe)
+			},
+			vars: func(_ *SecureCluster, vars []string) []string { return append(vars, "ROLE=serve") },
+			want: `may not READ topic "ckpt-`},
 	}
 	mechs := []string{config.SASLPlain, config.SASLScramSHA256, config.SASLScramSHA512}
 	var users []User
