@@ -23,7 +23,7 @@ bench: build
 
 bench-split: build
 	$(GO) build -o $(BIN)/bench ./bench
-	$(BIN)/bench -bin $(BIN) -split 5 $(BENCH_FLAGS)
+	$(BIN)/bench -bin $(BIN) -split $(BENCH_FLAGS)
 
 bench-stages:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/votegen ./pkg/vote ./counter ./pkg/checkpoint
