@@ -306,7 +306,7 @@ func (v *SplitRuns) Print(w io.Writer) {
 		v.median(splitLoaded, splitRun.perVote)/v.median(splitAlone, splitRun.perVote),
 		v.median(hybridLoaded, splitRun.perVote)/v.median(hybridAlone, splitRun.perVote))
 	fmt.Fprintf(w, "Serving replica's CPU per viewer-update over the stand-in's: %.2f. Worst across pairs, split / hybrid: p99 delay %s / %s (goal <= 2 s), viewers dropped %d / %d (goal 0).\n",
-		v.median(splitLoaded, splitRun.perUpdate)/v.median(splitStandIn, splitRun.perUpdate),
+		v.median(splitLoaded, splitRun.perUpdate)/max(v.median(splitStandIn, splitRun.perUpdate), 1e-12),
 		v.worstDelay(splitLoaded), v.worstDelay(hybridLoaded), v.worstDropped(splitLoaded), v.worstDropped(hybridLoaded))
 }
 
