@@ -25,7 +25,7 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	if cfg.ReplicaID == "" {
 		cfg.ReplicaID, _ = os.Hostname()
 	}
-	log := logging.New(cfg.Log, stderr).With("component", "counter", "replica", cfg.ReplicaID)
+	log := logging.New(cfg.Log, stderr).With("component", "counter", "replica", cfg.ReplicaID, "role", cfg.Role)
 	memLimit := memlimit.Current() // main applies it
 	if cfg.CPUProfile != "" {
 		stopProfile, err := cpuprofile.Start(cfg.CPUProfile)
@@ -45,19 +45,22 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 
 	// Instrumentation and listeners, bound before any Kafka work.
 	reg := telemetry.NewRegistry()
-	own := newOwned()
-	m := newMetrics(reg, own)
-	reg.MustRegister(newElectionCollector(view, cfg.ReplicaID))
+	reg.MustRegister(newRoleInfo(cfg.Role))
 	srv, err := telemetry.Listen(cfg.HTTPAddr, cfg.HTTPWebConfigFile, reg, log)
 	if err != nil {
 		return err
 	}
-	page := mountElection(srv, reg, view, cfg.HTTPMaxViewers)
-	budgetCtx, stopBudget := context.WithCancel(context.Background())
-	go budgetViewers(budgetCtx, page, memLimit)
+	stopPage := mountRole(cfg, srv, reg, view, memLimit)
+	if cfg.Role == config.RoleServe {
+		stopHTTP := srv.Start()
+		defer func() { stopPage(); stopHTTP() }()
+		return serve(ctx, cfg, view, srv.SetReady, stdout, log)
+	}
+	own := newOwned()
+	m := newMetrics(reg, own)
 	stopHTTP := srv.Start()
 	// The HTTP server stops last, so /metrics shows the final checkpoint.
-	defer func() { page.Close(); stopHTTP(); stopBudget() }()
+	defer func() { stopPage(); stopHTTP() }()
 
 	// Kafka.
 	client, parts, err := kafkaio.Open(ctx, cfg.Kafka, log)
@@ -67,9 +70,11 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	defer client.Close()
 	votesID := topicID(ctx, client, cfg.Kafka.Topic, log)
 	untagged := cfg.Kafka.CheckpointTopic == cfg.Kafka.Topic+config.CheckpointSuffix
-	view.topic, view.topicID, view.untagged = cfg.Kafka.Topic, votesID, untagged
-	// The whole-election view stops before the Kafka client closes.
-	defer startElection(ctx, view, client, cfg, parts[cfg.Kafka.CheckpointTopic], stdout)()
+	if cfg.Role == config.RoleHybrid {
+		view.topic, view.topicID, view.untagged = cfg.Kafka.Topic, votesID, untagged
+		// The whole-election view stops before the Kafka client closes.
+		defer startElection(ctx, view, client, cfg, parts[cfg.Kafka.CheckpointTopic], stdout)()
+	}
 
 	c := &counter{
 		cfg:    cfg,

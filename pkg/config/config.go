@@ -175,6 +175,12 @@ type Counter struct {
 	// ReplicaID names this replica in logs and checkpoints; empty means the
 	// host name.
 	ReplicaID string `env:"REPLICA_ID"`
+	// Role is what this replica does: hybrid counts and serves the live
+	// page; count only counts (its HTTP port keeps /metrics, /healthz and
+	// /readyz); serve joins no group, reads only the checkpoint topic,
+	// never writes to Kafka, and serves the live page, /results, /events
+	// and the election metrics.
+	Role string `env:"ROLE" envDefault:"hybrid"`
 	// BatchMaxRecords ends a micro-batch after this many records...
 	BatchMaxRecords int `env:"BATCH_MAX_RECORDS" envDefault:"50000"`
 	// BatchMaxWait ...or after this long.
@@ -209,6 +215,13 @@ type Counter struct {
 	CPUProfile string `env:"CPU_PROFILE"`
 }
 
+// The counter's roles (ROLE).
+const (
+	RoleHybrid = "hybrid" // counts and serves: one process does both
+	RoleCount  = "count"  // counts and checkpoints, serves no page
+	RoleServe  = "serve"  // serves the page from the checkpoints, counts nothing
+)
+
 // Validate reports the first setting that cannot work.
 func (c *Counter) Validate() error {
 	if err := c.Kafka.Validate(); err != nil {
@@ -218,6 +231,8 @@ func (c *Counter) Validate() error {
 		return err
 	}
 	switch {
+	case c.Role != RoleHybrid && c.Role != RoleCount && c.Role != RoleServe:
+		return fmt.Errorf("ROLE: %q: must be hybrid, count or serve", c.Role)
 	case c.GroupID == "":
 		return errors.New("GROUP_ID: empty")
 	case c.BatchMaxRecords < 1:
