@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -20,7 +22,7 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("config: %w", err)
 	}
 	if cfg.ReplicaID == "" {
-		cfg.ReplicaID, _ = os.Hostname()
+		cfg.ReplicaID = defaultReplicaID()
 	}
 	log := logging.New(cfg.Log, stderr).With("component", "counter", "replica", cfg.ReplicaID)
 	memLimit := memlimit.Current() // main applies it
@@ -44,11 +46,14 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	reg := telemetry.NewRegistry()
 	own := newOwned()
 	m := newMetrics(reg, own)
+	stuck := newStalls(stuckAfter)
+	reg.MustRegister(newStallCollector(stuck))
 	reg.MustRegister(newElectionCollector(view, cfg.ReplicaID))
 	srv, err := telemetry.Listen(cfg.HTTPAddr, cfg.HTTPWebConfigFile, reg, log)
 	if err != nil {
 		return err
 	}
+	srv.SetReadyCheck(stuck.check)
 	page := mountElection(srv, reg, view, cfg.HTTPMaxViewers)
 	budgetCtx, stopBudget := context.WithCancel(context.Background())
 	go budgetViewers(budgetCtx, page, memLimit)
@@ -72,11 +77,13 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 			client: client, topic: cfg.Kafka.CheckpointTopic,
 			dlq: cfg.Kafka.DLQTopic, dlqN: parts[cfg.Kafka.DLQTopic],
 			owner: cfg.ReplicaID, log: log,
+			limits: &sizeLimits{client: client, log: log},
 		},
 		log:        log,
 		partitions: parts[cfg.Kafka.Topic],
 		metrics:    m,
 		owned:      own,
+		stalls:     stuck,
 		ready:      srv.SetReady,
 	}
 	if err := c.run(ctx); err != nil {
@@ -84,6 +91,20 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// defaultReplicaID names this process when REPLICA_ID is not set: the
+// host name and a short random suffix, so two replicas on one host (tests,
+// systemd units, a second counter beside make run) never share a name in
+// logs, checkpoints and /results.
+func defaultReplicaID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "counter"
+	}
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
 }
 
 // startCPUProfile profiles the process into path until the returned
