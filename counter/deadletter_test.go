@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"regexp"
@@ -18,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
@@ -298,4 +300,78 @@ func waitReadyz(t *testing.T, addr string, code int, timeout time.Duration) stri
 	}
 	t.Fatalf("/readyz not %d within %s: last %s", code, timeout, last)
 	return ""
+}
+
+// A dead-letter topic the counter may not write (a missing ACL) costs the
+// letters, counted as lost, and nothing else: counting goes on, exact,
+// with every rejected record counted by reason.
+func TestDLQDeniedCountsOn(t *testing.T) {
+	const parts = 2
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		r := req.(*kmsg.ProduceRequest)
+		if len(r.Topics) != 1 || r.Topics[0].Topic != "dlq" {
+			return nil, nil, false
+		}
+		res := r.ResponseKind().(*kmsg.ProduceResponse)
+		rt := kmsg.NewProduceResponseTopic()
+		rt.Topic = "dlq"
+		for _, p := range r.Topics[0].Partitions {
+			rp := kmsg.NewProduceResponseTopicPartition()
+			rp.Partition = p.Partition
+			rp.ErrorCode = 29 // TOPIC_AUTHORIZATION_FAILED
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		res.Topics = append(res.Topics, rt)
+		return res, nil, true
+	})
+	gen := votegen.Config{Seed: 9, Scale: 0.0001}
+	want, err := votegen.TrueTotals(gen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokers := cluster.ListenAddrs()[0]
+	env := []string{"KAFKA_BROKERS=" + brokers, "KAFKA_TOPIC=votes", "KAFKA_CHECKPOINT_TOPIC=ckpt", "KAFKA_DLQ_TOPIC=dlq",
+		fmt.Sprintf("KAFKA_PARTITIONS=%d", parts), "GROUP_ID=g", "HTTP_ADDR=127.0.0.1:0", "BATCH_MAX_WAIT=200ms",
+		"GROUP_SESSION_TIMEOUT=2s", "GROUP_REBALANCE_TIMEOUT=4s"}
+	c := startCounter(t, env, "a")
+	publish(t, brokers, parts, gen, want.Total())
+	client, err := kafkaio.New(config.Kafka{Brokers: []string{brokers}, DialTimeout: 5 * time.Second}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	const bad = 5
+	for i := range bad {
+		if err := client.ProduceMessages(t.Context(), "votes", i%parts, 0, []kafkaio.Message{{Value: []byte("not a vote")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := waitExact(t, &want, c.addr)
+	for deadline := time.Now().Add(30 * time.Second); got.Rejected["json"] != bad && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		got, _ = rig.Sum(ctx, []string{c.addr})
+		cancel()
+	}
+	if got.Rejected["json"] != bad {
+		t.Errorf("rejected json: %d, want %d", got.Rejected["json"], bad)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	fams, err := rig.Metrics(ctx, c.addr, "votestream_counter_dead_letters_lost_total")
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := fams["votestream_counter_dead_letters_lost_total"].GetMetric()[0].GetCounter().GetValue(); n != bad {
+		t.Errorf("dead letters lost: %v, want %d", n, bad)
+	}
+	if !strings.Contains(c.out.String(), `msg="dead letters lost`) {
+		t.Error("no log line says the dead letters were lost")
+	}
+	c.stop(t)
 }
