@@ -66,8 +66,9 @@ func (r *dupRun) letter(topic string, partition int) kafkaio.Message {
 	return kafkaio.Message{Partition: partition, Offset: r.first, Key: []byte(r.producer), Value: value, Headers: hs}
 }
 
-// deadLetterTimeout bounds a micro-batch's dead-letter writes: counting
-// never waits on the dead-letter topic longer. Letters the topic could not
+// deadLetterTimeout bounds a micro-batch's dead-letter writes (and half
+// the time left under the lease does): counting never waits on the
+// dead-letter topic longer. Letters the topic could not
 // take in time wait for the next micro-batch, and the checkpoint goes on.
 const deadLetterTimeout = 5 * time.Second
 
@@ -102,7 +103,13 @@ func (s *store) writeDead(ctx context.Context, dead []kafkaio.Message) deadResul
 	if len(dead) == 0 {
 		return res
 	}
-	ctx, cancel := context.WithTimeout(ctx, deadLetterTimeout)
+	// At most half of what is left of the micro-batch's time: the
+	// checkpoints come after.
+	d := deadLetterTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(d, time.Until(dl)/2)
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	budget := requestBudget(s.limits.get(ctx, s.dlq))
 	now := time.Now()

@@ -363,9 +363,7 @@ func (c *counter) microBatch(ctx context.Context, gen *kafkaio.Generation, l *le
 	dres := c.store.writeDead(sctx, dead)
 	dres.lost += lost
 	if !final {
-		for _, m := range dres.retry {
-			byID[m.Partition].requeueDead([]kafkaio.Message{m})
-		}
+		requeueDead(byID, dres.retry)
 	}
 	c.countDead(dres, final)
 	errs := c.store.save(sctx, states)
@@ -392,8 +390,17 @@ func (c *counter) putBack(byID map[int]*partition, dead []kafkaio.Message, taken
 	for id, t := range taken {
 		byID[id].requeue(t.stamps)
 	}
+	requeueDead(byID, dead)
+}
+
+// requeueDead puts dead letters back on the partitions they came from.
+func requeueDead(byID map[int]*partition, dead []kafkaio.Message) {
+	bySource := make(map[int][]kafkaio.Message)
 	for _, m := range dead {
-		byID[m.Partition].requeueDead([]kafkaio.Message{m})
+		bySource[m.Partition] = append(bySource[m.Partition], m)
+	}
+	for id, msgs := range bySource {
+		byID[id].requeueDead(msgs)
 	}
 }
 
