@@ -75,10 +75,10 @@ func (s *store) loadAll(ctx context.Context, parts []int) (map[int]*checkpoint.S
 	return out, firstErr
 }
 
-// save writes checkpoints, one request each, acknowledged by all in-sync
-// replicas before save returns; it returns each one's error. A checkpoint
-// is one record of a few kilobytes, compressed: far under any topic's
-// max.message.bytes, so it needs no splitting.
+// save writes checkpoints, one compressed request each, acknowledged by
+// all in-sync replicas before save returns; it returns each one's error. A
+// checkpoint is one record of a few kilobytes and cannot be split: one the
+// broker refuses fails its partition alone, which then shows as stuck.
 func (s *store) save(ctx context.Context, states []*checkpoint.State) []error {
 	errs := make([]error, len(states))
 	var wg sync.WaitGroup
