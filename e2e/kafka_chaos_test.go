@@ -448,10 +448,13 @@ func TestChaosKafkaSequence(t *testing.T) {
 	defer w.stop()
 
 	kc.at(0, 3)
+	t0 := time.Now()
+	since := func(what string) { t.Logf("%s %s after the first fault", what, time.Since(t0).Round(100*time.Millisecond)) }
 	victim, vp, cp := kc.sharedLeader()
 	kill, _ := kc.killRestart(victim, fmt.Sprintf("broker %d (leader of votes/%d and checkpoints/%d) killed", victim, vp, cp), kc.mark(), false)
 	var notes []string
 	longest := kill
+	since("rolling restart starts")
 	for _, n := range k.Nodes {
 		before, start := kc.mark(), time.Now()
 		n.Stop()
@@ -461,6 +464,7 @@ func TestChaosKafkaSequence(t *testing.T) {
 		n.Start()
 		k.WaitHealthy(2 * time.Minute)
 	}
+	since("pause starts")
 	pv := kc.leaders(env.CheckpointTopic)[0]
 	before, start := kc.mark(), time.Now()
 	k.Node(pv).Pause()
@@ -469,10 +473,12 @@ func TestChaosKafkaSequence(t *testing.T) {
 	kc.alive("with the checkpoint leader paused")
 	k.Node(pv).Resume()
 	k.WaitHealthy(2 * time.Minute)
+	since("faults over")
 	notes = append(notes, fmt.Sprintf("killed broker %d, rolled all 3, paused broker %d for 20s", victim, pv))
 
 	waitProducer(t, kc.prod)
 	exited, exact := w.wait(2 * time.Minute)
+	t.Logf("the producer exited %s after the first fault", exited.Sub(t0).Round(100*time.Millisecond))
 	if exact.IsZero() {
 		t.Errorf("not every cell exact within 2m of the producer's exit (%s)", exited.Format(time.TimeOnly))
 	} else {
