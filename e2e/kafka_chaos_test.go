@@ -449,7 +449,9 @@ func TestChaosKafkaSequence(t *testing.T) {
 
 	kc.at(0, 3)
 	t0 := time.Now()
-	since := func(what string) { t.Logf("%s %s after the first fault", what, time.Since(t0).Round(100*time.Millisecond)) }
+	since := func(what string) {
+		t.Logf("%s %s after the first fault", what, time.Since(t0).Round(100*time.Millisecond))
+	}
 	victim, vp, cp := kc.sharedLeader()
 	kill, _ := kc.killRestart(victim, fmt.Sprintf("broker %d (leader of votes/%d and checkpoints/%d) killed", victim, vp, cp), kc.mark(), false)
 	var notes []string
