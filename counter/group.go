@@ -457,6 +457,9 @@ func (c *counter) countDead(d deadResult, final bool) {
 	if final {
 		d.lost += int64(len(d.retry))
 	}
+	if d.written+d.reduced+d.lost == 0 && len(d.retry) == 0 {
+		return
+	}
 	c.metrics.deadWritten.Add(float64(d.written))
 	c.metrics.deadReduced.Add(float64(d.reduced))
 	c.metrics.deadLost.Add(float64(d.lost))
