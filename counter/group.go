@@ -356,6 +356,9 @@ func (c *counter) microBatch(ctx context.Context, gen *kafkaio.Generation, l *le
 		// Nothing is lost: the counts stay in memory for the next try, and
 		// the dead letters go back to wait for it.
 		c.putBack(byID, dead, taken, pending, records)
+		if final {
+			lost += int64(len(dead)) // the partitions go with them
+		}
 		c.countDead(deadResult{lost: lost}, final)
 		return err
 	}
@@ -371,11 +374,11 @@ func (c *counter) microBatch(ctx context.Context, gen *kafkaio.Generation, l *le
 	if len(failed) > 0 {
 		pending.Add(records)
 	}
-	if len(saved) > 0 {
-		c.published(gen, l, saved, taken, lags, final)
-	} else {
+	if len(saved) == 0 {
 		c.owned.setLag(lags)
+		return errors.Join(failed...)
 	}
+	c.published(gen, l, saved, taken, lags, final)
 	c.batchID++
 	took := time.Since(start)
 	c.metrics.batches.Inc()
