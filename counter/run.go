@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,7 +25,7 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("config: %w", err)
 	}
 	if cfg.ReplicaID == "" {
-		cfg.ReplicaID, _ = os.Hostname()
+		cfg.ReplicaID = defaultReplicaID()
 	}
 	log := logging.New(cfg.Log, stderr).With("component", "counter", "replica", cfg.ReplicaID, "role", cfg.Role)
 	memLimit := memlimit.Current() // main applies it
@@ -58,6 +60,9 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	}
 	own := newOwned()
 	m := newMetrics(reg, own)
+	stuck := newStalls(stuckAfter)
+	reg.MustRegister(newStallCollector(stuck))
+	srv.SetReadyCheck(stuck.check)
 	stopHTTP := srv.Start()
 	// The HTTP server stops last, so /metrics shows the final checkpoint.
 	defer func() { stopPage(); stopHTTP() }()
@@ -84,18 +89,34 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 			topic: cfg.Kafka.CheckpointTopic,
 			dlq:   cfg.Kafka.DLQTopic, dlqN: parts[cfg.Kafka.DLQTopic],
 			owner: cfg.ReplicaID, log: log,
+			limits: &sizeLimits{client: client, log: log},
 		},
 		log:        log,
 		partitions: parts[cfg.Kafka.Topic],
 		metrics:    m,
 		owned:      own,
 		readers:    newReaders(reg, srv.SetReady, log),
+		stalls:     stuck,
 	}
 	if err := c.run(ctx); err != nil {
 		return err
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// defaultReplicaID names this process when REPLICA_ID is not set: the
+// host name and a short random suffix, so two replicas on one host (tests,
+// systemd units, a second counter beside make run) never share a name in
+// logs, checkpoints and /results.
+func defaultReplicaID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "counter"
+	}
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
 }
 
 // topicID is the votes topic's id, which every checkpoint names, or the

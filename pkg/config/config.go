@@ -173,7 +173,7 @@ type Counter struct {
 	// GroupID is the counters' consumer group.
 	GroupID string `env:"GROUP_ID" envDefault:"vote-counter"`
 	// ReplicaID names this replica in logs and checkpoints; empty means the
-	// host name.
+	// host name and a short random suffix, unique per process.
 	ReplicaID string `env:"REPLICA_ID"`
 	// Role is what this replica does: hybrid counts and serves the live
 	// page; count only counts (its HTTP port keeps /metrics, /healthz and
