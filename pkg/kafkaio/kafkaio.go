@@ -417,7 +417,7 @@ func (c *Client) Produce(ctx context.Context, topic string, partition int, compr
 // attempt nobody may write the bytes behind them again (see Batch).
 func (c *Client) produce(ctx context.Context, topic string, partition int, compression kafka.Compression, records []kafka.Record) (retried bool, err error) {
 	records = own(records)
-	b := Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
+	b := retryBackoff
 	for attempt := 1; ; attempt++ {
 		recs := records
 		if attempt > 1 {
