@@ -90,7 +90,7 @@ func serve(ctx context.Context, cfg config.Counter, view *election, ready func(b
 // checkpointPartitions returns the checkpoint topic's partition count,
 // waiting for the counting replicas to create it if need be. A missing
 // ACL is not waited for: no retry can grant it.
-func checkpointPartitions(ctx context.Context, client *kafkaio.Client, k config.Kafka, log *slog.Logger) (int, error) {
+func checkpointPartitions(ctx context.Context, client *kafkaio.Client, k kafkaio.Config, log *slog.Logger) (int, error) {
 	spec := []kafkaio.TopicSpec{{Name: k.CheckpointTopic, Partitions: k.Partitions, Compacted: true}}
 	have, err := retry(ctx, log, "checkpoint topic", func() (map[string]int, error) {
 		return client.EnsureTopics(ctx, spec)

@@ -365,8 +365,8 @@ func (x *exactRig) writeCheckpoint(ctx context.Context, topic string, p int, b [
 
 // exactKafka is the services' Kafka settings on topic, as the tests use
 // them (the admin client's topic is unused).
-func exactKafka(brokers, topic string) config.Kafka {
-	return config.Kafka{Brokers: strings.Split(brokers, ","), ClientID: "e2e", DialTimeout: 10 * time.Second,
+func exactKafka(brokers, topic string) kafkaio.Config {
+	return kafkaio.Config{Brokers: strings.Split(brokers, ","), ClientID: "e2e", DialTimeout: 10 * time.Second,
 		MetadataMaxAge: time.Second, Topic: topic, CheckpointTopic: topic + config.CheckpointSuffix,
 		DLQTopic: topic + config.DLQSuffix, Partitions: 4, ReplicationFactor: 1, CreateTopics: true}
 }

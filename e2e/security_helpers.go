@@ -24,7 +24,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 )
 
@@ -166,7 +165,7 @@ func startSecureCluster(t testing.TB, mtls bool, users ...User) *SecureCluster {
 	dir := t.TempDir()
 	ca := NewCA(t, dir, "votestream-test-ca")
 	cert := ca.Issue(t, "kafka", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, false)
-	c := &SecureCluster{CA: ca, dir: dir, Admin: User{Mechanism: config.SASLScramSHA512, Name: "admin", Password: RandomPassword(t)}}
+	c := &SecureCluster{CA: ca, dir: dir, Admin: User{Mechanism: kafkaio.SASLScramSHA512, Name: "admin", Password: RandomPassword(t)}}
 	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	if mtls {
 		tc.ClientAuth = tls.RequireAndVerifyClientCert
@@ -272,11 +271,11 @@ func (c *SecureCluster) EnsureTopics(t testing.TB, env Env) {
 	}
 }
 
-func (c *SecureCluster) adminConfig() config.Kafka {
-	return config.Kafka{
+func (c *SecureCluster) adminConfig() kafkaio.Config {
+	return kafkaio.Config{
 		Brokers: []string{c.Addr}, ClientID: "test-admin", DialTimeout: 10 * time.Second, Partitions: 1, ReplicationFactor: 1,
-		TLS:  config.TLS{Enabled: true, CAFile: c.CA.File},
-		SASL: config.SASL{Mechanism: c.Admin.Mechanism, Username: c.Admin.Name, Password: config.Secret(c.Admin.Password)},
+		TLS:  kafkaio.TLS{Enabled: true, CAFile: c.CA.File},
+		SASL: kafkaio.SASL{Mechanism: c.Admin.Mechanism, Username: c.Admin.Name, Password: kafkaio.Secret(c.Admin.Password)},
 	}
 }
 

@@ -18,7 +18,6 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
@@ -104,7 +103,7 @@ func TestGrownTopicKeepsPartitions(t *testing.T) {
 		t.Fatalf("first run: %v, want it stopped midway", err)
 	}
 
-	c, err := kafkaio.New(config.Kafka{Brokers: []string{addr}, ClientID: "test", DialTimeout: 10 * time.Second}, slog.New(slog.DiscardHandler))
+	c, err := kafkaio.New(kafkaio.Config{Brokers: []string{addr}, ClientID: "test", DialTimeout: 10 * time.Second}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +240,7 @@ func TestPublishNight(t *testing.T) {
 // check, if not nil, sees every record and its vote.
 func readTopic(t *testing.T, addr, topic string, partitions int, check func(*kafkaio.FetchedRecord, *vote.Vote)) vote.Tally {
 	t.Helper()
-	c, err := kafkaio.New(config.Kafka{Brokers: []string{addr}, ClientID: "test", DialTimeout: 10 * time.Second},
+	c, err := kafkaio.New(kafkaio.Config{Brokers: []string{addr}, ClientID: "test", DialTimeout: 10 * time.Second},
 		slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 )
 
@@ -138,7 +137,7 @@ func (k *KRaftNode) Stop() { _ = k.proc.Stop(20 * time.Second) }
 // and waits until every votes partition has a leader that answers: on a
 // real broker a topic can be in the metadata a moment before its leaders
 // serve, and the producer's first request would fail.
-func CreateTopics(ctx context.Context, k config.Kafka) error {
+func CreateTopics(ctx context.Context, k kafkaio.Config) error {
 	k.CreateTopics = true
 	c, err := kafkaio.New(k, slog.New(slog.DiscardHandler))
 	if err != nil {

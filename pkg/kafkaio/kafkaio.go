@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-
-	"github.com/votestream/votestream/pkg/config"
 )
 
 // Headers votestream's producers put on every vote record before the key
@@ -32,7 +30,7 @@ const (
 type Client struct {
 	*kafka.Client
 	Dialer *kafka.Dialer
-	cfg    config.Kafka
+	cfg    Config
 	log    *slog.Logger
 }
 
@@ -47,7 +45,7 @@ type Client struct {
 const requestTimeout = 10 * time.Second
 
 // New builds a client from cfg. It does not connect: call Ping.
-func New(cfg config.Kafka, log *slog.Logger) (*Client, error) {
+func New(cfg Config, log *slog.Logger) (*Client, error) {
 	tlsConfig, mechanism, err := Security(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -79,7 +77,7 @@ func New(cfg config.Kafka, log *slog.Logger) (*Client, error) {
 // Open is how a service starts on Kafka: it builds the client, checks the
 // cluster answers (one clear line if not) and makes sure every topic exists
 // with the right shape. It returns the topics' partition counts.
-func Open(ctx context.Context, cfg config.Kafka, log *slog.Logger) (*Client, map[string]int, error) {
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Client, map[string]int, error) {
 	c, err := New(cfg, log)
 	if err != nil {
 		return nil, nil, err
@@ -144,7 +142,7 @@ type TopicSpec struct {
 
 // Topics is the set every service needs: votes, checkpoints (one per votes
 // partition, compacted) and dead letters.
-func Topics(cfg config.Kafka) []TopicSpec {
+func Topics(cfg Config) []TopicSpec {
 	return []TopicSpec{
 		{Name: cfg.Topic, Partitions: cfg.Partitions, Retain: true},
 		{Name: cfg.CheckpointTopic, Partitions: cfg.Partitions, Compacted: true},
@@ -382,7 +380,7 @@ func (c *Client) warnRetention(topic, name, value string) {
 		"fix", fmt.Sprintf("kafka-configs --bootstrap-server %s --alter --entity-type topics --entity-name %s --add-config %s=-1", c.cfg.Brokers[0], topic, name))
 }
 
-// Compression maps a KAFKA_COMPRESSION name, which config.CheckCompression
+// Compression maps a KAFKA_COMPRESSION name, which CheckCompression
 // accepts, to kafka-go's codec; "none" is no compression.
 func Compression(name string) kafka.Compression {
 	switch name {

@@ -22,7 +22,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/votestream/votestream/internal/cpuprofile"
-	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
 )
@@ -138,7 +137,7 @@ func naiveProduce(ctx context.Context, f workerFlags, stdout io.Writer) error {
 }
 
 func workerClient(f workerFlags) (*kafkaio.Client, error) {
-	return kafkaio.New(config.Kafka{Brokers: strings.Split(f.brokers, ","), ClientID: "votestream-bench", DialTimeout: 10 * time.Second},
+	return kafkaio.New(kafkaio.Config{Brokers: strings.Split(f.brokers, ","), ClientID: "votestream-bench", DialTimeout: 10 * time.Second},
 		slog.New(slog.DiscardHandler))
 }
 
