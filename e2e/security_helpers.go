@@ -223,28 +223,25 @@ func (c *SecureCluster) Vars(t testing.TB, u User) []string {
 	}
 }
 
-// AdminClient is a superuser client built with votestream's own config.
-func (c *SecureCluster) AdminClient(t testing.TB) *kafkaio.Client {
-	t.Helper()
-	client, err := kafkaio.New(c.adminConfig(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.Close)
-	return client
-}
-
 // CreateTopic creates a topic as the superuser, with config entries
-// ("cleanup.policy", "compact", ...).
+// ("cleanup.policy", "compact", ...): shapes kafkaio would not make, so
+// through kafka-go's own client, with votestream's TLS and SASL settings.
 func (c *SecureCluster) CreateTopic(t testing.TB, name string, partitions int, configs ...string) {
 	t.Helper()
 	tc := kafka.TopicConfig{Topic: name, NumPartitions: partitions, ReplicationFactor: 1}
 	for i := 0; i+1 < len(configs); i += 2 {
 		tc.ConfigEntries = append(tc.ConfigEntries, kafka.ConfigEntry{ConfigName: configs[i], ConfigValue: configs[i+1]})
 	}
+	tlsConfig, mechanism, err := kafkaio.Security(c.adminConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	transport := &kafka.Transport{TLS: tlsConfig, SASL: mechanism}
+	defer transport.CloseIdleConnections()
+	admin := &kafka.Client{Addr: kafka.TCP(c.Addr), Transport: transport, Timeout: 10 * time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := c.AdminClient(t).CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{tc}})
+	res, err := admin.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{tc}})
 	if err != nil {
 		t.Fatalf("create topic %s: %v", name, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/votestream/votestream/internal/rig"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
@@ -108,9 +109,11 @@ func TestGrownTopicKeepsPartitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	admin, closeAdmin := rig.KafkaAdmin(addr)
+	defer closeAdmin()
 	gctx, gcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer gcancel()
-	res, err := c.CreatePartitions(gctx, &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{Name: topic, Count: 4}, {Name: topic + ".ckpt", Count: 4}}})
+	res, err := admin.CreatePartitions(gctx, &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{Name: topic, Count: 4}, {Name: topic + ".ckpt", Count: 4}}})
 	if err == nil {
 		err = errors.Join(slices.Collect(maps.Values(res.Errors))...)
 	}

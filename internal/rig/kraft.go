@@ -161,3 +161,12 @@ func CreateTopics(ctx context.Context, k kafkaio.Config) error {
 		}
 	}
 }
+
+// KafkaAdmin is kafka-go's own client of the brokers at addrs
+// (comma-separated), for the admin calls tests make and the services never
+// do (delete a topic, add partitions, give a topic a retention): kafkaio
+// keeps its client to itself. Call the returned close when done.
+func KafkaAdmin(addrs string) (*kafka.Client, func()) {
+	tr := &kafka.Transport{DialTimeout: 10 * time.Second}
+	return &kafka.Client{Addr: kafka.TCP(strings.Split(addrs, ",")...), Timeout: 30 * time.Second, Transport: tr}, tr.CloseIdleConnections
+}

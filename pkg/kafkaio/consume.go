@@ -292,9 +292,9 @@ func (f *Fetch) start(res *fetchAPI.ResponsePartition, offset, end int64) {
 // neither asks for read_committed answers nor passes on the aborted
 // transactions, so the request goes through its transport as it is.
 func (c *Client) fetch(ctx context.Context, topic string, partition int, offset int64, opt ConsumeOptions) (*fetchAPI.ResponsePartition, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.Timeout+opt.MaxWait)
+	ctx, cancel := context.WithTimeout(ctx, c.kc.Timeout+opt.MaxWait)
 	defer cancel()
-	m, err := c.Transport.RoundTrip(ctx, c.Addr, &fetchAPI.Request{
+	m, err := c.kc.Transport.RoundTrip(ctx, c.kc.Addr, &fetchAPI.Request{
 		ReplicaID:      -1,
 		MaxWaitTime:    int32(opt.MaxWait.Milliseconds()),
 		MinBytes:       1,

@@ -25,11 +25,12 @@ const (
 	HeaderSeq      = "votestream-seq"
 )
 
-// Client is a kafka-go client with the dialer its consumer groups and readers
-// need; both carry the same TLS and SASL settings.
+// Client is votestream's way to Kafka. It holds a kafka-go client and the
+// dialer its consumer groups need, both with the same TLS and SASL
+// settings, and keeps them to itself: users see only the calls below.
 type Client struct {
-	*kafka.Client
-	Dialer *kafka.Dialer
+	kc     *kafka.Client
+	dialer *kafka.Dialer
 	cfg    Config
 	log    *slog.Logger
 }
@@ -67,8 +68,8 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 		SASL:        mechanism,
 	}
 	return &Client{
-		Client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport, Timeout: max(requestTimeout, cfg.DialTimeout)},
-		Dialer: dialer,
+		kc:     &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport, Timeout: max(requestTimeout, cfg.DialTimeout)},
+		dialer: dialer,
 		cfg:    cfg,
 		log:    log,
 	}, nil
@@ -96,7 +97,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Client, map[strin
 
 // Close releases the transport's idle connections.
 func (c *Client) Close() {
-	if t, ok := c.Transport.(*kafka.Transport); ok {
+	if t, ok := c.kc.Transport.(*kafka.Transport); ok {
 		t.CloseIdleConnections()
 	}
 }
@@ -106,7 +107,7 @@ func (c *Client) Close() {
 func (c *Client) Ping(ctx context.Context) error {
 	mctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
-	_, err := c.Metadata(mctx, &kafka.MetadataRequest{Topics: []string{}})
+	_, err := c.kc.Metadata(mctx, &kafka.MetadataRequest{Topics: []string{}})
 	if err != nil {
 		if e := c.explainConnect(ctx, err); e != nil {
 			return e
@@ -182,7 +183,7 @@ func (c *Client) EnsureTopics(ctx context.Context, specs []TopicSpec) (map[strin
 		missing = append(missing, tc)
 	}
 	if len(missing) > 0 {
-		res, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: missing})
+		res, err := c.kc.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: missing})
 		if err != nil {
 			return nil, c.explain(err)
 		}
@@ -238,7 +239,7 @@ func (c *Client) partitionCounts(ctx context.Context, specs []TopicSpec) (map[st
 	for i, s := range specs {
 		names[i] = s.Name
 	}
-	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
+	md, err := c.kc.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
 	if err != nil {
 		return nil, c.explain(err)
 	}
@@ -265,7 +266,7 @@ func (c *Client) leadersElected(ctx context.Context, specs []TopicSpec) bool {
 	for i, s := range specs {
 		names[i] = s.Name
 	}
-	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
+	md, err := c.kc.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
 	if err != nil {
 		return false
 	}
@@ -326,7 +327,7 @@ func (c *Client) checkShape(ctx context.Context, specs []TopicSpec, have map[str
 			ResourceType: kafka.ResourceTypeTopic, ResourceName: s.Name, ConfigNames: names,
 		})
 	}
-	res, err := c.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: resources})
+	res, err := c.kc.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: resources})
 	if err != nil {
 		// Some hosted clusters refuse DescribeConfigs; the shape check is a
 		// courtesy, not a requirement for exact counts, so carry on.
@@ -421,7 +422,7 @@ func (c *Client) produce(ctx context.Context, topic string, partition int, compr
 		if attempt > 1 {
 			recs = reread(records)
 		}
-		res, err := c.Client.Produce(ctx, &kafka.ProduceRequest{
+		res, err := c.kc.Produce(ctx, &kafka.ProduceRequest{
 			Topic:        topic,
 			Partition:    partition,
 			RequiredAcks: kafka.RequireAll,
@@ -509,7 +510,7 @@ func (c *Client) Offsets(ctx context.Context, topic string, partition int) (firs
 }
 
 func (c *Client) offsets(ctx context.Context, topic string, partition int) (first, end int64, err error) {
-	res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{
+	res, err := c.kc.ListOffsets(ctx, &kafka.ListOffsetsRequest{
 		Topics: map[string][]kafka.OffsetRequest{topic: {kafka.FirstOffsetOf(partition), kafka.LastOffsetOf(partition)}},
 	})
 	if err != nil {
@@ -541,7 +542,7 @@ func (c *Client) endOffsets(ctx context.Context, topic string, partitions int) (
 	for p := range reqs {
 		reqs[p] = kafka.LastOffsetOf(p)
 	}
-	res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	res, err := c.kc.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
 		return nil, c.Denied(err, OpDescribe, Topic(topic))
 	}
@@ -614,7 +615,7 @@ func (c *Client) readRange(ctx context.Context, topic string, partition int, lo,
 // copied out of the response, the offset to ask for next (offset itself
 // when there were none) and the partition's high watermark.
 func (c *Client) fetchRecords(ctx context.Context, topic string, partition int, offset, hi int64, maxWait time.Duration) (recs []Record, next, hwm int64, err error) {
-	res, err := c.Fetch(ctx, &kafka.FetchRequest{
+	res, err := c.kc.Fetch(ctx, &kafka.FetchRequest{
 		Topic: topic, Partition: partition, Offset: offset,
 		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: maxWait,
 	})

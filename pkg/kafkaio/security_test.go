@@ -171,12 +171,12 @@ func TestNewSharesSecurity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := c.Transport.(*kafka.Transport)
-	if c.Dialer.TLS == nil || c.Dialer.TLS != tr.TLS {
-		t.Errorf("Dialer TLS %p, Transport TLS %p: want the same config", c.Dialer.TLS, tr.TLS)
+	tr := c.kc.Transport.(*kafka.Transport)
+	if c.dialer.TLS == nil || c.dialer.TLS != tr.TLS {
+		t.Errorf("Dialer TLS %p, Transport TLS %p: want the same config", c.dialer.TLS, tr.TLS)
 	}
-	if c.Dialer.SASLMechanism == nil || c.Dialer.SASLMechanism != tr.SASL {
-		t.Errorf("Dialer SASL %v, Transport SASL %v: want the same mechanism", c.Dialer.SASLMechanism, tr.SASL)
+	if c.dialer.SASLMechanism == nil || c.dialer.SASLMechanism != tr.SASL {
+		t.Errorf("Dialer SASL %v, Transport SASL %v: want the same mechanism", c.dialer.SASLMechanism, tr.SASL)
 	}
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "KAFKA_TLS_INSECURE_SKIP_VERIFY") {
 		t.Errorf("want a warning about KAFKA_TLS_INSECURE_SKIP_VERIFY, got:\n%s", logs.String())

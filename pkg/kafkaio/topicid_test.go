@@ -45,10 +45,10 @@ func TestTopicID(t *testing.T) {
 	if again := id("t"); again != first {
 		t.Errorf("t's id changed from %x to %x", first, again)
 	}
-	if _, err := c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{"t"}}); err != nil {
+	if _, err := c.kc.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{"t"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: "t", NumPartitions: 1, ReplicationFactor: 1}}}); err != nil {
+	if _, err := c.kc.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: "t", NumPartitions: 1, ReplicationFactor: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 	if again := id("t"); again == first || again == (TopicID{}) {

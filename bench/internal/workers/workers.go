@@ -143,14 +143,11 @@ func workerClient(f workerFlags) (*kafkaio.Client, error) {
 
 // endOffsets returns every partition's high watermark.
 func endOffsets(ctx context.Context, c *kafkaio.Client, topic string) (map[int]int64, error) {
-	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	n, err := c.PartitionCount(ctx, topic)
 	if err != nil {
 		return nil, err
 	}
-	if len(md.Topics) != 1 || md.Topics[0].Error != nil {
-		return nil, fmt.Errorf("topic %s: not found", topic)
-	}
-	return c.EndOffsets(ctx, topic, len(md.Topics[0].Partitions))
+	return c.EndOffsets(ctx, topic, n)
 }
 
 // readAll reads every partition of f.topic up to its end at the start, one
