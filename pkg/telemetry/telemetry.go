@@ -1,4 +1,7 @@
-// Package telemetry serves a service's /metrics, /healthz and /readyz.
+// Package telemetry is the services' HTTP server: /metrics (from a private
+// registry, under Namespace), /healthz and /readyz, and the routes a
+// service adds (the counter's live page, /results and /events). Serve is
+// one of the service's actors: its failure ends the service.
 package telemetry
 
 import (
