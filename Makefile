@@ -20,7 +20,7 @@ test: vet fmt-check
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
-## docs: regenerate docs/configuration.md from pkg/config's env tags and doc comments.
+## docs: regenerate docs/configuration.md from the env tags and doc comments of pkg/config, pkg/kafkaio and pkg/logging.
 docs:
 	$(GO) generate ./pkg/config
 

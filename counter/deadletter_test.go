@@ -19,7 +19,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/votestream/votestream/internal/rig"
-	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
@@ -341,7 +340,7 @@ func TestDLQDeniedCountsOn(t *testing.T) {
 		"GROUP_SESSION_TIMEOUT=2s", "GROUP_REBALANCE_TIMEOUT=4s"}
 	c := startCounter(t, env, "a")
 	publish(t, brokers, parts, gen, want.Total())
-	client, err := kafkaio.New(config.Kafka{Brokers: []string{brokers}, DialTimeout: 5 * time.Second}, slog.New(slog.DiscardHandler))
+	client, err := kafkaio.New(kafkaio.Config{Brokers: []string{brokers}, DialTimeout: 5 * time.Second}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

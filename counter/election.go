@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/votestream/votestream/pkg/backoff"
 	"github.com/votestream/votestream/pkg/checkpoint"
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
@@ -298,7 +299,7 @@ func (e *election) followPartition(ctx context.Context, client *kafkaio.Client, 
 	} else if offset, err = retry(ctx, e.log, "election view: read first offset", first); err != nil {
 		return // ctx ended
 	}
-	b := retryBackoff()
+	b := retryBackoff
 	for ctx.Err() == nil {
 		start := e.now()
 		recs, next, hwm, err := client.FetchFrom(ctx, topic, p, offset, wait)
@@ -340,7 +341,7 @@ func (e *election) followPartition(ctx context.Context, client *kafkaio.Client, 
 }
 
 // sleep waits d or until ctx ends, and reports whether ctx is still alive.
-func sleep(ctx context.Context, d time.Duration) bool { return kafkaio.Sleep(ctx, d) == nil }
+func sleep(ctx context.Context, d time.Duration) bool { return backoff.Sleep(ctx, d) == nil }
 
 // logTables writes the national table to out whenever the view changes, at
 // most once per every, once every partition has been read: the seed's

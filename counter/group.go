@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/votestream/votestream/pkg/backoff"
 	"github.com/votestream/votestream/pkg/checkpoint"
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
@@ -265,7 +266,7 @@ const fetchMaxBytes = 256 << 10
 // (see readers) is tried again from the same offset, at most every
 // readRetryMax: never past a record not counted.
 func (c *counter) keepReading(ctx context.Context, p *partition, signals batchSignals, pending *atomic.Int64, fail func(error)) {
-	b := kafkaio.Backoff{Min: time.Second, Max: readRetryMax}
+	b := backoff.Backoff{Min: time.Second, Max: readRetryMax}
 	for {
 		err := c.read(ctx, p, signals, pending)
 		if kafkaio.IsAuth(err) {
@@ -276,7 +277,7 @@ func (c *counter) keepReading(ctx context.Context, p *partition, signals batchSi
 			return
 		}
 		c.readers.stop(ctx, p.id, err)
-		if kafkaio.Sleep(ctx, b.Next()) != nil {
+		if b.Wait(ctx) != nil {
 			return
 		}
 	}

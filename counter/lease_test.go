@@ -263,7 +263,7 @@ func joinGroup(t *testing.T, cluster *kfake.Cluster) (*counter, *kafkaio.Generat
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := config.Counter{GroupID: "g", SessionTimeout: 5 * time.Second, RebalanceTimeout: 5 * time.Second}
-	cfg.Kafka = config.Kafka{Brokers: cluster.ListenAddrs(), DialTimeout: 5 * time.Second, ClientID: "test", Topic: "t"}
+	cfg.Kafka = kafkaio.Config{Brokers: cluster.ListenAddrs(), DialTimeout: 5 * time.Second, ClientID: "test", Topic: "t"}
 	client, err := kafkaio.New(cfg.Kafka, log)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
+	"github.com/votestream/votestream/pkg/results/web"
 	"github.com/votestream/votestream/pkg/telemetry"
 )
 
@@ -29,9 +30,10 @@ func newRoleInfo(role string) prometheus.Collector {
 
 // mountRole routes what the role serves: the live page, /results, /events
 // and the election metrics for hybrid and serve, or for count a 404 that
-// says where they are. The returned stop ends the event streams; call it
-// before the server shuts down.
-func mountRole(cfg config.Counter, srv *telemetry.Server, reg *prometheus.Registry, view *election, memLimit int64) (stop func()) {
+// says where they are. It returns the live page's handler (nil for count),
+// whose viewers' memory budget runs beside the server and which must be
+// closed before the server shuts down.
+func mountRole(cfg config.Counter, srv *telemetry.Server, reg *prometheus.Registry, view *election) *web.Handler {
 	if cfg.Role == config.RoleCount {
 		notHere := func(w http.ResponseWriter, _ *http.Request) {
 			http.Error(w, "not served by this replica (ROLE=count): the live page, /results and /events are served by ROLE=serve or ROLE=hybrid replicas",
@@ -40,13 +42,10 @@ func mountRole(cfg config.Counter, srv *telemetry.Server, reg *prometheus.Regist
 		for _, p := range []string{"GET /{$}", "GET /assets/", "GET /results", "GET /events"} {
 			srv.Handle(p, http.HandlerFunc(notHere))
 		}
-		return func() {}
+		return nil
 	}
 	reg.MustRegister(newElectionCollector(view, cfg.ReplicaID))
-	page := mountElection(srv, reg, view, cfg.HTTPMaxViewers)
-	ctx, stopBudget := context.WithCancel(context.Background())
-	go budgetViewers(ctx, page, memLimit)
-	return func() { page.Close(); stopBudget() }
+	return mountElection(srv, reg, view, cfg.HTTPMaxViewers)
 }
 
 // serve is ROLE=serve once the HTTP server runs: it follows the checkpoint
@@ -91,7 +90,7 @@ func serve(ctx context.Context, cfg config.Counter, view *election, ready func(b
 // checkpointPartitions returns the checkpoint topic's partition count,
 // waiting for the counting replicas to create it if need be. A missing
 // ACL is not waited for: no retry can grant it.
-func checkpointPartitions(ctx context.Context, client *kafkaio.Client, k config.Kafka, log *slog.Logger) (int, error) {
+func checkpointPartitions(ctx context.Context, client *kafkaio.Client, k kafkaio.Config, log *slog.Logger) (int, error) {
 	spec := []kafkaio.TopicSpec{{Name: k.CheckpointTopic, Partitions: k.Partitions, Compacted: true}}
 	have, err := retry(ctx, log, "checkpoint topic", func() (map[string]int, error) {
 		return client.EnsureTopics(ctx, spec)

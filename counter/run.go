@@ -10,8 +10,10 @@ import (
 	"os"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/votestream/votestream/internal/cpuprofile"
+	"github.com/votestream/votestream/internal/lifecycle"
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/logging"
@@ -48,26 +50,53 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	// Instrumentation and listeners, bound before any Kafka work.
 	reg := telemetry.NewRegistry()
 	reg.MustRegister(newRoleInfo(cfg.Role))
-	srv, err := telemetry.Listen(cfg.HTTPAddr, cfg.HTTPWebConfigFile, reg, log)
+	srv, err := listen(cfg.HTTPAddr, cfg.HTTPWebConfigFile, reg, log)
 	if err != nil {
 		return err
 	}
-	stopPage := mountRole(cfg, srv, reg, view, memLimit)
+	page := mountRole(cfg, srv, reg, view)
+
+	// The actors stop in this order, whichever ends first: the Kafka side
+	// (intake, final checkpoint, the election view, the client), the
+	// viewers' memory budget, then the HTTP server, so /metrics shows the
+	// final checkpoint until the end.
+	var g lifecycle.Group
 	if cfg.Role == config.RoleServe {
-		stopHTTP := srv.Start()
-		defer func() { stopPage(); stopHTTP() }()
-		return serve(ctx, cfg, view, srv.SetReady, stdout, log)
+		g.Go(ctx, func(ctx context.Context) error { return serve(ctx, cfg, view, srv.SetReady, stdout, log) })
+	} else {
+		g.Go(ctx, func(ctx context.Context) error { return count(ctx, cfg, srv, reg, view, stdout, log) })
 	}
+	later := context.WithoutCancel(ctx)
+	if page != nil {
+		g.Go(later, func(ctx context.Context) error { budgetViewers(ctx, page, memLimit); return nil })
+	}
+	httpCtx, stopHTTP := context.WithCancel(later)
+	g.Add(func() error { return srv.Serve(httpCtx) }, func() {
+		if page != nil {
+			page.Close() // the event streams would hold the shutdown up
+		}
+		stopHTTP()
+	})
+	if err := g.Run(); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// listen binds the HTTP port; a test replaces it to reach the server.
+var listen = telemetry.Listen
+
+// count is ROLE=count and ROLE=hybrid once the HTTP port is bound: it
+// counts its share of the votes until ctx ends, writes the final
+// checkpoint, stops the election view and closes the Kafka client.
+func count(ctx context.Context, cfg config.Counter, srv *telemetry.Server, reg *prometheus.Registry, view *election, stdout io.Writer, log *slog.Logger) error {
 	own := newOwned()
 	m := newMetrics(reg, own)
 	stuck := newStalls(stuckAfter)
 	reg.MustRegister(newStallCollector(stuck))
 	srv.SetReadyCheck(stuck.check)
-	stopHTTP := srv.Start()
-	// The HTTP server stops last, so /metrics shows the final checkpoint.
-	defer func() { stopPage(); stopHTTP() }()
 
-	// Kafka.
 	client, parts, err := kafkaio.Open(ctx, cfg.Kafka, log)
 	if err != nil {
 		return err
@@ -98,11 +127,7 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 		readers:    newReaders(reg, srv.SetReady, log),
 		stalls:     stuck,
 	}
-	if err := c.run(ctx); err != nil {
-		return err
-	}
-	log.Info("stopped")
-	return nil
+	return c.run(ctx)
 }
 
 // defaultReplicaID names this process when REPLICA_ID is not set: the

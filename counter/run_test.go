@@ -12,7 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/votestream/votestream/internal/rig"
-	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
@@ -109,7 +108,7 @@ func (c *inProcess) stop(t *testing.T) {
 // mod parts, with its producer and sequence headers.
 func publish(t *testing.T, brokers string, parts int, cfg votegen.Config, total int64) {
 	t.Helper()
-	k := config.Kafka{Brokers: []string{brokers}, Topic: "votes", CheckpointTopic: "ckpt", DLQTopic: "dlq",
+	k := kafkaio.Config{Brokers: []string{brokers}, Topic: "votes", CheckpointTopic: "ckpt", DLQTopic: "dlq",
 		Partitions: parts, ReplicationFactor: 1, DialTimeout: 5 * time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/votestream/votestream/pkg/backoff"
 	"github.com/votestream/votestream/pkg/checkpoint"
 	"github.com/votestream/votestream/pkg/kafkaio"
 )
@@ -143,26 +144,20 @@ func (s *store) save(ctx context.Context, states []*checkpoint.State) []error {
 	return errs
 }
 
-// retry calls fn until it succeeds or ctx ends, backing off up to 5s.
+// retry calls fn until it succeeds or ctx ends, backing off up to 5s,
+// logging each retry as what.
 func retry[T any](ctx context.Context, log *slog.Logger, what string, fn func() (T, error)) (T, error) {
-	b := retryBackoff()
-	for {
-		v, err := fn()
-		// A corrupt checkpoint stays corrupt: say so rather than spin.
-		// Nor can a retry grant a missing ACL.
-		if err == nil || ctx.Err() != nil || errors.Is(err, checkpoint.ErrCorrupt) || errors.Is(err, errFinal) || kafkaio.IsAuth(err) {
-			return v, err
-		}
-		d := b.Next()
+	return backoff.Retry(ctx, retryBackoff, fn, mayRetry, func(_ int, err error, d time.Duration) {
 		log.Warn(what+" failed, retrying", "err", err, "in", d)
-		if kafkaio.Sleep(ctx, d) != nil {
-			return v, err
-		}
-	}
+	})
+}
+
+// mayRetry reports whether a retry may fix err. A corrupt checkpoint stays
+// corrupt: say so rather than spin. Nor can a retry grant a missing ACL.
+func mayRetry(err error) bool {
+	return !errors.Is(err, checkpoint.ErrCorrupt) && !errors.Is(err, errFinal) && !kafkaio.IsAuth(err)
 }
 
 // retryBackoff is the counter's backoff between attempts at reading
 // checkpoints: from 200ms up to 5s.
-func retryBackoff() kafkaio.Backoff {
-	return kafkaio.Backoff{Min: 200 * time.Millisecond, Max: 5 * time.Second}
-}
+var retryBackoff = backoff.Backoff{Min: 200 * time.Millisecond, Max: 5 * time.Second}

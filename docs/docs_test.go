@@ -18,10 +18,11 @@ import (
 )
 
 // TestConfigurationGenerated fails when docs/configuration.md is not what
-// pkg/config's env tags, defaults and doc comments make, or when a setting
+// the env tags, defaults and doc comments of pkg/config and the adapters'
+// settings it embeds make, or when a setting
 // has no doc comment to make it from.
 func TestConfigurationGenerated(t *testing.T) {
-	groups, err := configdoc.Read(os.DirFS("../pkg/config"))
+	groups, err := configdoc.Read(configdoc.Sources("../pkg")...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -148,7 +148,9 @@ func (x *exactRig) foreignCheckpoints(t *testing.T) {
 		t.Fatalf("topic id of %s: %x %v", a, oldID, err)
 	}
 
-	if _, err := x.admin.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{a}}); err != nil {
+	admin, closeAdmin := rig.KafkaAdmin(x.k.Addr)
+	defer closeAdmin()
+	if _, err := admin.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{a}}); err != nil {
 		t.Fatal(err)
 	}
 	waitGone(t, x.admin, a)
@@ -210,7 +212,7 @@ func (x *exactRig) keysAndPartitions(t *testing.T) {
 	}
 
 	// A partition added to the votes topic alone: the counter stops.
-	addPartitions(t, x.admin, topic, 5)
+	addPartitions(t, x.k.Addr, topic, 5)
 	if err := c.Wait(time.Minute); err == nil {
 		t.Errorf("counter exited 0 after a votes partition without checkpoint partition was added")
 	}
@@ -218,7 +220,7 @@ func (x *exactRig) keysAndPartitions(t *testing.T) {
 		t.Errorf("no line says partition 4 lacks a checkpoint partition\n%s", rig.Tail(c.Output(), 20))
 	}
 	// Added to the checkpoint topic too: its votes are counted.
-	addPartitions(t, x.admin, topic+".checkpoints", 5)
+	addPartitions(t, x.k.Addr, topic+".checkpoints", 5)
 	Kcat(t, strings.NewReader("new-partition\t"+exactVote+"\n"), "-P", "-b", x.k.Addr, "-t", topic, "-p", "4", "-K", "\t")
 	addExactVote(&want)
 	c, _ = x.count(topic, "", 5, &want)
@@ -234,7 +236,9 @@ func (x *exactRig) deletedRecords(t *testing.T) {
 	x.t = t
 	topic := "exact-deleted-" + x.id
 	ctx := x.ctx()
-	if _, err := x.admin.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: 4, ReplicationFactor: 1,
+	admin, closeAdmin := rig.KafkaAdmin(x.k.Addr)
+	defer closeAdmin()
+	if _, err := admin.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: 4, ReplicationFactor: 1,
 		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "retention.ms", ConfigValue: "3600000"}}}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -365,8 +369,8 @@ func (x *exactRig) writeCheckpoint(ctx context.Context, topic string, p int, b [
 
 // exactKafka is the services' Kafka settings on topic, as the tests use
 // them (the admin client's topic is unused).
-func exactKafka(brokers, topic string) config.Kafka {
-	return config.Kafka{Brokers: strings.Split(brokers, ","), ClientID: "e2e", DialTimeout: 10 * time.Second,
+func exactKafka(brokers, topic string) kafkaio.Config {
+	return kafkaio.Config{Brokers: strings.Split(brokers, ","), ClientID: "e2e", DialTimeout: 10 * time.Second,
 		MetadataMaxAge: time.Second, Topic: topic, CheckpointTopic: topic + config.CheckpointSuffix,
 		DLQTopic: topic + config.DLQSuffix, Partitions: 4, ReplicationFactor: 1, CreateTopics: true}
 }
@@ -396,8 +400,10 @@ func (x *exactRig) deleteRecords(topic string, p int, before int64) {
 	}
 }
 
-func addPartitions(t *testing.T, c *kafkaio.Client, topic string, n int) {
+func addPartitions(t *testing.T, brokers, topic string, n int) {
 	t.Helper()
+	c, closeAdmin := rig.KafkaAdmin(brokers)
+	defer closeAdmin()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res, err := c.CreatePartitions(ctx, &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{Name: topic, Count: int32(n)}}})

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/votestream/votestream/internal/rig"
-	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/votegen"
 )
@@ -24,7 +23,7 @@ import (
 // versions kafka-go uses must list every API votestream sends and none
 // without a common version (Kafka 4 dropped old versions, KIP-896).
 // TestKafkaSecurity runs it on its node, over SASL_SSL.
-func testAPIVersions(t *testing.T, cfg config.Kafka) {
+func testAPIVersions(t *testing.T, cfg kafkaio.Config) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	c, err := kafkaio.New(cfg, log)

@@ -14,7 +14,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/votestream/votestream/internal/rig"
-	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
@@ -113,7 +112,7 @@ func testDuplicateBurst(t *testing.T, k *Kafka) {
 // failure does.
 func produceAgain(t *testing.T, env Env, p int, recs []kafkaio.Record) {
 	t.Helper()
-	c, err := kafkaio.New(config.Kafka{Brokers: strings.Split(env.Brokers, ","), DialTimeout: 10 * time.Second, ClientID: "e2e"}, slog.New(slog.DiscardHandler))
+	c, err := kafkaio.New(kafkaio.Config{Brokers: strings.Split(env.Brokers, ","), DialTimeout: 10 * time.Second, ClientID: "e2e"}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/votestream/votestream/internal/rig"
 	"github.com/votestream/votestream/internal/webtest"
-	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/results"
 	"github.com/votestream/votestream/pkg/votegen"
@@ -240,7 +239,7 @@ func waitResults(ctx context.Context, t testing.TB, base string, want int64, tim
 // endOffsets returns the end of every votes partition.
 func endOffsets(ctx context.Context, t testing.TB, env Env) map[int]int64 {
 	t.Helper()
-	client, err := kafkaio.New(config.Kafka{Brokers: []string{env.Brokers}, ClientID: "e2e", DialTimeout: 10 * time.Second}, slog.New(slog.DiscardHandler))
+	client, err := kafkaio.New(kafkaio.Config{Brokers: []string{env.Brokers}, ClientID: "e2e", DialTimeout: 10 * time.Second}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

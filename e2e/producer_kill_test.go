@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
 )
@@ -24,7 +23,7 @@ func readTopic(t *testing.T, brokers, topic string, partitions int, timeout time
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	c, err := kafkaio.New(config.Kafka{Brokers: strings.Split(brokers, ","), DialTimeout: 10 * time.Second, ClientID: "e2e"}, slog.New(slog.DiscardHandler))
+	c, err := kafkaio.New(kafkaio.Config{Brokers: strings.Split(brokers, ","), DialTimeout: 10 * time.Second, ClientID: "e2e"}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 )
 
@@ -166,7 +165,7 @@ func startSecureCluster(t testing.TB, mtls bool, users ...User) *SecureCluster {
 	dir := t.TempDir()
 	ca := NewCA(t, dir, "votestream-test-ca")
 	cert := ca.Issue(t, "kafka", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, false)
-	c := &SecureCluster{CA: ca, dir: dir, Admin: User{Mechanism: config.SASLScramSHA512, Name: "admin", Password: RandomPassword(t)}}
+	c := &SecureCluster{CA: ca, dir: dir, Admin: User{Mechanism: kafkaio.SASLScramSHA512, Name: "admin", Password: RandomPassword(t)}}
 	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	if mtls {
 		tc.ClientAuth = tls.RequireAndVerifyClientCert
@@ -224,28 +223,25 @@ func (c *SecureCluster) Vars(t testing.TB, u User) []string {
 	}
 }
 
-// AdminClient is a superuser client built with votestream's own config.
-func (c *SecureCluster) AdminClient(t testing.TB) *kafkaio.Client {
-	t.Helper()
-	client, err := kafkaio.New(c.adminConfig(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.Close)
-	return client
-}
-
 // CreateTopic creates a topic as the superuser, with config entries
-// ("cleanup.policy", "compact", ...).
+// ("cleanup.policy", "compact", ...): shapes kafkaio would not make, so
+// through kafka-go's own client, with votestream's TLS and SASL settings.
 func (c *SecureCluster) CreateTopic(t testing.TB, name string, partitions int, configs ...string) {
 	t.Helper()
 	tc := kafka.TopicConfig{Topic: name, NumPartitions: partitions, ReplicationFactor: 1}
 	for i := 0; i+1 < len(configs); i += 2 {
 		tc.ConfigEntries = append(tc.ConfigEntries, kafka.ConfigEntry{ConfigName: configs[i], ConfigValue: configs[i+1]})
 	}
+	tlsConfig, mechanism, err := kafkaio.Security(c.adminConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	transport := &kafka.Transport{TLS: tlsConfig, SASL: mechanism}
+	defer transport.CloseIdleConnections()
+	admin := &kafka.Client{Addr: kafka.TCP(c.Addr), Transport: transport, Timeout: 10 * time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := c.AdminClient(t).CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{tc}})
+	res, err := admin.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{tc}})
 	if err != nil {
 		t.Fatalf("create topic %s: %v", name, err)
 	}
@@ -272,11 +268,11 @@ func (c *SecureCluster) EnsureTopics(t testing.TB, env Env) {
 	}
 }
 
-func (c *SecureCluster) adminConfig() config.Kafka {
-	return config.Kafka{
+func (c *SecureCluster) adminConfig() kafkaio.Config {
+	return kafkaio.Config{
 		Brokers: []string{c.Addr}, ClientID: "test-admin", DialTimeout: 10 * time.Second, Partitions: 1, ReplicationFactor: 1,
-		TLS:  config.TLS{Enabled: true, CAFile: c.CA.File},
-		SASL: config.SASL{Mechanism: c.Admin.Mechanism, Username: c.Admin.Name, Password: config.Secret(c.Admin.Password)},
+		TLS:  kafkaio.TLS{Enabled: true, CAFile: c.CA.File},
+		SASL: kafkaio.SASL{Mechanism: c.Admin.Mechanism, Username: c.Admin.Name, Password: kafkaio.Secret(c.Admin.Password)},
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/votestream/votestream/pkg/config"
+	"github.com/votestream/votestream/pkg/kafkaio"
 )
 
 // StartSecureKafka is StartSecureCluster and StartMTLSCluster on one
@@ -30,12 +30,12 @@ func StartSecureKafka(t testing.TB, users ...User) (c, mtls *SecureCluster) {
 	dir := t.TempDir()
 	ca := NewCA(t, dir, "votestream-test-ca")
 	keystore := pemKeystore(t, dir, ca.Issue(t, "kafka", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, false))
-	c = &SecureCluster{CA: ca, dir: dir, Admin: User{Mechanism: config.SASLScramSHA512, Name: "admin", Password: RandomPassword(t)}}
+	c = &SecureCluster{CA: ca, dir: dir, Admin: User{Mechanism: kafkaio.SASLScramSHA512, Name: "admin", Password: RandomPassword(t)}}
 	all := append([]User{c.Admin}, users...)
 	var plain []string
 	var format []string
 	for _, u := range all {
-		if u.Mechanism == config.SASLPlain {
+		if u.Mechanism == kafkaio.SASLPlain {
 			plain = append(plain, fmt.Sprintf("user_%s=%q", u.Name, u.Password))
 			continue
 		}

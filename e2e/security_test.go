@@ -13,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/votestream/votestream/pkg/config"
+	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/votegen"
 )
 
@@ -67,8 +67,8 @@ func securePipeline(t *testing.T) ([]User, func(*testing.T, *SecureCluster)) {
 	}
 	var runs []*run
 	var users []User
-	for _, mech := range []string{config.SASLPlain, config.SASLScramSHA256, config.SASLScramSHA512} {
-		r := &run{mech: mech, create: mech == config.SASLPlain, env: NewEnv(t, &Broker{}, 4)}
+	for _, mech := range []string{kafkaio.SASLPlain, kafkaio.SASLScramSHA256, kafkaio.SASLScramSHA512} {
+		r := &run{mech: mech, create: mech == kafkaio.SASLPlain, env: NewEnv(t, &Broker{}, 4)}
 		r.producer = User{Mechanism: mech, Name: "producer-" + strings.ToLower(mech), Password: RandomPassword(t), ACLs: ProducerACLs(r.env)}
 		r.counters = User{Mechanism: mech, Name: "counter-" + strings.ToLower(mech), Password: RandomPassword(t), ACLs: CounterACLs(r.env)}
 		if r.create {
@@ -300,7 +300,7 @@ func secureFailures(t *testing.T) ([]User, func(*testing.T, *SecureCluster)) {
 			vars: func(_ *SecureCluster, vars []string) []string { return append(vars, "ROLE=serve") },
 			want: `may not READ topic "ckpt-`},
 	}
-	mechs := []string{config.SASLPlain, config.SASLScramSHA256, config.SASLScramSHA512}
+	mechs := []string{kafkaio.SASLPlain, kafkaio.SASLScramSHA256, kafkaio.SASLScramSHA512}
 	var users []User
 	for i, c := range cases {
 		c.env = NewEnv(t, &Broker{}, 4)
@@ -381,7 +381,7 @@ func TestMutualTLS(t *testing.T) {
 // mutualTLS returns the user TestMutualTLS needs and the test.
 func mutualTLS(t *testing.T) (User, func(*testing.T, *SecureCluster)) {
 	env := NewEnv(t, &Broker{}, 2)
-	user := User{Mechanism: config.SASLScramSHA256, Name: "mtls-counter", Password: RandomPassword(t), ACLs: slices.Concat(CounterACLs(env), CreateACL())}
+	user := User{Mechanism: kafkaio.SASLScramSHA256, Name: "mtls-counter", Password: RandomPassword(t), ACLs: slices.Concat(CounterACLs(env), CreateACL())}
 	return user, func(t *testing.T, cluster *SecureCluster) { testMutualTLS(t, cluster, env, user) }
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/votestream/votestream/internal/lifecycle"
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/logging"
@@ -56,9 +57,18 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	defer srv.Start()()
+	// The HTTP server stops once the election is published (or a signal
+	// stopped it), and its failure stops the producer.
+	var g lifecycle.Group
+	g.Go(ctx, func(ctx context.Context) error { return publish(ctx, cfg, gen, gcfg, srv, m, log) })
+	g.Go(context.WithoutCancel(ctx), srv.Serve)
+	return g.Run()
+}
 
-	// Kafka.
+// publish is the producer once its HTTP port is bound: it publishes the
+// election, from where an earlier run stopped, then closes the Kafka
+// client.
+func publish(ctx context.Context, cfg config.Producer, gen *votegen.Generator, gcfg votegen.Config, srv *telemetry.Server, m *metrics, log *slog.Logger) error {
 	client, parts, err := kafkaio.Open(ctx, cfg.Kafka, log)
 	if err != nil {
 		return err

@@ -18,7 +18,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/votestream/votestream/pkg/config"
+	"github.com/votestream/votestream/internal/rig"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
@@ -104,14 +104,16 @@ func TestGrownTopicKeepsPartitions(t *testing.T) {
 		t.Fatalf("first run: %v, want it stopped midway", err)
 	}
 
-	c, err := kafkaio.New(config.Kafka{Brokers: []string{addr}, ClientID: "test", DialTimeout: 10 * time.Second}, slog.New(slog.DiscardHandler))
+	c, err := kafkaio.New(kafkaio.Config{Brokers: []string{addr}, ClientID: "test", DialTimeout: 10 * time.Second}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	admin, closeAdmin := rig.KafkaAdmin(addr)
+	defer closeAdmin()
 	gctx, gcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer gcancel()
-	res, err := c.CreatePartitions(gctx, &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{Name: topic, Count: 4}, {Name: topic + ".ckpt", Count: 4}}})
+	res, err := admin.CreatePartitions(gctx, &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{Name: topic, Count: 4}, {Name: topic + ".ckpt", Count: 4}}})
 	if err == nil {
 		err = errors.Join(slices.Collect(maps.Values(res.Errors))...)
 	}
@@ -241,7 +243,7 @@ func TestPublishNight(t *testing.T) {
 // check, if not nil, sees every record and its vote.
 func readTopic(t *testing.T, addr, topic string, partitions int, check func(*kafkaio.FetchedRecord, *vote.Vote)) vote.Tally {
 	t.Helper()
-	c, err := kafkaio.New(config.Kafka{Brokers: []string{addr}, ClientID: "test", DialTimeout: 10 * time.Second},
+	c, err := kafkaio.New(kafkaio.Config{Brokers: []string{addr}, ClientID: "test", DialTimeout: 10 * time.Second},
 		slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 // Package configdoc writes the configuration reference (docs/configuration.md)
-// from the source of pkg/config: each struct's env tags, defaults and doc
-// comments. It reads the source, not the types, because only the source
+// from the source of pkg/config and of the adapters whose settings it
+// embeds (pkg/kafkaio, pkg/logging): each struct's env tags, defaults and
+// doc comments. It reads the source, not the types, because only the source
 // holds the comments.
 package configdoc
 
@@ -11,6 +12,8 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -33,105 +36,144 @@ type Group struct {
 	Parts     []string // groups embedded as fields without an env tag
 }
 
-// Read parses the non-test Go files of dir and returns the structs that hold
-// env-tagged settings, services first (structs no other one contains), each
-// followed depth first by the parts it holds, in source order.
-func Read(fsys fs.FS) ([]Group, error) {
-	fset := token.NewFileSet()
-	files, err := fs.Glob(fsys, "*.go")
-	if err != nil {
-		return nil, err
-	}
+// Package is the source of one Go package: Name is how the services'
+// configuration refers to it (kafkaio for kafkaio.Config).
+type Package struct {
+	Name string
+	FS   fs.FS
+}
+
+// Read parses the non-test Go files of pkgs and returns the structs that
+// hold env-tagged settings: the services (the structs of pkgs[0] no other
+// one contains) and, first, the parts they hold, pkgs[0]'s or the
+// adapters' (kafkaio.Config), each named by the field that holds it, depth
+// first in source order.
+func Read(pkgs ...Package) ([]Group, error) {
 	type decl struct {
-		doc string
-		st  *ast.StructType
+		pkg, name, doc string
+		st             *ast.StructType
 	}
-	structs := map[string]decl{}
+	structs := map[string]decl{} // by package.Type
 	var order []string
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		src, err := fs.ReadFile(fsys, name)
+	fset := token.NewFileSet()
+	for _, pkg := range pkgs {
+		files, err := fs.Glob(pkg.FS, "*.go")
 		if err != nil {
 			return nil, err
 		}
-		f, err := parser.ParseFile(fset, name, src, parser.ParseComments)
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range f.Decls {
-			gd, ok := d.(*ast.GenDecl)
-			if !ok || gd.Tok != token.TYPE {
+		for _, name := range files {
+			if strings.HasSuffix(name, "_test.go") {
 				continue
 			}
-			for _, s := range gd.Specs {
-				ts := s.(*ast.TypeSpec)
-				st, ok := ts.Type.(*ast.StructType)
-				if !ok {
+			src, err := fs.ReadFile(pkg.FS, name)
+			if err != nil {
+				return nil, err
+			}
+			f, err := parser.ParseFile(fset, name, src, parser.ParseComments)
+			if err != nil {
+				return nil, err
+			}
+			for _, d := range f.Decls {
+				gd, ok := d.(*ast.GenDecl)
+				if !ok || gd.Tok != token.TYPE {
 					continue
 				}
-				doc := ts.Doc
-				if doc == nil {
-					doc = gd.Doc
+				for _, s := range gd.Specs {
+					ts := s.(*ast.TypeSpec)
+					st, ok := ts.Type.(*ast.StructType)
+					if !ok {
+						continue
+					}
+					doc := ts.Doc
+					if doc == nil {
+						doc = gd.Doc
+					}
+					key := pkg.Name + "." + ts.Name.Name
+					structs[key] = decl{pkg.Name, ts.Name.Name, doc.Text(), st}
+					order = append(order, key)
 				}
-				structs[ts.Name.Name] = decl{doc.Text(), st}
-				order = append(order, ts.Name.Name)
 			}
 		}
 	}
+	// resolve names the struct a field's type is, if one of pkgs has it.
+	resolve := func(pkg string, e ast.Expr) (string, bool) {
+		key := ""
+		switch t := e.(type) {
+		case *ast.Ident:
+			key = pkg + "." + t.Name
+		case *ast.SelectorExpr:
+			if x, ok := t.X.(*ast.Ident); ok {
+				key = x.Name + "." + t.Sel.Name
+			}
+		}
+		_, ok := structs[key]
+		return key, ok
+	}
 	groups := map[string]*Group{}
-	contained := map[string]bool{}
-	for _, name := range order {
-		d := structs[name]
-		g := &Group{Name: name, Doc: oneLine(d.doc)}
+	parts := map[string][]string{} // a struct's parts, by key
+	names := map[string]string{}   // a part's name: the field that holds it
+	for _, key := range order {
+		d := structs[key]
+		g := &Group{Name: d.name, Doc: oneLine(d.doc)}
 		siblings := fieldVars(d.st)
 		for _, f := range d.st.Fields.List {
 			tag := ""
 			if f.Tag != nil {
 				tag, _ = strconv.Unquote(f.Tag.Value)
 			}
-			key, _, _ := strings.Cut(reflect.StructTag(tag).Get("env"), ",")
-			if key == "" {
-				if id, ok := f.Type.(*ast.Ident); ok {
-					if _, isStruct := structs[id.Name]; isStruct {
-						g.Parts = append(g.Parts, id.Name)
-						contained[id.Name] = true
-					}
+			k, _, _ := strings.Cut(reflect.StructTag(tag).Get("env"), ",")
+			if k == "" {
+				if part, ok := resolve(d.pkg, f.Type); ok && len(f.Names) == 1 && f.Names[0].IsExported() {
+					parts[key] = append(parts[key], part)
+					names[part] = f.Names[0].Name
 				}
 				continue
 			}
 			for _, n := range f.Names {
 				g.Settings = append(g.Settings, Setting{
-					Var:     key,
+					Var:     k,
 					Default: reflect.StructTag(tag).Get("envDefault"),
 					Type:    typeName(f.Type, reflect.StructTag(tag)),
 					Doc:     fieldDoc(n.Name, f, siblings),
-					Field:   name + "." + n.Name,
+					Field:   key + "." + n.Name,
 				})
 			}
 		}
-		if len(g.Settings) > 0 || len(g.Parts) > 0 {
-			groups[name] = g
+		if len(g.Settings) > 0 || len(parts[key]) > 0 {
+			groups[key] = g
 		}
 	}
 	var out []Group
+	contained := map[string]bool{} // by name
 	seen := map[string]bool{}
-	var walk func(string)
-	walk = func(name string) {
-		g, ok := groups[name]
-		if !ok || seen[name] {
+	var walk func(key string)
+	walk = func(key string) {
+		g, ok := groups[key]
+		if !ok || seen[key] {
 			return
 		}
-		seen[name] = true
+		seen[key] = true
+		if name, ok := names[key]; ok {
+			// "Config is how..." of kafkaio.Config reads "Kafka is how...".
+			if rest, ok := strings.CutPrefix(g.Doc, g.Name+" "); ok {
+				g.Doc = name + " " + rest
+			}
+			g.Name = name
+			contained[name] = true
+		}
+		for _, p := range parts[key] {
+			if _, ok := groups[p]; ok {
+				g.Parts = append(g.Parts, names[p])
+			}
+		}
 		out = append(out, *g)
-		for _, p := range g.Parts {
+		for _, p := range parts[key] {
 			walk(p)
 		}
 	}
-	for _, name := range order {
-		if !contained[name] {
-			walk(name)
+	for _, key := range order {
+		if _, part := names[key]; !part && structs[key].pkg == pkgs[0].Name {
+			walk(key)
 		}
 	}
 	// The parts services share first, then the services.
@@ -306,7 +348,8 @@ func escape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 const header = `# Configuration
 
 <!-- Generated by go generate ./pkg/config (internal/cmd/configdoc) from the
-     env tags, defaults and doc comments of pkg/config. Do not edit: change the
+     env tags, defaults and doc comments of pkg/config and of the adapters'
+     settings it embeds (pkg/kafkaio, pkg/logging). Do not edit: change the
      comments and run make docs. -->
 
 Every setting is an environment variable. A bad value stops the service at
@@ -323,3 +366,14 @@ const footer = `
 - The HTTP ports' TLS and basic auth file, the signals and the JSON files: see [operations](operations.md).
 - TLS and SASL with hosted clusters: see [hosted Kafka](hosted-kafka.md).
 `
+
+// Sources are the packages the reference is read from, under pkgDir (the
+// repository's pkg directory): the services' config first, then the
+// adapters whose settings it embeds.
+func Sources(pkgDir string) []Package {
+	var out []Package
+	for _, name := range []string{"config", "kafkaio", "logging"} {
+		out = append(out, Package{Name: name, FS: os.DirFS(filepath.Join(pkgDir, name))})
+	}
+	return out
+}

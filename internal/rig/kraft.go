@@ -11,7 +11,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 )
 
@@ -138,7 +137,7 @@ func (k *KRaftNode) Stop() { _ = k.proc.Stop(20 * time.Second) }
 // and waits until every votes partition has a leader that answers: on a
 // real broker a topic can be in the metadata a moment before its leaders
 // serve, and the producer's first request would fail.
-func CreateTopics(ctx context.Context, k config.Kafka) error {
+func CreateTopics(ctx context.Context, k kafkaio.Config) error {
 	k.CreateTopics = true
 	c, err := kafkaio.New(k, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -161,4 +160,13 @@ func CreateTopics(ctx context.Context, k config.Kafka) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// KafkaAdmin is kafka-go's own client of the brokers at addrs
+// (comma-separated), for the admin calls tests make and the services never
+// do (delete a topic, add partitions, give a topic a retention): kafkaio
+// keeps its client to itself. Call the returned close when done.
+func KafkaAdmin(addrs string) (*kafka.Client, func()) {
+	tr := &kafka.Transport{DialTimeout: 10 * time.Second}
+	return &kafka.Client{Addr: kafka.TCP(strings.Split(addrs, ",")...), Timeout: 30 * time.Second, Transport: tr}, tr.CloseIdleConnections
 }

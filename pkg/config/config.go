@@ -1,108 +1,28 @@
 // Package config holds every service's settings, read from the environment
 // with caarlos0/env: one struct per service, UPPER_SNAKE names, defaults in
-// tags. Parse turns any bad value into one line naming the variable.
+// tags, embedding the settings of the adapters it uses (kafkaio.Config,
+// logging.Config). Parse turns any bad value into one line naming the
+// variable.
 package config
 
 import (
 	"errors"
 	"fmt"
 	"reflect"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/votestream/votestream/pkg/kafkaio"
+	"github.com/votestream/votestream/pkg/logging"
 	"github.com/votestream/votestream/pkg/vote"
 )
 
-// Kafka is how a service reaches the cluster and which topics it uses.
-type Kafka struct {
-	// Brokers are the bootstrap brokers, host:port.
-	Brokers []string `env:"KAFKA_BROKERS" envDefault:"localhost:9092" envSeparator:","`
-	// Topic is the votes topic.
-	Topic string `env:"KAFKA_TOPIC" envDefault:"votes"`
-	// CheckpointTopic holds the counters' checkpoints: compacted, one
-	// partition per votes partition. Empty: KAFKA_TOPIC's name with
-	// ".checkpoints", so each votes topic gets checkpoints of its own and a
-	// new election's topic never starts from another's (see deriveTopics).
-	CheckpointTopic string `env:"KAFKA_CHECKPOINT_TOPIC"`
-	// DLQTopic receives the rejected records, each with its reason. Empty:
-	// KAFKA_TOPIC's name with ".dlq".
-	DLQTopic string `env:"KAFKA_DLQ_TOPIC"`
-	// Partitions is the partition count of the topics a service creates.
-	Partitions int `env:"KAFKA_PARTITIONS" envDefault:"12"`
-	// ReplicationFactor is the replication of the topics a service creates;
-	// -1 takes the broker's default (hosted clusters: 3 or -1).
-	ReplicationFactor int `env:"KAFKA_REPLICATION_FACTOR" envDefault:"1"`
-	// CreateTopics creates missing topics at start; false: they must exist.
-	CreateTopics bool `env:"KAFKA_CREATE_TOPICS" envDefault:"true"`
-	// ClientID is the Kafka client id.
-	ClientID string `env:"KAFKA_CLIENT_ID" envDefault:"votestream"`
-	// DialTimeout bounds a connection; the start-up check fails after it.
-	DialTimeout time.Duration `env:"KAFKA_DIAL_TIMEOUT" envDefault:"10s"`
-	// MetadataMaxAge bounds how long a moved partition leader goes
-	// unnoticed: kafka-go refreshes its cached metadata at random within
-	// it, not on errors.
-	MetadataMaxAge time.Duration `env:"KAFKA_METADATA_MAX_AGE" envDefault:"2s"`
-	TLS            TLS
-	SASL           SASL
-}
-
-// Validate reports the first setting that cannot work.
-func (k *Kafka) Validate() error {
-	if len(k.Brokers) == 0 {
-		return errors.New("KAFKA_BROKERS: empty: set host:port[,host:port...]")
-	}
-	for _, b := range k.Brokers {
-		if i := strings.LastIndexByte(b, ':'); i <= 0 || i == len(b)-1 {
-			return fmt.Errorf("KAFKA_BROKERS: %q is not host:port", b)
-		}
-	}
-	switch {
-	case k.Topic == "":
-		return errors.New("KAFKA_TOPIC: empty")
-	case k.CheckpointTopic == "" || k.CheckpointTopic == k.Topic:
-		return errors.New("KAFKA_CHECKPOINT_TOPIC: must be set and differ from KAFKA_TOPIC")
-	case k.DLQTopic == "" || k.DLQTopic == k.Topic || k.DLQTopic == k.CheckpointTopic:
-		return errors.New("KAFKA_DLQ_TOPIC: must be set and differ from the votes and checkpoint topics")
-	case k.Partitions < 1 || k.Partitions > 10000:
-		return fmt.Errorf("KAFKA_PARTITIONS: %d: must be 1 to 10000", k.Partitions)
-	case k.ReplicationFactor < -1 || k.ReplicationFactor == 0:
-		return fmt.Errorf("KAFKA_REPLICATION_FACTOR: %d: must be at least 1, or -1 for the broker's default", k.ReplicationFactor)
-	case k.DialTimeout <= 0:
-		return fmt.Errorf("KAFKA_DIAL_TIMEOUT: %s: must be positive", k.DialTimeout)
-	case k.MetadataMaxAge < 100*time.Millisecond:
-		return fmt.Errorf("KAFKA_METADATA_MAX_AGE: %s: must be at least 100ms", k.MetadataMaxAge)
-	}
-	return k.validateSecurity()
-}
-
-// Log chooses how a service logs.
-type Log struct {
-	// Format is text or json.
-	Format string `env:"LOG_FORMAT" envDefault:"text"`
-	// Level is debug, info, warn or error; at debug the start-up check also
-	// logs the Kafka API versions kafka-go uses with the broker.
-	Level string `env:"LOG_LEVEL" envDefault:"info"`
-}
-
-// Validate reports a format or level slog does not know.
-func (l *Log) Validate() error {
-	if l.Format != "text" && l.Format != "json" {
-		return fmt.Errorf("LOG_FORMAT: %q: must be text or json", l.Format)
-	}
-	switch strings.ToLower(l.Level) {
-	case "debug", "info", "warn", "error":
-		return nil
-	}
-	return fmt.Errorf("LOG_LEVEL: %q: must be debug, info, warn or error", l.Level)
-}
-
 // Producer is the producer's configuration.
 type Producer struct {
-	Kafka Kafka
-	Log   Log
+	Kafka kafkaio.Config
+	Log   logging.Config
 	// Seed fixes every vote, so a restarted producer resumes the same
 	// election; "random" (or empty) draws a new one, logged at start.
 	Seed string `env:"SEED" envDefault:"20241105"`
@@ -150,26 +70,13 @@ func (p *Producer) Validate() error {
 	case p.BatchInterval < 0:
 		return fmt.Errorf("BATCH_INTERVAL: %s: must not be negative (0 publishes as fast as it can)", p.BatchInterval)
 	}
-	return CheckCompression(p.Compression)
-}
-
-// Compressions are the KAFKA_COMPRESSION names, as errors list them.
-var Compressions = []string{"none", "gzip", "snappy", "lz4", "zstd"}
-
-// CheckCompression is the one rule for KAFKA_COMPRESSION: one of
-// Compressions.
-func CheckCompression(name string) error {
-	if slices.Contains(Compressions, name) {
-		return nil
-	}
-	return fmt.Errorf("KAFKA_COMPRESSION: %q: must be %s or %s", name,
-		strings.Join(Compressions[:len(Compressions)-1], ", "), Compressions[len(Compressions)-1])
+	return kafkaio.CheckCompression(p.Compression)
 }
 
 // Counter is the counter's configuration.
 type Counter struct {
-	Kafka Kafka
-	Log   Log
+	Kafka kafkaio.Config
+	Log   logging.Config
 	// GroupID is the counters' consumer group.
 	GroupID string `env:"GROUP_ID" envDefault:"vote-counter"`
 	// ReplicaID names this replica in logs and checkpoints; empty means the
@@ -256,7 +163,7 @@ func (c *Counter) Validate() error {
 
 // Broker is the local development broker's configuration.
 type Broker struct {
-	Log Log
+	Log logging.Config
 	// Addr is host:port to listen on; the broker advertises it too.
 	Addr string `env:"BROKER_ADDR" envDefault:"127.0.0.1:9092"`
 	// DataDir keeps the topics across restarts.
@@ -308,7 +215,7 @@ const (
 // topic when their variables are not set (set but empty stays an error).
 func deriveTopics(v reflect.Value, vars map[string]string) {
 	for i := 0; i < v.NumField(); i++ {
-		k, ok := v.Field(i).Addr().Interface().(*Kafka)
+		k, ok := v.Field(i).Addr().Interface().(*kafkaio.Config)
 		if !ok {
 			continue
 		}

@@ -7,11 +7,13 @@ import (
 	"time"
 
 	"github.com/votestream/votestream/pkg/config"
+	"github.com/votestream/votestream/pkg/kafkaio"
+	"github.com/votestream/votestream/pkg/logging"
 )
 
 // The defaults documented in README.md's configuration tables.
 var (
-	defaultKafka = config.Kafka{
+	defaultKafka = kafkaio.Config{
 		Brokers:           []string{"localhost:9092"},
 		Topic:             "votes",
 		CheckpointTopic:   "votes.checkpoints",
@@ -23,7 +25,7 @@ var (
 		DialTimeout:       10 * time.Second,
 		MetadataMaxAge:    2 * time.Second,
 	}
-	defaultLog = config.Log{Format: "text", Level: "info"}
+	defaultLog = logging.Config{Format: "text", Level: "info"}
 )
 
 func TestDefaults(t *testing.T) {
@@ -94,12 +96,12 @@ func TestParseValues(t *testing.T) {
 		t.Fatalf("Parse: %v", err)
 	}
 	want := config.Producer{
-		Kafka: config.Kafka{
+		Kafka: kafkaio.Config{
 			Brokers: []string{"a:1", "b:2"}, Topic: "t", CheckpointTopic: "t.cp", DLQTopic: "t.dlq",
 			Partitions: 3, ReplicationFactor: -1, CreateTopics: false, ClientID: "me", DialTimeout: 3 * time.Second,
 			MetadataMaxAge: 2 * time.Second,
 		},
-		Log:  config.Log{Format: "json", Level: "DEBUG"},
+		Log:  logging.Config{Format: "json", Level: "DEBUG"},
 		Seed: "7", Scale: 1, IncludeDC: true, Election: "2024", VotesPerBatch: 1, BatchInterval: 0,
 		OutputDir: "/tmp/v", Compression: "zstd", HTTPAddr: ":0",
 	}
@@ -126,7 +128,7 @@ func TestDerivedTopics(t *testing.T) {
 			if err := config.Parse(cfg, tt.env); err != nil {
 				t.Fatalf("Parse(%q): %v", tt.env, err)
 			}
-			k := reflect.ValueOf(cfg).Elem().FieldByName("Kafka").Interface().(config.Kafka)
+			k := reflect.ValueOf(cfg).Elem().FieldByName("Kafka").Interface().(kafkaio.Config)
 			if k.CheckpointTopic != tt.checkpoint || k.DLQTopic != tt.dl {
 				t.Errorf("%T %q: topics %q and %q, want %q and %q", cfg, tt.env, k.CheckpointTopic, k.DLQTopic, tt.checkpoint, tt.dl)
 			}
@@ -258,7 +260,7 @@ func TestValidateDirect(t *testing.T) {
 		t.Errorf("Kafka without brokers: Validate() = %v, want KAFKA_BROKERS: empty...", err)
 	}
 	for _, level := range []string{"debug", "INFO", "Warn", "error"} {
-		l := config.Log{Format: "json", Level: level}
+		l := logging.Config{Format: "json", Level: level}
 		if err := l.Validate(); err != nil {
 			t.Errorf("LOG_LEVEL=%s: %v", level, err)
 		}

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/votestream/votestream/pkg/kafkaio"
 )
 
 const testPassword = "s3cret-Pa55word"
@@ -63,7 +65,7 @@ func TestMechanismNormalized(t *testing.T) {
 	if err := Parse(&c, []string{"KAFKA_SASL_MECHANISM=scram-sha-256", "KAFKA_SASL_USERNAME=u", "KAFKA_SASL_PASSWORD=p"}); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := c.Kafka.SASL.Mechanism, SASLScramSHA256; got != want {
+	if got, want := c.Kafka.SASL.Mechanism, kafkaio.SASLScramSHA256; got != want {
 		t.Errorf("got mechanism %q, want %q", got, want)
 	}
 }

@@ -27,7 +27,7 @@ func (c *Client) logAPIVersions(ctx context.Context) {
 	if !c.log.Enabled(ctx, slog.LevelDebug) {
 		return
 	}
-	res, err := c.ApiVersions(ctx, &kafka.ApiVersionsRequest{})
+	res, err := c.kc.ApiVersions(ctx, &kafka.ApiVersionsRequest{})
 	if err == nil {
 		err = res.Error
 	}

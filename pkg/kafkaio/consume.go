@@ -12,6 +12,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
 	fetchAPI "github.com/segmentio/kafka-go/protocol/fetch"
+
+	"github.com/votestream/votestream/pkg/backoff"
 )
 
 // FetchedRecord is one record of a fetch. Its Key, Value and Headers are
@@ -216,7 +218,7 @@ func (c *Client) Consume(ctx context.Context, topic string, partition int, offse
 	fn func(f *Fetch) error) error {
 	opt.defaults()
 	f := &Fetch{scratch: make([]byte, 0, 1024)}
-	b := Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
+	b := retryBackoff
 	idle := 0
 	for ctx.Err() == nil {
 		asked := time.Now()
@@ -247,7 +249,7 @@ func (c *Client) Consume(ctx context.Context, topic string, partition int, offse
 			// Nothing new within MaxWait. A broker that answers at once
 			// (an open transaction holds the end back) is not asked
 			// again at once.
-			_ = Sleep(ctx, opt.MaxWait-time.Since(asked))
+			_ = backoff.Sleep(ctx, opt.MaxWait-time.Since(asked))
 			continue
 		}
 		f.start(res, offset, end)
@@ -290,9 +292,9 @@ func (f *Fetch) start(res *fetchAPI.ResponsePartition, offset, end int64) {
 // neither asks for read_committed answers nor passes on the aborted
 // transactions, so the request goes through its transport as it is.
 func (c *Client) fetch(ctx context.Context, topic string, partition int, offset int64, opt ConsumeOptions) (*fetchAPI.ResponsePartition, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.Timeout+opt.MaxWait)
+	ctx, cancel := context.WithTimeout(ctx, c.kc.Timeout+opt.MaxWait)
 	defer cancel()
-	m, err := c.Transport.RoundTrip(ctx, c.Addr, &fetchAPI.Request{
+	m, err := c.kc.Transport.RoundTrip(ctx, c.kc.Addr, &fetchAPI.Request{
 		ReplicaID:      -1,
 		MaxWaitTime:    int32(opt.MaxWait.Milliseconds()),
 		MinBytes:       1,

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
-
-	"github.com/votestream/votestream/pkg/config"
 )
 
 // Consume goes on after the last record fn read, even when fn stops
@@ -24,7 +22,7 @@ func TestConsumeEarlyStopAndOutOfRange(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(cluster.Close)
-	c, err := New(config.Kafka{Brokers: cluster.ListenAddrs(), DialTimeout: 5 * time.Second, ClientID: "test", MetadataMaxAge: time.Second},
+	c, err := New(Config{Brokers: cluster.ListenAddrs(), DialTimeout: 5 * time.Second, ClientID: "test", MetadataMaxAge: time.Second},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 
 // GroupCoordinator returns the address of the broker coordinating group.
 func (c *Client) GroupCoordinator(ctx context.Context, group string) (net.Addr, error) {
-	fc, err := c.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: group, KeyType: kafka.CoordinatorKeyTypeConsumer})
+	fc, err := c.kc.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: group, KeyType: kafka.CoordinatorKeyTypeConsumer})
 	if err == nil {
 		err = fc.Error
 	}
@@ -32,7 +32,7 @@ func (c *Client) GroupCoordinator(ctx context.Context, group string) (net.Addr, 
 // the request. kafka-go's ConsumerGroup heartbeats too, but says nothing
 // about it; this one's outcome is the caller's to see.
 func (c *Client) GroupHeartbeat(ctx context.Context, coordinator net.Addr, group string, generation int32, member string) error {
-	res, err := c.Heartbeat(ctx, &kafka.HeartbeatRequest{
+	res, err := c.kc.Heartbeat(ctx, &kafka.HeartbeatRequest{
 		Addr: coordinator, GroupID: group, GenerationID: generation, MemberID: member,
 	})
 	if err == nil {
@@ -146,7 +146,7 @@ func (c *Client) Group(ctx context.Context, cfg GroupConfig, fn func(context.Con
 		cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 			ID:                cfg.ID,
 			Brokers:           c.cfg.Brokers,
-			Dialer:            c.Dialer,
+			Dialer:            c.dialer,
 			Topics:            []string{cfg.Topic},
 			GroupBalancers:    []kafka.GroupBalancer{kafka.RoundRobinGroupBalancer{}},
 			SessionTimeout:    cfg.SessionTimeout,
@@ -253,7 +253,7 @@ func (c *Client) sessionRefused(ctx context.Context, cfg GroupConfig) error {
 func (c *Client) sessionBounds(ctx context.Context, group string) (lo, hi time.Duration, err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
-	fc, err := c.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: group, KeyType: kafka.CoordinatorKeyTypeConsumer})
+	fc, err := c.kc.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: group, KeyType: kafka.CoordinatorKeyTypeConsumer})
 	if err == nil {
 		err = fc.Error
 	}
@@ -261,7 +261,7 @@ func (c *Client) sessionBounds(ctx context.Context, group string) (lo, hi time.D
 		return 0, 0, err
 	}
 	const minKey, maxKey = "group.min.session.timeout.ms", "group.max.session.timeout.ms"
-	res, err := c.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+	res, err := c.kc.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
 		ResourceType: kafka.ResourceTypeBroker, ResourceName: strconv.Itoa(fc.Coordinator.NodeID), ConfigNames: []string{minKey, maxKey},
 	}}})
 	if err != nil {

@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-
-	"github.com/votestream/votestream/pkg/config"
 )
 
 // Headers votestream's producers put on every vote record before the key
@@ -27,12 +25,13 @@ const (
 	HeaderSeq      = "votestream-seq"
 )
 
-// Client is a kafka-go client with the dialer its consumer groups and readers
-// need; both carry the same TLS and SASL settings.
+// Client is votestream's way to Kafka. It holds a kafka-go client and the
+// dialer its consumer groups need, both with the same TLS and SASL
+// settings, and keeps them to itself: users see only the calls below.
 type Client struct {
-	*kafka.Client
-	Dialer *kafka.Dialer
-	cfg    config.Kafka
+	kc     *kafka.Client
+	dialer *kafka.Dialer
+	cfg    Config
 	log    *slog.Logger
 }
 
@@ -47,7 +46,7 @@ type Client struct {
 const requestTimeout = 10 * time.Second
 
 // New builds a client from cfg. It does not connect: call Ping.
-func New(cfg config.Kafka, log *slog.Logger) (*Client, error) {
+func New(cfg Config, log *slog.Logger) (*Client, error) {
 	tlsConfig, mechanism, err := Security(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -69,8 +68,8 @@ func New(cfg config.Kafka, log *slog.Logger) (*Client, error) {
 		SASL:        mechanism,
 	}
 	return &Client{
-		Client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport, Timeout: max(requestTimeout, cfg.DialTimeout)},
-		Dialer: dialer,
+		kc:     &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport, Timeout: max(requestTimeout, cfg.DialTimeout)},
+		dialer: dialer,
 		cfg:    cfg,
 		log:    log,
 	}, nil
@@ -79,7 +78,7 @@ func New(cfg config.Kafka, log *slog.Logger) (*Client, error) {
 // Open is how a service starts on Kafka: it builds the client, checks the
 // cluster answers (one clear line if not) and makes sure every topic exists
 // with the right shape. It returns the topics' partition counts.
-func Open(ctx context.Context, cfg config.Kafka, log *slog.Logger) (*Client, map[string]int, error) {
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Client, map[string]int, error) {
 	c, err := New(cfg, log)
 	if err != nil {
 		return nil, nil, err
@@ -98,7 +97,7 @@ func Open(ctx context.Context, cfg config.Kafka, log *slog.Logger) (*Client, map
 
 // Close releases the transport's idle connections.
 func (c *Client) Close() {
-	if t, ok := c.Transport.(*kafka.Transport); ok {
+	if t, ok := c.kc.Transport.(*kafka.Transport); ok {
 		t.CloseIdleConnections()
 	}
 }
@@ -108,7 +107,7 @@ func (c *Client) Close() {
 func (c *Client) Ping(ctx context.Context) error {
 	mctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
-	_, err := c.Metadata(mctx, &kafka.MetadataRequest{Topics: []string{}})
+	_, err := c.kc.Metadata(mctx, &kafka.MetadataRequest{Topics: []string{}})
 	if err != nil {
 		if e := c.explainConnect(ctx, err); e != nil {
 			return e
@@ -144,7 +143,7 @@ type TopicSpec struct {
 
 // Topics is the set every service needs: votes, checkpoints (one per votes
 // partition, compacted) and dead letters.
-func Topics(cfg config.Kafka) []TopicSpec {
+func Topics(cfg Config) []TopicSpec {
 	return []TopicSpec{
 		{Name: cfg.Topic, Partitions: cfg.Partitions, Retain: true},
 		{Name: cfg.CheckpointTopic, Partitions: cfg.Partitions, Compacted: true},
@@ -184,7 +183,7 @@ func (c *Client) EnsureTopics(ctx context.Context, specs []TopicSpec) (map[strin
 		missing = append(missing, tc)
 	}
 	if len(missing) > 0 {
-		res, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: missing})
+		res, err := c.kc.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: missing})
 		if err != nil {
 			return nil, c.explain(err)
 		}
@@ -240,7 +239,7 @@ func (c *Client) partitionCounts(ctx context.Context, specs []TopicSpec) (map[st
 	for i, s := range specs {
 		names[i] = s.Name
 	}
-	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
+	md, err := c.kc.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
 	if err != nil {
 		return nil, c.explain(err)
 	}
@@ -267,7 +266,7 @@ func (c *Client) leadersElected(ctx context.Context, specs []TopicSpec) bool {
 	for i, s := range specs {
 		names[i] = s.Name
 	}
-	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
+	md, err := c.kc.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
 	if err != nil {
 		return false
 	}
@@ -328,7 +327,7 @@ func (c *Client) checkShape(ctx context.Context, specs []TopicSpec, have map[str
 			ResourceType: kafka.ResourceTypeTopic, ResourceName: s.Name, ConfigNames: names,
 		})
 	}
-	res, err := c.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: resources})
+	res, err := c.kc.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: resources})
 	if err != nil {
 		// Some hosted clusters refuse DescribeConfigs; the shape check is a
 		// courtesy, not a requirement for exact counts, so carry on.
@@ -382,7 +381,7 @@ func (c *Client) warnRetention(topic, name, value string) {
 		"fix", fmt.Sprintf("kafka-configs --bootstrap-server %s --alter --entity-type topics --entity-name %s --add-config %s=-1", c.cfg.Brokers[0], topic, name))
 }
 
-// Compression maps a KAFKA_COMPRESSION name, which config.CheckCompression
+// Compression maps a KAFKA_COMPRESSION name, which CheckCompression
 // accepts, to kafka-go's codec; "none" is no compression.
 func Compression(name string) kafka.Compression {
 	switch name {
@@ -417,13 +416,13 @@ func (c *Client) Produce(ctx context.Context, topic string, partition int, compr
 // attempt nobody may write the bytes behind them again (see Batch).
 func (c *Client) produce(ctx context.Context, topic string, partition int, compression kafka.Compression, records []kafka.Record) (retried bool, err error) {
 	records = own(records)
-	b := Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
+	b := retryBackoff
 	for attempt := 1; ; attempt++ {
 		recs := records
 		if attempt > 1 {
 			recs = reread(records)
 		}
-		res, err := c.Client.Produce(ctx, &kafka.ProduceRequest{
+		res, err := c.kc.Produce(ctx, &kafka.ProduceRequest{
 			Topic:        topic,
 			Partition:    partition,
 			RequiredAcks: kafka.RequireAll,
@@ -511,7 +510,7 @@ func (c *Client) Offsets(ctx context.Context, topic string, partition int) (firs
 }
 
 func (c *Client) offsets(ctx context.Context, topic string, partition int) (first, end int64, err error) {
-	res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{
+	res, err := c.kc.ListOffsets(ctx, &kafka.ListOffsetsRequest{
 		Topics: map[string][]kafka.OffsetRequest{topic: {kafka.FirstOffsetOf(partition), kafka.LastOffsetOf(partition)}},
 	})
 	if err != nil {
@@ -543,7 +542,7 @@ func (c *Client) endOffsets(ctx context.Context, topic string, partitions int) (
 	for p := range reqs {
 		reqs[p] = kafka.LastOffsetOf(p)
 	}
-	res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	res, err := c.kc.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
 		return nil, c.Denied(err, OpDescribe, Topic(topic))
 	}
@@ -616,7 +615,7 @@ func (c *Client) readRange(ctx context.Context, topic string, partition int, lo,
 // copied out of the response, the offset to ask for next (offset itself
 // when there were none) and the partition's high watermark.
 func (c *Client) fetchRecords(ctx context.Context, topic string, partition int, offset, hi int64, maxWait time.Duration) (recs []Record, next, hwm int64, err error) {
-	res, err := c.Fetch(ctx, &kafka.FetchRequest{
+	res, err := c.kc.Fetch(ctx, &kafka.FetchRequest{
 		Topic: topic, Partition: partition, Offset: offset,
 		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: maxWait,
 	})

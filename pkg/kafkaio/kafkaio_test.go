@@ -13,8 +13,6 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/votestream/votestream/pkg/config"
 )
 
 // TestProduceRetrySendsSameRecords drops the connection after the broker
@@ -89,7 +87,7 @@ func failFirstProduce(t *testing.T) (*Client, *bool) {
 		*failed = true
 		return nil, errors.New("connection dropped after the request was read"), true
 	})
-	c, err := New(config.Kafka{Brokers: cluster.ListenAddrs(), DialTimeout: 5 * time.Second, ClientID: "test"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c, err := New(Config{Brokers: cluster.ListenAddrs(), DialTimeout: 5 * time.Second, ClientID: "test"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

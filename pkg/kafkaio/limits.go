@@ -18,7 +18,7 @@ const DefaultMaxMessageBytes = 1048588
 // topic's own, or the broker default it inherits.
 func (c *Client) MaxMessageBytes(ctx context.Context, topic string) (int, error) {
 	const name = "max.message.bytes"
-	res, err := c.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+	res, err := c.kc.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
 		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{name},
 	}}})
 	if err != nil {

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-
-	"github.com/votestream/votestream/pkg/config"
 )
 
 // The producer's key reads back as it was written, as do the headers of
@@ -98,7 +96,7 @@ func TestBatchAddDoesNotAllocate(t *testing.T) {
 // no compression.
 func TestCompressionCoversConfig(t *testing.T) {
 	seen := make(map[Codec]string)
-	for _, name := range config.Compressions {
+	for _, name := range Compressions {
 		c := Compression(name)
 		if (c == 0) != (name == "none") {
 			t.Errorf("%s: codec %v", name, c)

@@ -18,8 +18,6 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
-
-	"github.com/votestream/votestream/pkg/config"
 )
 
 // Security builds the TLS configuration (nil without KAFKA_TLS) and the SASL
@@ -27,7 +25,7 @@ import (
 // Transport use. It reads the certificate, key and password files, and
 // names the variable of any file it cannot use. Its errors never contain
 // the password.
-func Security(cfg config.Kafka) (*tls.Config, sasl.Mechanism, error) {
+func Security(cfg Config) (*tls.Config, sasl.Mechanism, error) {
 	tc, err := tlsConfig(cfg.TLS)
 	if err != nil {
 		return nil, nil, err
@@ -39,7 +37,7 @@ func Security(cfg config.Kafka) (*tls.Config, sasl.Mechanism, error) {
 	return tc, mech, nil
 }
 
-func tlsConfig(c config.TLS) (*tls.Config, error) {
+func tlsConfig(c TLS) (*tls.Config, error) {
 	if !c.Enabled {
 		return nil, nil
 	}
@@ -70,7 +68,7 @@ func tlsConfig(c config.TLS) (*tls.Config, error) {
 	return tc, nil
 }
 
-func saslMechanism(c config.SASL) (sasl.Mechanism, error) {
+func saslMechanism(c SASL) (sasl.Mechanism, error) {
 	if c.Mechanism == "" {
 		return nil, nil
 	}
@@ -86,15 +84,15 @@ func saslMechanism(c config.SASL) (sasl.Mechanism, error) {
 			return nil, fmt.Errorf("KAFKA_SASL_PASSWORD_FILE: %s is empty", c.PasswordFile)
 		}
 	}
-	name, err := config.SASLMechanism(c.Mechanism)
+	name, err := SASLMechanism(c.Mechanism)
 	if err != nil {
 		return nil, err
 	}
 	algo := scram.SHA512
 	switch name {
-	case config.SASLPlain:
+	case SASLPlain:
 		return plain.Mechanism{Username: c.Username, Password: pass}, nil
-	case config.SASLScramSHA256:
+	case SASLScramSHA256:
 		algo = scram.SHA256
 	}
 	m, err := scram.Mechanism(algo, c.Username, pass)
@@ -107,11 +105,11 @@ func saslMechanism(c config.SASL) (sasl.Mechanism, error) {
 }
 
 // warnInsecure logs the settings that weaken security, once at start.
-func warnInsecure(cfg config.Kafka, log *slog.Logger) {
+func warnInsecure(cfg Config, log *slog.Logger) {
 	if cfg.TLS.Enabled && cfg.TLS.InsecureSkipVerify {
 		log.Warn("KAFKA_TLS_INSECURE_SKIP_VERIFY=true: the brokers' certificates are not checked; anyone on the path can read and change the traffic, credentials included")
 	}
-	if cfg.SASL.Mechanism == config.SASLPlain && !cfg.TLS.Enabled {
+	if cfg.SASL.Mechanism == SASLPlain && !cfg.TLS.Enabled {
 		log.Warn("KAFKA_SASL_MECHANISM=PLAIN without KAFKA_TLS: the password crosses the network in clear")
 	}
 }

@@ -24,8 +24,6 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/twmb/franz-go/pkg/kfake"
-
-	"github.com/votestream/votestream/pkg/config"
 )
 
 const testPassword = "s3cret-Pa55word"
@@ -70,13 +68,13 @@ func TestSecurityTLS(t *testing.T) {
 	writeFile(t, notPEM, "hello")
 
 	t.Run("off", func(t *testing.T) {
-		tc, mech, err := Security(config.Kafka{})
+		tc, mech, err := Security(Config{})
 		if tc != nil || mech != nil || err != nil {
 			t.Errorf("got %v, %v, %v; want nothing", tc, mech, err)
 		}
 	})
 	t.Run("system roots", func(t *testing.T) {
-		tc, _, err := Security(config.Kafka{TLS: config.TLS{Enabled: true}})
+		tc, _, err := Security(Config{TLS: TLS{Enabled: true}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +83,7 @@ func TestSecurityTLS(t *testing.T) {
 		}
 	})
 	t.Run("all", func(t *testing.T) {
-		tc, _, err := Security(config.Kafka{TLS: config.TLS{
+		tc, _, err := Security(Config{TLS: TLS{
 			Enabled: true, CAFile: cert, CertFile: cert, KeyFile: key, ServerName: "kafka.example", InsecureSkipVerify: true,
 		}})
 		if err != nil {
@@ -97,16 +95,16 @@ func TestSecurityTLS(t *testing.T) {
 	})
 	for _, tt := range []struct {
 		name string
-		tls  config.TLS
+		tls  TLS
 		want string
 	}{
-		{"missing CA", config.TLS{Enabled: true, CAFile: filepath.Join(dir, "nope.pem")}, "KAFKA_TLS_CA_FILE: open "},
-		{"CA not PEM", config.TLS{Enabled: true, CAFile: notPEM}, "KAFKA_TLS_CA_FILE: " + notPEM + ": no PEM certificate in it"},
-		{"missing key", config.TLS{Enabled: true, CertFile: cert, KeyFile: filepath.Join(dir, "nope.key")}, "KAFKA_TLS_CERT_FILE, KAFKA_TLS_KEY_FILE: "},
-		{"key not PEM", config.TLS{Enabled: true, CertFile: cert, KeyFile: notPEM}, "KAFKA_TLS_CERT_FILE, KAFKA_TLS_KEY_FILE: "},
+		{"missing CA", TLS{Enabled: true, CAFile: filepath.Join(dir, "nope.pem")}, "KAFKA_TLS_CA_FILE: open "},
+		{"CA not PEM", TLS{Enabled: true, CAFile: notPEM}, "KAFKA_TLS_CA_FILE: " + notPEM + ": no PEM certificate in it"},
+		{"missing key", TLS{Enabled: true, CertFile: cert, KeyFile: filepath.Join(dir, "nope.key")}, "KAFKA_TLS_CERT_FILE, KAFKA_TLS_KEY_FILE: "},
+		{"key not PEM", TLS{Enabled: true, CertFile: cert, KeyFile: notPEM}, "KAFKA_TLS_CERT_FILE, KAFKA_TLS_KEY_FILE: "},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := Security(config.Kafka{TLS: tt.tls})
+			_, _, err := Security(Config{TLS: tt.tls})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got %v, want an error containing %q", err, tt.want)
 			}
@@ -121,9 +119,9 @@ func TestSecuritySASL(t *testing.T) {
 	empty := filepath.Join(dir, "empty")
 	writeFile(t, empty, "\n")
 
-	for _, mech := range []string{config.SASLPlain, config.SASLScramSHA256, config.SASLScramSHA512} {
+	for _, mech := range []string{SASLPlain, SASLScramSHA256, SASLScramSHA512} {
 		t.Run(mech, func(t *testing.T) {
-			_, m, err := Security(config.Kafka{SASL: config.SASL{Mechanism: mech, Username: "u", Password: testPassword}})
+			_, m, err := Security(Config{SASL: SASL{Mechanism: mech, Username: "u", Password: testPassword}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -133,7 +131,7 @@ func TestSecuritySASL(t *testing.T) {
 		})
 	}
 	t.Run("password file", func(t *testing.T) {
-		_, m, err := Security(config.Kafka{SASL: config.SASL{Mechanism: config.SASLPlain, Username: "u", PasswordFile: pwFile}})
+		_, m, err := Security(Config{SASL: SASL{Mechanism: SASLPlain, Username: "u", PasswordFile: pwFile}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,14 +141,14 @@ func TestSecuritySASL(t *testing.T) {
 	})
 	for _, tt := range []struct {
 		name string
-		sasl config.SASL
+		sasl SASL
 		want string
 	}{
-		{"missing file", config.SASL{Mechanism: config.SASLPlain, Username: "u", PasswordFile: filepath.Join(dir, "nope")}, "KAFKA_SASL_PASSWORD_FILE: open "},
-		{"empty file", config.SASL{Mechanism: config.SASLScramSHA512, Username: "u", PasswordFile: empty}, "KAFKA_SASL_PASSWORD_FILE: " + empty + " is empty"},
+		{"missing file", SASL{Mechanism: SASLPlain, Username: "u", PasswordFile: filepath.Join(dir, "nope")}, "KAFKA_SASL_PASSWORD_FILE: open "},
+		{"empty file", SASL{Mechanism: SASLScramSHA512, Username: "u", PasswordFile: empty}, "KAFKA_SASL_PASSWORD_FILE: " + empty + " is empty"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := Security(config.Kafka{SASL: tt.sasl})
+			_, _, err := Security(Config{SASL: tt.sasl})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got %v, want an error containing %q", err, tt.want)
 			}
@@ -164,21 +162,21 @@ func TestSecuritySASL(t *testing.T) {
 func TestNewSharesSecurity(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	cfg := config.Kafka{
+	cfg := Config{
 		Brokers: []string{"kafka:9093"}, DialTimeout: time.Second,
-		TLS:  config.TLS{Enabled: true, InsecureSkipVerify: true},
-		SASL: config.SASL{Mechanism: config.SASLScramSHA512, Username: "u", Password: testPassword},
+		TLS:  TLS{Enabled: true, InsecureSkipVerify: true},
+		SASL: SASL{Mechanism: SASLScramSHA512, Username: "u", Password: testPassword},
 	}
 	c, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := c.Transport.(*kafka.Transport)
-	if c.Dialer.TLS == nil || c.Dialer.TLS != tr.TLS {
-		t.Errorf("Dialer TLS %p, Transport TLS %p: want the same config", c.Dialer.TLS, tr.TLS)
+	tr := c.kc.Transport.(*kafka.Transport)
+	if c.dialer.TLS == nil || c.dialer.TLS != tr.TLS {
+		t.Errorf("Dialer TLS %p, Transport TLS %p: want the same config", c.dialer.TLS, tr.TLS)
 	}
-	if c.Dialer.SASLMechanism == nil || c.Dialer.SASLMechanism != tr.SASL {
-		t.Errorf("Dialer SASL %v, Transport SASL %v: want the same mechanism", c.Dialer.SASLMechanism, tr.SASL)
+	if c.dialer.SASLMechanism == nil || c.dialer.SASLMechanism != tr.SASL {
+		t.Errorf("Dialer SASL %v, Transport SASL %v: want the same mechanism", c.dialer.SASLMechanism, tr.SASL)
 	}
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "KAFKA_TLS_INSECURE_SKIP_VERIFY") {
 		t.Errorf("want a warning about KAFKA_TLS_INSECURE_SKIP_VERIFY, got:\n%s", logs.String())
@@ -187,7 +185,7 @@ func TestNewSharesSecurity(t *testing.T) {
 		t.Errorf("the password shows in the log:\n%s", logs.String())
 	}
 
-	_, err = New(config.Kafka{TLS: config.TLS{Enabled: true, CAFile: "/nonexistent/ca.pem"}}, log)
+	_, err = New(Config{TLS: TLS{Enabled: true, CAFile: "/nonexistent/ca.pem"}}, log)
 	if err == nil || !strings.HasPrefix(err.Error(), "config: KAFKA_TLS_CA_FILE: ") {
 		t.Errorf("got %v, want a config error naming KAFKA_TLS_CA_FILE", err)
 	}
@@ -206,7 +204,7 @@ func TestTLSToPlaintextEitherTimeout(t *testing.T) {
 	t.Cleanup(cluster.Close)
 	addr := cluster.ListenAddrs()[0]
 
-	cfg := config.Kafka{Brokers: []string{addr}, DialTimeout: time.Second}
+	cfg := Config{Brokers: []string{addr}, DialTimeout: time.Second}
 	cfg.TLS.Enabled = true
 	c, err := New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -25,7 +25,7 @@ const metadataTopicIDVersion = 10
 // own, on kafka-go's connections (TLS and SASL as configured).
 func (c *Client) TopicID(ctx context.Context, topic string) (TopicID, error) {
 	var id TopicID
-	av, err := c.ApiVersions(ctx, &kafka.ApiVersionsRequest{})
+	av, err := c.kc.ApiVersions(ctx, &kafka.ApiVersionsRequest{})
 	if err == nil {
 		err = av.Error
 	}
@@ -41,9 +41,9 @@ func (c *Client) TopicID(ctx context.Context, topic string) (TopicID, error) {
 	if !supported {
 		return id, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.kc.Timeout)
 	defer cancel()
-	res, err := c.Transport.RoundTrip(ctx, c.Addr, &topicIDRequest{topic: topic, clientID: c.cfg.ClientID})
+	res, err := c.kc.Transport.RoundTrip(ctx, c.kc.Addr, &topicIDRequest{topic: topic, clientID: c.cfg.ClientID})
 	if err != nil {
 		return id, fmt.Errorf("topic id of %s: %w", topic, err)
 	}

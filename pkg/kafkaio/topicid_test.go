@@ -10,8 +10,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
-
-	"github.com/votestream/votestream/pkg/config"
 )
 
 // TestTopicID reads topic ids from kfake (e2e's TestKafkaExactness checks
@@ -24,7 +22,7 @@ func TestTopicID(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(cluster.Close)
-	c, err := New(config.Kafka{Brokers: cluster.ListenAddrs(), DialTimeout: 5 * time.Second, ClientID: "test", MetadataMaxAge: time.Second},
+	c, err := New(Config{Brokers: cluster.ListenAddrs(), DialTimeout: 5 * time.Second, ClientID: "test", MetadataMaxAge: time.Second},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -47,10 +45,10 @@ func TestTopicID(t *testing.T) {
 	if again := id("t"); again != first {
 		t.Errorf("t's id changed from %x to %x", first, again)
 	}
-	if _, err := c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{"t"}}); err != nil {
+	if _, err := c.kc.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{"t"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: "t", NumPartitions: 1, ReplicationFactor: 1}}}); err != nil {
+	if _, err := c.kc.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: "t", NumPartitions: 1, ReplicationFactor: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 	if again := id("t"); again == first || again == (TopicID{}) {

@@ -5,13 +5,11 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-
-	"github.com/votestream/votestream/pkg/config"
 )
 
 // New returns a text or JSON logger writing to w at cfg's level. cfg is
 // validated by config.Parse, so unknown values fall back to text and info.
-func New(cfg config.Log, w io.Writer) *slog.Logger {
+func New(cfg Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	switch strings.ToLower(cfg.Level) {
 	case "debug":

@@ -1,4 +1,7 @@
-// Package telemetry serves a service's /metrics, /healthz and /readyz.
+// Package telemetry is the services' HTTP server: /metrics (from a private
+// registry, under Namespace), /healthz and /readyz, and the routes a
+// service adds (the counter's live page, /results and /events). Serve is
+// one of the service's actors: its failure ends the service.
 package telemetry
 
 import (
@@ -88,29 +91,20 @@ func (s *Server) SetReadyCheck(check func() error) { s.check.Store(&check) }
 // SetReady flips /readyz.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 
-// Start serves in the background and returns a stop function that shuts
-// the server down gracefully and waits for it. Services stop it last, so
-// /metrics shows their final state until the end.
-func (s *Server) Start() (stop func()) {
-	s.log.Info("serving metrics", "addr", s.Addr())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := s.Serve(ctx); err != nil {
-			s.log.Error("http", "err", err)
-		}
-	}()
-	return func() { cancel(); <-done }
-}
+// Close closes the listener at once, without a graceful shutdown: Serve
+// then returns the listener's error, as when the server fails by itself.
+func (s *Server) Close() error { return s.ln.Close() }
 
-// Serve serves until ctx ends, then shuts down gracefully within 5s.
+// Serve serves until ctx ends, then shuts down gracefully within 5s. It is
+// one of a service's actors: an error (the listener failed) must end the
+// service, which would otherwise run without /metrics or /readyz.
 func (s *Server) Serve(ctx context.Context) error {
+	s.log.Info("serving metrics", "addr", s.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- s.serve() }()
 	select {
 	case err := <-errc:
-		return fmt.Errorf("http: %w", err)
+		return fmt.Errorf("HTTP server on %s failed: %w", s.Addr(), err)
 	case <-ctx.Done():
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/votestream/votestream/internal/rig"
-	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/votegen"
 )
@@ -103,7 +102,7 @@ func Start(cfg Config, stderr io.Writer) (b *Bed, dataDir string, stop func(), e
 		}
 	})
 	if b.Addr, err = b.Broker.WaitOutput(regexp.MustCompile(`broker listening on (\S+)`), 30*time.Second); err == nil {
-		b.Client, err = kafkaio.New(config.Kafka{Brokers: []string{b.Addr}, ClientID: "votestream-bench", DialTimeout: 10 * time.Second},
+		b.Client, err = kafkaio.New(kafkaio.Config{Brokers: []string{b.Addr}, ClientID: "votestream-bench", DialTimeout: 10 * time.Second},
 			slog.New(slog.DiscardHandler))
 	}
 	if err != nil {
@@ -143,7 +142,7 @@ func (b *Bed) Env(n Names, extra ...string) []string {
 
 // CreateTopics creates the run's topics as the services would.
 func (b *Bed) CreateTopics(ctx context.Context, n Names) error {
-	k := config.Kafka{Brokers: []string{b.Addr}, Topic: n.Topic, CheckpointTopic: n.Ckpt, DLQTopic: n.DLQ, Partitions: b.Cfg.Partitions,
+	k := kafkaio.Config{Brokers: []string{b.Addr}, Topic: n.Topic, CheckpointTopic: n.Ckpt, DLQTopic: n.DLQ, Partitions: b.Cfg.Partitions,
 		ReplicationFactor: 1, CreateTopics: true, DialTimeout: 10 * time.Second}
 	c, err := kafkaio.New(k, slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -20,7 +20,7 @@ import (
 
 	"github.com/votestream/votestream/bench/internal/bed"
 	"github.com/votestream/votestream/internal/rig"
-	"github.com/votestream/votestream/pkg/config"
+	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
 )
@@ -145,7 +145,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return err
 	}
 	topic := b.NewNames("peers")
-	if err := rig.CreateTopics(ctx, config.Kafka{Brokers: strings.Split(addr, ","), Topic: topic.Topic, CheckpointTopic: topic.Ckpt,
+	if err := rig.CreateTopics(ctx, kafkaio.Config{Brokers: strings.Split(addr, ","), Topic: topic.Topic, CheckpointTopic: topic.Ckpt,
 		DLQTopic: topic.DLQ, Partitions: cfg.partitions, ReplicationFactor: 1, DialTimeout: 10 * time.Second}); err != nil {
 		return err
 	}

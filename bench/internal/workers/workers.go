@@ -22,7 +22,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/votestream/votestream/internal/cpuprofile"
-	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
 )
@@ -138,20 +137,17 @@ func naiveProduce(ctx context.Context, f workerFlags, stdout io.Writer) error {
 }
 
 func workerClient(f workerFlags) (*kafkaio.Client, error) {
-	return kafkaio.New(config.Kafka{Brokers: strings.Split(f.brokers, ","), ClientID: "votestream-bench", DialTimeout: 10 * time.Second},
+	return kafkaio.New(kafkaio.Config{Brokers: strings.Split(f.brokers, ","), ClientID: "votestream-bench", DialTimeout: 10 * time.Second},
 		slog.New(slog.DiscardHandler))
 }
 
 // endOffsets returns every partition's high watermark.
 func endOffsets(ctx context.Context, c *kafkaio.Client, topic string) (map[int]int64, error) {
-	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	n, err := c.PartitionCount(ctx, topic)
 	if err != nil {
 		return nil, err
 	}
-	if len(md.Topics) != 1 || md.Topics[0].Error != nil {
-		return nil, fmt.Errorf("topic %s: not found", topic)
-	}
-	return c.EndOffsets(ctx, topic, len(md.Topics[0].Partitions))
+	return c.EndOffsets(ctx, topic, n)
 }
 
 // readAll reads every partition of f.topic up to its end at the start, one

@@ -1,5 +1,5 @@
-// Command configdoc writes the configuration reference from pkg/config's
-// source: go generate ./pkg/config (or make docs) runs it.
+// Command configdoc writes the configuration reference from the source of
+// pkg/config and the adapters' settings it embeds: go generate ./pkg/config (or make docs) runs it.
 package main
 
 import (
@@ -19,7 +19,7 @@ func main() {
 
 func run(args []string) error {
 	fl := flag.NewFlagSet("configdoc", flag.ContinueOnError)
-	dir := fl.String("dir", ".", "the config package's source directory")
+	dir := fl.String("pkg", "..", "the pkg directory, which holds config and the adapters it embeds (kafkaio, logging)")
 	out := fl.String("o", "", "the Markdown file to write")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -27,7 +27,7 @@ func run(args []string) error {
 	if *out == "" {
 		return fmt.Errorf("-o: the file to write is missing")
 	}
-	groups, err := configdoc.Read(os.DirFS(*dir))
+	groups, err := configdoc.Read(configdoc.Sources(*dir)...)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", *dir, err)
 	}

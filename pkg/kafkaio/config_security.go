@@ -1,4 +1,4 @@
-package config
+package kafkaio
 
 import (
 	"errors"
@@ -137,7 +137,7 @@ func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
 func (s Secret) Reveal() string { return string(s) }
 
 // validateSecurity checks the TLS and SASL settings of a Kafka config.
-func (k *Kafka) validateSecurity() error {
+func (k *Config) validateSecurity() error {
 	if err := k.TLS.Validate(); err != nil {
 		return err
 	}
