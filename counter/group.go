@@ -404,7 +404,7 @@ func (c *counter) microBatch(ctx context.Context, gen *kafkaio.Generation, l *le
 	}
 	if len(saved) == 0 {
 		c.owned.setLag(lags)
-		return errors.Join(failed...)
+		return batchErr(failed)
 	}
 	c.published(gen, l, saved, taken, lags, final)
 	c.batchID++
@@ -412,6 +412,18 @@ func (c *counter) microBatch(ctx context.Context, gen *kafkaio.Generation, l *le
 	c.metrics.batches.Inc()
 	c.metrics.batchDuration.Observe(took.Seconds())
 	c.logTotals(records, len(saved), took, final)
+	return batchErr(failed)
+}
+
+// batchErr is the error of a micro-batch's failed checkpoints: a missing
+// ACL once (it is every partition's, and stops the counter in one line),
+// else each partition's.
+func batchErr(failed []error) error {
+	for _, err := range failed {
+		if kafkaio.IsAuth(err) {
+			return err
+		}
+	}
 	return errors.Join(failed...)
 }
 

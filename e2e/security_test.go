@@ -249,14 +249,14 @@ func secureFailures(t *testing.T) ([]User, func(*testing.T, *SecureCluster)) {
 			want: `does not exist (or User:user10 may not DESCRIBE it) and KAFKA_CREATE_TOPICS=false: create it with 4 partitions and retention.ms=-1`},
 		{name: "checkpoints not compacted", acls: CounterACLs,
 			setup: func(t *testing.T, c *SecureCluster, env Env) {
-				c.CreateTopic(t, env.Topic, 4)
+				c.CreateTopic(t, env.Topic, 4, "retention.ms", "-1") // as the docs say: votes kept for good
 				c.CreateTopic(t, env.CheckpointTopic, 4, "cleanup.policy", "delete")
 				c.CreateTopic(t, env.DLQTopic, 4)
 			},
 			want: `has cleanup.policy=delete: it must be compact`},
 		{name: "checkpoint partitions differ", producer: true, acls: ProducerACLs,
 			setup: func(t *testing.T, c *SecureCluster, env Env) {
-				c.CreateTopic(t, env.Topic, 4)
+				c.CreateTopic(t, env.Topic, 4, "retention.ms", "-1") // as the docs say: votes kept for good
 				c.CreateTopic(t, env.CheckpointTopic, 3, "cleanup.policy", "compact")
 				c.CreateTopic(t, env.DLQTopic, 4)
 			},
