@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"regexp"
@@ -261,13 +262,17 @@ func (f *fleet) names() []string {
 }
 
 // live is the metrics addresses of the replicas that can answer.
-func (f *fleet) live() []string {
+func (f *fleet) live() []string { return slices.Collect(maps.Keys(f.liveProcs())) }
+
+// liveProcs is live with each address's process: a replica started again
+// on its host's address is another process.
+func (f *fleet) liveProcs() map[string]*Proc {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []string
+	out := map[string]*Proc{}
 	for n, a := range f.addrs {
 		if !f.paused[n] {
-			out = append(out, a)
+			out[a] = f.procs[n]
 		}
 	}
 	return out

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -50,21 +51,27 @@ type round struct {
 // to answer), until stopped. Each round is judged on its own answers:
 // all were asked at the same moment.
 type doubleWatch struct {
-	f    *fleet
-	stop chan struct{}
-	done chan struct{}
+	f     *fleet
+	every time.Duration
+	inv   *invariants // also judged each round, if set
+	stop  chan struct{}
+	done  chan struct{}
 
 	mu     sync.Mutex
 	rounds []round
 }
 
-func watchDoubles(f *fleet) *doubleWatch {
-	w := &doubleWatch{f: f, stop: make(chan struct{}), done: make(chan struct{})}
+func watchDoubles(f *fleet) *doubleWatch { return watchFleet(f, sampleEvery, nil) }
+
+// watchFleet is watchDoubles sampling every every, judging inv's
+// invariants too if it is set.
+func watchFleet(f *fleet, every time.Duration, inv *invariants) *doubleWatch {
+	w := &doubleWatch{f: f, every: every, inv: inv, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		var inFlight sync.WaitGroup
 		defer inFlight.Wait()
-		tick := time.NewTicker(sampleEvery)
+		tick := time.NewTicker(every)
 		defer tick.Stop()
 		for {
 			inFlight.Go(w.sample)
@@ -81,16 +88,31 @@ func watchDoubles(f *fleet) *doubleWatch {
 // sample reads every replica's partitions at once; a replica that does not
 // answer within a second is left out of this round.
 func (w *doubleWatch) sample() {
-	r := round{start: time.Now(), asked: w.f.live(), owners: map[string][]int{}, took: map[string]time.Duration{}}
+	procs := w.f.liveProcs()
+	r := round{start: time.Now(), asked: slices.Sorted(maps.Keys(procs)), owners: map[string][]int{}, took: map[string]time.Duration{}}
+	names := []string{partitionMetric}
+	if w.inv != nil {
+		names = append(names, votesMetric)
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	var answers []replicaAnswer
 	for _, a := range r.asked {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
-			families, err := rig.Metrics(ctx, a, partitionMetric)
+			families, err := rig.Metrics(ctx, a, names...)
 			if err != nil {
 				return
+			}
+			if w.inv != nil {
+				ans, err := w.inv.read(ctx, a, procs[a], families)
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				answers = append(answers, ans)
+				mu.Unlock()
 			}
 			ids := []int{}
 			for _, m := range families[partitionMetric].GetMetric() {
@@ -104,6 +126,9 @@ func (w *doubleWatch) sample() {
 	}
 	wg.Wait()
 	r.end = time.Now()
+	if w.inv != nil {
+		w.inv.judge(r.start, answers)
+	}
 	w.mu.Lock()
 	w.rounds = append(w.rounds, r)
 	w.mu.Unlock()

@@ -425,3 +425,28 @@ func (k *Kafka) coordinator(ctx context.Context, group string) (int, error) {
 	}
 	return int(resp.Coordinator.NodeID), nil
 }
+
+// EndOffsets asks the running nodes for the end (high watermark) of each
+// of topic's partitions; a partition without a leader that answers is
+// left out.
+func (k *Kafka) EndOffsets(ctx context.Context, topic string, partitions int) (map[int]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, done := k.client()
+	defer done()
+	reqs := make([]kafka.OffsetRequest, partitions)
+	for p := range reqs {
+		reqs[p] = kafka.LastOffsetOf(p)
+	}
+	res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]int64{}
+	for _, p := range res.Topics[topic] {
+		if p.Error == nil {
+			out[p.Partition] = p.LastOffset
+		}
+	}
+	return out, nil
+}

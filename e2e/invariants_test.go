@@ -1,0 +1,130 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/pkg/results/web/webtest"
+	"github.com/votestream/votestream/pkg/vote"
+)
+
+// votesMetric has one series per cell a replica counts, for the
+// partitions it owns.
+const votesMetric = "votestream_votes"
+
+// violations collects what broke an invariant during a run, in order.
+type violations struct {
+	start time.Time
+	mu    sync.Mutex
+	list  []string
+}
+
+func (v *violations) add(format string, args ...any) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.list = append(v.list, fmt.Sprintf("+%s ", time.Since(v.start).Round(100*time.Millisecond))+fmt.Sprintf(format, args...))
+}
+
+func (v *violations) all() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]string(nil), v.list...)
+}
+
+// invariants are what must hold in every sample of the replicas, whatever
+// the faults: the replicas' votes summed never exceed the truth in any cell
+// (no partition counted twice, no vote counted twice), and no replica's
+// /results counted ever goes back. The doubleWatch that samples them
+// checks that no partition is shown by two replicas.
+type invariants struct {
+	truth *vote.Tally
+	v     *violations
+
+	mu        sync.Mutex
+	rounds    int
+	over      int             // rounds whose sum exceeded the truth
+	results   int             // /results read
+	backwards int             // /results counted lower than the replica's last
+	counted   map[*Proc]int64 // each process's highest counted
+	reading   map[*Proc]bool  // a /results read in flight
+}
+
+func newInvariants(truth *vote.Tally, v *violations) *invariants {
+	return &invariants{truth: truth, v: v, counted: map[*Proc]int64{}, reading: map[*Proc]bool{}}
+}
+
+// replicaAnswer is one replica's part of a round.
+type replicaAnswer struct {
+	addr  string
+	tally vote.Tally
+}
+
+// read takes a replica's votes from its /metrics and checks its /results.
+// One /results read at a time per process: answers to one client come in
+// the order the replica served them, so a lower counted is the replica's
+// own going back, not two reads crossing.
+func (inv *invariants) read(ctx context.Context, addr string, p *Proc, families map[string]*dto.MetricFamily) (replicaAnswer, error) {
+	c, err := rig.CountsOf(families)
+	if err != nil {
+		inv.v.add("replica %s: bad /metrics: %v", addr, err)
+		return replicaAnswer{}, err
+	}
+	inv.mu.Lock()
+	busy := inv.reading[p]
+	inv.reading[p] = true
+	inv.mu.Unlock()
+	if !busy {
+		res, err := webtest.GetResults(ctx, "http://"+addr)
+		inv.mu.Lock()
+		inv.reading[p] = false
+		if err == nil {
+			inv.results++
+			if last, ok := inv.counted[p]; ok && res.Counted < last {
+				inv.backwards++
+				inv.mu.Unlock()
+				inv.v.add("replica %s: /results counted went back from %d to %d", addr, last, res.Counted)
+				inv.mu.Lock()
+			}
+			inv.counted[p] = max(inv.counted[p], res.Counted)
+		}
+		inv.mu.Unlock()
+	}
+	return replicaAnswer{addr: addr, tally: c.Tally}, nil
+}
+
+// judge sums a round's votes and checks every cell against the truth.
+func (inv *invariants) judge(at time.Time, answers []replicaAnswer) {
+	var sum vote.Tally
+	for i := range answers {
+		sum.Merge(&answers[i].tally)
+	}
+	inv.mu.Lock()
+	inv.rounds++
+	inv.mu.Unlock()
+	for c := range vote.NumCandidates {
+		for s := range vote.NumStates {
+			for a := range vote.NumAgeGroups {
+				if got, want := sum[c][s][a], inv.truth[c][s][a]; got > want {
+					inv.mu.Lock()
+					inv.over++
+					inv.mu.Unlock()
+					inv.v.add("round of %s: replicas' votes sum to %d for %s / %s / %s, the truth is %d",
+						at.Format("15:04:05.000"), got, vote.Candidate(c), vote.State(s), vote.AgeGroup(a), want)
+					return
+				}
+			}
+		}
+	}
+}
+
+func (inv *invariants) String() string {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return fmt.Sprintf("%d rounds of every replica's votes summed, %d over the truth in a cell; %d /results read, %d counted going back",
+		inv.rounds, inv.over, inv.results, inv.backwards)
+}
