@@ -433,10 +433,9 @@ func settle(f *fleet, partitions int, want int64, timeout time.Duration) (*rig.C
 	)
 	for {
 		var c *rig.Counts
-		c, err = rig.Sum(ctx, f.live())
+		var v partitionView
+		c, v, err = scrapeAll(ctx, f.live())
 		if err == nil {
-			var v partitionView
-			v, err = viewPartitions(ctx, f.live())
 			switch {
 			case err != nil:
 			case c.Tally.Total() == want && v.complete(partitions):
@@ -461,6 +460,20 @@ func settle(f *fleet, partitions int, want int64, timeout time.Duration) (*rig.C
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// scrapeAll reads the counts and the partitions of every replica at addrs,
+// bounded on its own: a replica that does not answer must not use a
+// caller's whole timeout up in one poll.
+func scrapeAll(ctx context.Context, addrs []string) (*rig.Counts, partitionView, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := rig.Sum(ctx, addrs)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := viewPartitions(ctx, addrs)
+	return c, v, err
 }
 
 // finish waits for the final totals, checks every cell and the rejected
