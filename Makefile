@@ -4,7 +4,7 @@ BIN := bin
 TEST_TIMEOUT ?= 40m
 BROKER ?= kfake
 
-.PHONY: all build run test vet fmt-check clean
+.PHONY: all build run test vet fmt-check clean docs screenshots
 all: build
 
 build:
@@ -19,6 +19,14 @@ run: build
 test: vet fmt-check
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+## docs: regenerate docs/configuration.md from pkg/config's env tags and doc comments.
+docs:
+	$(GO) generate ./pkg/config
+
+## screenshots: the README's pictures (docs/images), from a make run of ELECTION=2024 in headless Chromium.
+screenshots: build
+	$(GO) test -count=1 -timeout 8m -run '^TestScreenshots$$' ./docs -args -screenshots -bin $(abspath $(BIN))
 
 vet:
 	$(GO) vet ./...

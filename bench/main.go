@@ -11,6 +11,10 @@
 //	go run ./bench naive-produce -h      # a worker, run by the bench itself
 //	go run ./bench stand-in -h           # the viewers' stand-in server, likewise
 //	go run ./bench peers -bin bin       # make bench-peers: Spark and Kafka Streams beside the counter
+//
+// Each concern is a package under internal/: bed (the broker, binaries and
+// shared steps), pipeline (the main table), viewers (the viewers runs and
+// the stand-in), peers, scale (-scale-run) and workers (the baselines).
 package main
 
 import (
@@ -19,10 +23,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/pprof"
+	"slices"
 	"syscall"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/bench/internal/peers"
+	"github.com/votestream/votestream/bench/internal/pipeline"
+	"github.com/votestream/votestream/bench/internal/viewers"
+	"github.com/votestream/votestream/bench/internal/workers"
 )
 
 func main() {
@@ -37,63 +44,22 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
-		switch args[0] {
-		case "peers":
-			cfg, err := parsePeersConfig(args[1:], stderr)
+		switch {
+		case args[0] == "peers":
+			cfg, err := peers.ParseConfig(args[1:], stderr)
 			if err != nil {
 				return err
 			}
-			return runPeers(ctx, cfg, stdout, stderr)
-		case "stand-in":
-			return serveStandIn(ctx, args[1:], stdout)
-		case "naive-produce", "naive-count", "raw-read":
-			f, err := parseWorker(args[0], args[1:])
-			if err != nil {
-				return err
-			}
-			if f.cpuProfile != "" {
-				pf, err := os.Create(f.cpuProfile)
-				if err != nil {
-					return err
-				}
-				defer pf.Close()
-				if err := pprof.StartCPUProfile(pf); err != nil {
-					return err
-				}
-				defer pprof.StopCPUProfile()
-			}
-			switch args[0] {
-			case "naive-produce":
-				return naiveProduce(ctx, f, stdout)
-			case "naive-count":
-				return naiveCount(ctx, f, stdout)
-			default:
-				return readAll(ctx, f, stdout, nil)
-			}
+			return peers.Run(ctx, cfg, stdout, stderr)
+		case args[0] == "stand-in":
+			return viewers.ServeStandIn(ctx, args[1:], stdout)
+		case slices.Contains(workers.Names, args[0]):
+			return workers.Run(ctx, args[0], args[1:], stdout)
 		}
 	}
-	cfg, err := parseConfig(args, stderr)
+	cfg, err := pipeline.ParseConfig(args, stderr)
 	if err != nil {
 		return err
 	}
-	return orchestrate(ctx, cfg, stdout, stderr)
-}
-
-// startProc runs bin measured: its peak RSS and CPU.
-func startProc(name, bin string, args, env []string) (*rig.Process, error) {
-	return rig.Start(name, rig.Command(bin, args, env...), rig.Options{Measure: true})
-}
-
-// startTree runs bin measured with its descendants, in a process group of
-// its own so that KillTree ends them all.
-func startTree(name, bin string, args, env []string) (*rig.Process, error) {
-	return rig.Start(name, rig.Command(bin, args, env...), rig.Options{Measure: true, Tree: true})
-}
-
-// finished explains a process's exit error with the end of its output.
-func finished(p *rig.Process, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("%s: %v\n%s", p.Name, err, rig.Tail(p.Output(), 30))
+	return pipeline.Run(ctx, cfg, stdout, stderr)
 }

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/pprof"
 
+	"github.com/votestream/votestream/internal/cpuprofile"
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/logging"
@@ -25,9 +25,9 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	log := logging.New(cfg.Log, stderr).With("component", "counter", "replica", cfg.ReplicaID)
 	memLimit := memlimit.Current() // main applies it
 	if cfg.CPUProfile != "" {
-		stopProfile, err := startCPUProfile(cfg.CPUProfile)
+		stopProfile, err := cpuprofile.Start(cfg.CPUProfile)
 		if err != nil {
-			return fmt.Errorf("cpu profile: %w", err)
+			return err
 		}
 		defer stopProfile()
 	}
@@ -84,18 +84,4 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// startCPUProfile profiles the process into path until the returned
-// function is called.
-func startCPUProfile(path string) (func(), error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

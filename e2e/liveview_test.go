@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/webtest"
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/results"
-	"github.com/votestream/votestream/pkg/results/web/webtest"
 	"github.com/votestream/votestream/pkg/votegen"
 )
 

@@ -18,15 +18,26 @@ import (
 
 // Kafka is how a service reaches the cluster and which topics it uses.
 type Kafka struct {
-	Brokers           []string      `env:"KAFKA_BROKERS" envDefault:"localhost:9092" envSeparator:","`
-	Topic             string        `env:"KAFKA_TOPIC" envDefault:"votes"`
-	CheckpointTopic   string        `env:"KAFKA_CHECKPOINT_TOPIC" envDefault:"votes.checkpoints"`
-	DLQTopic          string        `env:"KAFKA_DLQ_TOPIC" envDefault:"votes.dlq"`
-	Partitions        int           `env:"KAFKA_PARTITIONS" envDefault:"12"`
-	ReplicationFactor int           `env:"KAFKA_REPLICATION_FACTOR" envDefault:"1"`
-	CreateTopics      bool          `env:"KAFKA_CREATE_TOPICS" envDefault:"true"`
-	ClientID          string        `env:"KAFKA_CLIENT_ID" envDefault:"votestream"`
-	DialTimeout       time.Duration `env:"KAFKA_DIAL_TIMEOUT" envDefault:"10s"`
+	// Brokers are the bootstrap brokers, host:port.
+	Brokers []string `env:"KAFKA_BROKERS" envDefault:"localhost:9092" envSeparator:","`
+	// Topic is the votes topic.
+	Topic string `env:"KAFKA_TOPIC" envDefault:"votes"`
+	// CheckpointTopic holds the counters' checkpoints: compacted, one
+	// partition per votes partition.
+	CheckpointTopic string `env:"KAFKA_CHECKPOINT_TOPIC" envDefault:"votes.checkpoints"`
+	// DLQTopic receives the rejected records, each with its reason.
+	DLQTopic string `env:"KAFKA_DLQ_TOPIC" envDefault:"votes.dlq"`
+	// Partitions is the partition count of the topics a service creates.
+	Partitions int `env:"KAFKA_PARTITIONS" envDefault:"12"`
+	// ReplicationFactor is the replication of the topics a service creates;
+	// -1 takes the broker's default (hosted clusters: 3 or -1).
+	ReplicationFactor int `env:"KAFKA_REPLICATION_FACTOR" envDefault:"1"`
+	// CreateTopics creates missing topics at start; false: they must exist.
+	CreateTopics bool `env:"KAFKA_CREATE_TOPICS" envDefault:"true"`
+	// ClientID is the Kafka client id.
+	ClientID string `env:"KAFKA_CLIENT_ID" envDefault:"votestream"`
+	// DialTimeout bounds a connection; the start-up check fails after it.
+	DialTimeout time.Duration `env:"KAFKA_DIAL_TIMEOUT" envDefault:"10s"`
 	// MetadataMaxAge bounds how long a moved partition leader goes
 	// unnoticed: kafka-go refreshes its cached metadata at random within
 	// it, not on errors.
@@ -66,8 +77,11 @@ func (k *Kafka) Validate() error {
 
 // Log chooses how a service logs.
 type Log struct {
-	Format string `env:"LOG_FORMAT" envDefault:"text"` // text or json
-	Level  string `env:"LOG_LEVEL" envDefault:"info"`  // debug, info, warn, error
+	// Format is text or json.
+	Format string `env:"LOG_FORMAT" envDefault:"text"`
+	// Level is debug, info, warn or error; at debug the start-up check also
+	// logs the Kafka API versions kafka-go uses with the broker.
+	Level string `env:"LOG_LEVEL" envDefault:"info"`
 }
 
 // Validate reports a format or level slog does not know.
@@ -88,17 +102,27 @@ type Producer struct {
 	Log   Log
 	// Seed fixes every vote, so a restarted producer resumes the same
 	// election; "random" (or empty) draws a new one, logged at start.
-	Seed      string  `env:"SEED" envDefault:"20241105"`
-	Scale     float64 `env:"SCALE" envDefault:"0.005"`
-	IncludeDC bool    `env:"INCLUDE_DC" envDefault:"false"`
+	Seed string `env:"SEED" envDefault:"20241105"`
+	// Scale is the fraction of the voters generated: 0.005 is the seed's
+	// 1,146,500 votes, 1 the whole electorate.
+	Scale float64 `env:"SCALE" envDefault:"0.005"`
+	// IncludeDC also generates the District of Columbia.
+	IncludeDC bool `env:"INCLUDE_DC" envDefault:"false"`
 	// Election is seed (the seed's model) or 2024 (its certified result,
 	// replayed as an election night); empty is seed.
-	Election      string        `env:"ELECTION" envDefault:"seed"`
-	VotesPerBatch int           `env:"VOTES_PER_BATCH" envDefault:"20971"`
+	Election string `env:"ELECTION" envDefault:"seed"`
+	// VotesPerBatch is the votes per batch, and per JSON file.
+	VotesPerBatch int `env:"VOTES_PER_BATCH" envDefault:"20971"`
+	// BatchInterval is the time between batches; 0 publishes as fast as it
+	// can.
 	BatchInterval time.Duration `env:"BATCH_INTERVAL" envDefault:"5s"`
-	OutputDir     string        `env:"OUTPUT_DIR" envDefault:"./vote_stream"`
-	Compression   string        `env:"KAFKA_COMPRESSION" envDefault:"snappy"`
-	HTTPAddr      string        `env:"HTTP_ADDR" envDefault:":9101"`
+	// OutputDir receives each batch as votes_N.json; empty turns the files
+	// off.
+	OutputDir string `env:"OUTPUT_DIR" envDefault:"./vote_stream"`
+	// Compression is none, gzip, snappy, lz4 or zstd.
+	Compression string `env:"KAFKA_COMPRESSION" envDefault:"snappy"`
+	// HTTPAddr serves /metrics, /healthz and /readyz.
+	HTTPAddr string `env:"HTTP_ADDR" envDefault:":9101"`
 	// HTTPWebConfigFile turns on TLS and basic auth for the HTTP port.
 	HTTPWebConfigFile string `env:"HTTP_WEB_CONFIG_FILE"`
 }
@@ -140,30 +164,44 @@ func CheckCompression(name string) error {
 
 // Counter is the counter's configuration.
 type Counter struct {
-	Kafka   Kafka
-	Log     Log
+	Kafka Kafka
+	Log   Log
+	// GroupID is the counters' consumer group.
 	GroupID string `env:"GROUP_ID" envDefault:"vote-counter"`
 	// ReplicaID names this replica in logs and checkpoints; empty means the
 	// host name.
-	ReplicaID        string        `env:"REPLICA_ID"`
-	BatchMaxRecords  int           `env:"BATCH_MAX_RECORDS" envDefault:"50000"`
-	BatchMaxWait     time.Duration `env:"BATCH_MAX_WAIT" envDefault:"1s"`
-	SessionTimeout   time.Duration `env:"GROUP_SESSION_TIMEOUT" envDefault:"10s"`
+	ReplicaID string `env:"REPLICA_ID"`
+	// BatchMaxRecords ends a micro-batch after this many records...
+	BatchMaxRecords int `env:"BATCH_MAX_RECORDS" envDefault:"50000"`
+	// BatchMaxWait ...or after this long.
+	BatchMaxWait time.Duration `env:"BATCH_MAX_WAIT" envDefault:"1s"`
+	// SessionTimeout is how long a silent replica keeps its partitions; cut
+	// off, it stops showing them after four fifths of the smaller of this and
+	// GROUP_REBALANCE_TIMEOUT (the lease).
+	SessionTimeout time.Duration `env:"GROUP_SESSION_TIMEOUT" envDefault:"10s"`
+	// RebalanceTimeout is the time members get to rejoin; a replica's
+	// teardown takes at most half.
 	RebalanceTimeout time.Duration `env:"GROUP_REBALANCE_TIMEOUT" envDefault:"10s"`
-	HTTPAddr         string        `env:"HTTP_ADDR" envDefault:":9102"`
+	// HTTPAddr serves the live page (/), /results, /events, /metrics,
+	// /healthz and /readyz.
+	HTTPAddr string `env:"HTTP_ADDR" envDefault:":9102"`
 	// HTTPWebConfigFile turns on TLS and basic auth for the HTTP port.
 	HTTPWebConfigFile string `env:"HTTP_WEB_CONFIG_FILE"`
 	// HTTPMaxViewers bounds the live page's event streams (/events); past
 	// it they get 503 and the page polls /results instead.
 	HTTPMaxViewers int `env:"HTTP_MAX_VIEWERS" envDefault:"20000"`
-	// Scale and IncludeDC must be the producer's: they say how many votes
+	// Scale must be the producer's: with IncludeDC it says how many votes
 	// each state expects, from which percent reporting and race calls follow.
-	Scale     float64 `env:"SCALE" envDefault:"0.005"`
-	IncludeDC bool    `env:"INCLUDE_DC" envDefault:"false"`
-	Election  string  `env:"ELECTION" envDefault:"seed"` // the producer's
+	Scale float64 `env:"SCALE" envDefault:"0.005"`
+	// IncludeDC must be the producer's: whether DC's votes are expected (and
+	// its 3 electoral votes at stake).
+	IncludeDC bool `env:"INCLUDE_DC" envDefault:"false"`
+	// Election must be the producer's: which election's votes are expected,
+	// and whether it has a night's clock.
+	Election string `env:"ELECTION" envDefault:"seed"`
 
-	// CPUProfile, if set, is a file the counter writes a CPU profile of its
-	// whole run to (opt-in, for make bench and profiling by hand).
+	// CPUProfile names a file the counter writes a CPU profile of its whole
+	// run to; empty writes none (opt-in, for make bench and profiling).
 	CPUProfile string `env:"CPU_PROFILE"`
 }
 
@@ -201,7 +239,8 @@ func (c *Counter) Validate() error {
 type Broker struct {
 	Log Log
 	// Addr is host:port to listen on; the broker advertises it too.
-	Addr    string `env:"BROKER_ADDR" envDefault:"127.0.0.1:9092"`
+	Addr string `env:"BROKER_ADDR" envDefault:"127.0.0.1:9092"`
+	// DataDir keeps the topics across restarts.
 	DataDir string `env:"BROKER_DATA_DIR" envDefault:"./.kfake-data"`
 }
 

@@ -9,18 +9,21 @@ import (
 // TLS is how a service encrypts and authenticates its connections to the
 // brokers. Every file is PEM.
 type TLS struct {
+	// Enabled connects to the brokers over TLS.
 	Enabled bool `env:"KAFKA_TLS" envDefault:"false"`
 	// CAFile holds the certificates that may sign the brokers'; empty
 	// trusts the system's roots (enough for most hosted clusters).
 	CAFile string `env:"KAFKA_TLS_CA_FILE"`
-	// CertFile and KeyFile are this client's certificate and key, for
-	// clusters that authenticate clients by certificate (mTLS).
+	// CertFile is this client's certificate, for clusters that
+	// authenticate clients by certificate (mTLS); needs KeyFile.
 	CertFile string `env:"KAFKA_TLS_CERT_FILE"`
-	KeyFile  string `env:"KAFKA_TLS_KEY_FILE"`
+	// KeyFile is the key of CertFile.
+	KeyFile string `env:"KAFKA_TLS_KEY_FILE"`
 	// ServerName is the name the brokers' certificates must carry; empty
 	// means the host of each broker address.
 	ServerName string `env:"KAFKA_TLS_SERVER_NAME"`
-	// InsecureSkipVerify accepts any certificate: for debugging only.
+	// InsecureSkipVerify accepts any certificate: for debugging only (it
+	// logs a warning).
 	InsecureSkipVerify bool `env:"KAFKA_TLS_INSECURE_SKIP_VERIFY" envDefault:"false"`
 }
 
@@ -73,9 +76,14 @@ func SASLMechanism(name string) (string, error) {
 type SASL struct {
 	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty disables
 	// SASL.
-	Mechanism    string `env:"KAFKA_SASL_MECHANISM"`
-	Username     string `env:"KAFKA_SASL_USERNAME"`
-	Password     Secret `env:"KAFKA_SASL_PASSWORD"`
+	Mechanism string `env:"KAFKA_SASL_MECHANISM"`
+	// Username is the user (Confluent Cloud: the API key).
+	Username string `env:"KAFKA_SASL_USERNAME"`
+	// Password is the user's password (Confluent Cloud: the API secret);
+	// never logged. Set it or PasswordFile, not both.
+	Password Secret `env:"KAFKA_SASL_PASSWORD"`
+	// PasswordFile names a file holding the password (a mounted secret; a
+	// trailing newline is dropped).
 	PasswordFile string `env:"KAFKA_SASL_PASSWORD_FILE"`
 }
 

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/votestream/votestream/internal/webtest"
 	"github.com/votestream/votestream/pkg/results"
-	"github.com/votestream/votestream/pkg/results/web/webtest"
 	"github.com/votestream/votestream/pkg/votegen"
 )
 

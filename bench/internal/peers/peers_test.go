@@ -1,4 +1,4 @@
-package main
+package peers
 
 import (
 	"io"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/votestream/votestream/bench/internal/bed"
 	"github.com/votestream/votestream/pkg/votegen"
 )
 
@@ -38,8 +39,8 @@ func TestPrintPeers(t *testing.T) {
 		{key: "kafka_streams", label: "kafka streams", votes: 1000, seconds: 4, exact: false, note: "3 cells wrong"},
 	}
 	var b strings.Builder
-	ceiling := row{votes: 1000, seconds: 0.25, cpu: 0.001}
-	printPeers(&b, rs, ceiling, peersConfig{broker: "kafka", scale: 0.02, partitions: 12})
+	ceiling := bed.Row{Votes: 1000, Seconds: 0.25, CPU: 0.001}
+	printPeers(&b, rs, ceiling, Config{broker: "kafka", scale: 0.02, partitions: 12})
 	out := strings.TrimRight(b.String(), "\n")
 	lines := strings.Split(out, "\n")
 	if got, want := lines[len(lines)-1], "peers: votestream=2000 spark=100 kafka_streams=0"; got != want {
@@ -90,10 +91,10 @@ func TestVerdict(t *testing.T) {
 }
 
 func TestParsePeersConfig(t *testing.T) {
-	if _, err := parsePeersConfig([]string{"-broker", "redpanda"}, io.Discard); err == nil {
+	if _, err := ParseConfig([]string{"-broker", "redpanda"}, io.Discard); err == nil {
 		t.Error("-broker redpanda accepted")
 	}
-	c, err := parsePeersConfig(nil, io.Discard)
+	c, err := ParseConfig(nil, io.Discard)
 	if err != nil || c.scale != 0.02 || c.broker != "kafka" || !c.kill {
 		t.Errorf("defaults: %+v, %v", c, err)
 	}

@@ -1,4 +1,7 @@
-package main
+// Package peers is `bench peers`: votestream's counter, Spark Structured
+// Streaming and Kafka Streams counting the same topic, one after another,
+// each alone and each SIGKILLed and restarted mid-count.
+package peers
 
 import (
 	"context"
@@ -15,15 +18,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/votestream/votestream/bench/internal/bed"
 	"github.com/votestream/votestream/internal/rig"
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
 )
 
-// peersConfig is `bench peers`: votestream's counter, Spark Structured
+// Config is `bench peers`: votestream's counter, Spark Structured
 // Streaming and Kafka Streams counting the same topic, one after another.
-type peersConfig struct {
+type Config struct {
 	bin        string
 	scale      float64
 	seed       uint64
@@ -36,8 +40,8 @@ type peersConfig struct {
 	keep       bool
 }
 
-func parsePeersConfig(args []string, stderr io.Writer) (peersConfig, error) {
-	var c peersConfig
+func ParseConfig(args []string, stderr io.Writer) (Config, error) {
+	var c Config
 	fs := flag.NewFlagSet("bench peers", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.bin, "bin", "bin", "directory holding the producer, counter and broker binaries")
@@ -62,6 +66,9 @@ func parsePeersConfig(args []string, stderr io.Writer) (peersConfig, error) {
 	return c, nil
 }
 
+// bench is the bed the peers count on.
+type bench struct{ *bed.Bed }
+
 // peer is one counting application, started on a state of its own (group,
 // checkpoint, state directory) that survives a SIGKILL and a restart.
 type peer struct {
@@ -73,7 +80,7 @@ type peer struct {
 
 type peerState struct {
 	dir   string
-	names names
+	names bed.Names
 	addr  string
 }
 
@@ -103,14 +110,14 @@ type peerResult struct {
 	killNote   string
 }
 
-func (r peerResult) rate() float64 {
+func (r peerResult) Rate() float64 {
 	if !r.exact || r.seconds <= 0 {
 		return 0
 	}
 	return float64(r.votes) / r.seconds
 }
 
-func runPeers(ctx context.Context, cfg peersConfig, stdout, stderr io.Writer) error {
+func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	root, err := rig.ModuleRoot()
 	if err != nil {
 		return err
@@ -127,32 +134,32 @@ func runPeers(ctx context.Context, cfg peersConfig, stdout, stderr io.Writer) er
 		return err
 	}
 	defer stop()
-	self, err := os.Executable()
+	bd, err := bed.New(bed.Config{Bin: cfg.bin, Seed: cfg.seed, Partitions: cfg.partitions, Timeout: cfg.timeout, Compress: "snappy"},
+		addr, work, stderr)
 	if err != nil {
 		return err
 	}
-	b := &bench{cfg: benchConfig{bin: cfg.bin, seed: cfg.seed, partitions: cfg.partitions, timeout: cfg.timeout, compress: "snappy"},
-		self: self, work: work, addr: addr, log: stderr}
+	b := &bench{bd}
 	want, err := votegen.TrueTotals(votegen.Config{Seed: cfg.seed, Scale: cfg.scale})
 	if err != nil {
 		return err
 	}
-	topic := b.newNames("peers")
-	if err := rig.CreateTopics(ctx, config.Kafka{Brokers: strings.Split(addr, ","), Topic: topic.topic, CheckpointTopic: topic.ckpt,
-		DLQTopic: topic.dlq, Partitions: cfg.partitions, ReplicationFactor: 1, DialTimeout: 10 * time.Second}); err != nil {
+	topic := b.NewNames("peers")
+	if err := rig.CreateTopics(ctx, config.Kafka{Brokers: strings.Split(addr, ","), Topic: topic.Topic, CheckpointTopic: topic.Ckpt,
+		DLQTopic: topic.DLQ, Partitions: cfg.partitions, ReplicationFactor: 1, DialTimeout: 10 * time.Second}); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "peers: %s broker at %s, publishing %d votes to %s\n", cfg.broker, addr, want.Total(), topic.topic)
-	if _, err := b.producer(ctx, topic, cfg.scale, "producer", ""); err != nil {
+	fmt.Fprintf(stderr, "peers: %s broker at %s, publishing %d votes to %s\n", cfg.broker, addr, want.Total(), topic.Topic)
+	if _, err := b.Producer(ctx, topic, cfg.scale, "producer", ""); err != nil {
 		return err
 	}
 	spark, err := rig.FindSpark(ctx)
 	if err != nil {
 		return err
 	}
-	peers := []peer{b.votestreamPeer(topic), sparkPeer(spark, addr, topic.topic),
-		streamsPeer(root, addr, topic.topic, cfg.threads)}
-	ceiling, results, err := b.peerRounds(ctx, cfg.runs, topic.topic, peers, &want)
+	peers := []peer{b.votestreamPeer(topic), sparkPeer(spark, addr, topic.Topic),
+		streamsPeer(root, addr, topic.Topic, cfg.threads)}
+	ceiling, results, err := b.peerRounds(ctx, cfg.runs, topic.Topic, peers, &want)
 	if err != nil {
 		return err
 	}
@@ -171,32 +178,32 @@ func runPeers(ctx context.Context, cfg peersConfig, stdout, stderr io.Writer) er
 // then each peer alone, and returns the median round of each. Rounds
 // alternate so that a broker still busy with the publish, or warming its
 // JIT, weighs on every peer alike rather than on whichever runs first.
-func (b *bench) peerRounds(ctx context.Context, runs int, topic string, peers []peer, want *vote.Tally) (row, []peerResult, error) {
+func (b *bench) peerRounds(ctx context.Context, runs int, topic string, peers []peer, want *vote.Tally) (bed.Row, []peerResult, error) {
 	if err := b.warmBroker(ctx, topic); err != nil {
-		return row{}, nil, err
+		return bed.Row{}, nil, err
 	}
-	var ceilings []row
+	var ceilings []bed.Row
 	all := make([][]peerResult, len(peers))
 	for round := 1; round <= runs; round++ {
 		// What kafka-go reads from this broker when nothing is done with
 		// it: the most any kafka-go consumer could count here.
-		c, err := b.rawRead(ctx, topic, "fetch", "kafka-go raw read (kafka.Client.Fetch, discard)")
+		c, err := b.RawRead(ctx, topic, "fetch", "kafka-go raw read (kafka.Client.Fetch, discard)")
 		if err != nil {
-			return row{}, nil, err
+			return bed.Row{}, nil, err
 		}
 		ceilings = append(ceilings, c)
-		fmt.Fprintf(b.log, "peers: round %d: kafka-go raw read: %s votes/s, %.2f CPU µs/vote\n", round, human(c.rate()), c.cpuPerVote())
+		fmt.Fprintf(b.Log, "peers: round %d: kafka-go raw read: %s votes/s, %.2f CPU µs/vote\n", round, bed.Human(c.Rate()), c.CPUPerVote())
 		for i, pe := range peers {
 			r := b.measurePeer(ctx, pe, want)
 			all[i] = append(all[i], r)
-			fmt.Fprintf(b.log, "peers: round %d: %s alone: %s votes/s, exact %v %s\n", round, pe.key, human(r.rate()), r.exact, r.note)
+			fmt.Fprintf(b.Log, "peers: round %d: %s alone: %s votes/s, exact %v %s\n", round, pe.key, bed.Human(r.Rate()), r.exact, r.note)
 		}
 	}
 	results := make([]peerResult, len(peers))
 	for i := range peers {
 		results[i] = medianRun(all[i])
 	}
-	return medianRow(ceilings), results, nil
+	return bed.MedianRow(ceilings), results, nil
 }
 
 // warmBroker reads the topic with kafka-go until two reads in a row agree
@@ -208,17 +215,17 @@ func (b *bench) warmBroker(ctx context.Context, topic string) error {
 	var rates []string
 	last := 0.0
 	for range maxWarmReads {
-		r, err := b.rawRead(ctx, topic, "fetch", "warm-up read")
+		r, err := b.RawRead(ctx, topic, "fetch", "warm-up read")
 		if err != nil {
 			return err
 		}
-		rates = append(rates, human(r.rate()))
-		if last > 0 && math.Abs(r.rate()-last) <= 0.1*last {
+		rates = append(rates, bed.Human(r.Rate()))
+		if last > 0 && math.Abs(r.Rate()-last) <= 0.1*last {
 			break
 		}
-		last = r.rate()
+		last = r.Rate()
 	}
-	fmt.Fprintf(b.log, "peers: broker warmed by %d reads of the topic (%s votes/s)\n", len(rates), strings.Join(rates, ", "))
+	fmt.Fprintf(b.Log, "peers: broker warmed by %d reads of the topic (%s votes/s)\n", len(rates), strings.Join(rates, ", "))
 	return nil
 }
 
@@ -233,9 +240,9 @@ func medianRun(runs []peerResult) peerResult {
 		if !r.exact {
 			return r
 		}
-		rates[i] = human(r.rate())
+		rates[i] = bed.Human(r.Rate())
 	}
-	m := medianRow(runs)
+	m := bed.MedianRow(runs)
 	if len(runs) > 1 {
 		m.note = strings.TrimSpace(fmt.Sprintf("median of %d runs alone (%s votes/s) %s", len(runs), strings.Join(rates, ", "), m.note))
 	}
@@ -245,7 +252,7 @@ func medianRun(runs []peerResult) peerResult {
 // startPeersBroker starts the broker the peers share. Apache Kafka by
 // default: kfake answers DescribeTopicPartitions in a way Spark's Kafka
 // client (kafka-clients 3.9) fails on.
-func startPeersBroker(ctx context.Context, cfg peersConfig, work string) (string, func(), error) {
+func startPeersBroker(ctx context.Context, cfg Config, work string) (string, func(), error) {
 	if cfg.broker == "kafka" {
 		dir := filepath.Join(work, "kafka")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -257,7 +264,7 @@ func startPeersBroker(ctx context.Context, cfg peersConfig, work string) (string
 		}
 		return k.Addr, k.Stop, nil
 	}
-	p, err := startProc("broker", filepath.Join(cfg.bin, "broker"), nil,
+	p, err := bed.StartProc("broker", filepath.Join(cfg.bin, "broker"), nil,
 		[]string{"BROKER_ADDR=127.0.0.1:0", "BROKER_DATA_DIR=" + filepath.Join(work, "kfake")})
 	if err != nil {
 		return "", nil, err
@@ -271,8 +278,8 @@ func startPeersBroker(ctx context.Context, cfg peersConfig, work string) (string
 }
 
 func (b *bench) newPeerState(key string) (*peerState, error) {
-	st := &peerState{names: b.newNames(key)}
-	st.dir = filepath.Join(b.work, st.names.group)
+	st := &peerState{names: b.NewNames(key)}
+	st.dir = filepath.Join(b.Work, st.names.Group)
 	return st, os.MkdirAll(st.dir, 0o755)
 }
 
@@ -365,18 +372,18 @@ func waitHalfway(ctx context.Context, pe peer, st *peerState, votes int64, half 
 }
 
 // waitPeerExact polls a peer's totals until it has read every record,
-// every 50 ms near the end and less often before (see pacer): a scrape of
+// every 50 ms near the end and less often before (see bed.Pacer): a scrape of
 // every cell costs the peer, and the bench parsing it, CPU the count
 // shares. exact: every cell is the generator's, every record read once and
 // parsed; otherwise note says what differs.
 func (b *bench) waitPeerExact(ctx context.Context, pe peer, st *peerState, want *vote.Tally) (time.Time, bool, string) {
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
+	ctx, cancel := context.WithTimeout(ctx, b.Cfg.Timeout)
 	defer cancel()
 	var last counted
 	var lastErr error
-	pace := pacer{every: 50 * time.Millisecond}
+	pace := bed.Pacer{Every: 50 * time.Millisecond}
 	for {
-		wait := pace.every
+		wait := pace.Every
 		c, err := pe.totals(ctx, st)
 		if err == nil {
 			last = c
@@ -384,7 +391,7 @@ func (b *bench) waitPeerExact(ctx context.Context, pe peer, st *peerState, want 
 				at := time.Now()
 				return at, verdict(c, want) == "", verdict(c, want)
 			}
-			wait = pace.next(c.records, want.Total())
+			wait = pace.Next(c.records, want.Total())
 		}
 		lastErr = err
 		select {
@@ -417,16 +424,16 @@ func oneLine(err error) string {
 }
 
 // votestreamPeer is votestream's counter with its defaults, one replica.
-func (b *bench) votestreamPeer(topic names) peer {
+func (b *bench) votestreamPeer(topic bed.Names) peer {
 	return peer{
 		key: "votestream", label: "votestream counter (checkpoints in Kafka)",
 		launch: func(st *peerState) (*rig.Process, error) {
 			n := st.names
-			n.topic = topic.topic
-			return startTree("counter", filepath.Join(b.cfg.bin, "counter"), nil, b.env(n))
+			n.Topic = topic.Topic
+			return bed.StartTree("counter", filepath.Join(b.Cfg.Bin, "counter"), nil, b.Env(n))
 		},
 		ready: func(p *rig.Process, st *peerState) (err error) {
-			st.addr, err = b.counterReady(p)
+			st.addr, err = b.CounterReady(p)
 			return err
 		},
 		totals: func(ctx context.Context, st *peerState) (counted, error) {
@@ -452,7 +459,7 @@ func sparkPeer(s rig.Spark, brokers, topic string) peer {
 		launch: func(st *peerState) (*rig.Process, error) {
 			py, args := s.Job("votes_kafka.py", "--brokers", brokers, "--topic", topic,
 				"--checkpoint", filepath.Join(st.dir, "checkpoint"), "--out", filepath.Join(st.dir, "totals.json"))
-			return startTree("spark", py, args, s.Env())
+			return bed.StartTree("spark", py, args, s.Env())
 		},
 		ready: func(p *rig.Process, _ *peerState) error {
 			_, err := p.WaitOutput(regexp.MustCompile(`query started`), 5*time.Minute)
@@ -477,11 +484,11 @@ func streamsPeer(root, brokers, topic string, threads int) peer {
 			}
 			// The heap Spark's driver gets by default (spark.driver.memory):
 			// left to itself the JVM takes a quarter of the machine's memory.
-			return startTree("kafka streams", "java", []string{"-Xmx1g",
+			return bed.StartTree("kafka streams", "java", []string{"-Xmx1g",
 				"-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
 				"-Dorg.slf4j.simpleLogger.log.org.apache.kafka.clients.producer.internals.Sender=error",
 				"-cp", filepath.Join(dir, "target", "classes") + ":" + filepath.Join(dir, "lib", "*"),
-				"io.votestream.peers.VoteCountStreams", brokers, topic, st.names.group, filepath.Join(st.dir, "state"),
+				"io.votestream.peers.VoteCountStreams", brokers, topic, st.names.Group, filepath.Join(st.dir, "state"),
 				"127.0.0.1:0", strconv.Itoa(threads)}, nil)
 		},
 		ready: func(p *rig.Process, st *peerState) (err error) {
@@ -513,7 +520,7 @@ func streamsPeer(root, brokers, topic string, threads int) peer {
 
 // printPeers writes the table, the ratios against the goals, and as the
 // very last line "peers: votestream=R spark=R kafka_streams=R" (votes/s).
-func printPeers(w io.Writer, rs []peerResult, ceiling row, cfg peersConfig) {
+func printPeers(w io.Writer, rs []peerResult, ceiling bed.Row, cfg Config) {
 	fmt.Fprintln(w, "| peer | votes | votes/s | CPU µs/vote | peak RSS | reading after | exact after | exact | SIGKILL mid-run, restart: exact | restart to exact |")
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |")
 	for _, r := range rs {
@@ -529,7 +536,7 @@ func printPeers(w io.Writer, rs []peerResult, ceiling row, cfg peersConfig) {
 			}
 		}
 		fmt.Fprintf(w, "| %s | %d | %s | %s | %.0f MiB | %.1f s | %.1f s | %s | %s | %s |\n",
-			r.label, r.votes, human(r.rate()), cpu, r.rssMiB, r.readyAfter, r.exactAfter, yesNo(r.exact), killed, after)
+			r.label, r.votes, bed.Human(r.Rate()), cpu, r.rssMiB, r.readyAfter, r.exactAfter, yesNo(r.exact), killed, after)
 	}
 	fmt.Fprintln(w)
 	for _, r := range rs {
@@ -539,15 +546,15 @@ func printPeers(w io.Writer, rs []peerResult, ceiling row, cfg peersConfig) {
 	}
 	rate := map[string]float64{}
 	for _, r := range rs {
-		rate[r.key] = r.rate()
+		rate[r.key] = r.Rate()
 	}
 	fmt.Fprintf(w, "votestream against Spark: %s (goal 10x); against Kafka Streams: %s (goal 3x). Rates: reading to exact totals.\n",
 		ratio(rate["votestream"], rate["spark"]), ratio(rate["votestream"], rate["kafka_streams"]))
-	if c := ceiling.rate(); c > 0 {
+	if c := ceiling.Rate(); c > 0 {
 		fmt.Fprintf(w, "kafka-go's raw read of the same topic from this broker (kafka.Client.Fetch, records discarded): %s votes/s, %.2f CPU µs/vote; votestream's counter at %.2f of it; 10x Spark would be %s votes/s.\n",
-			human(c), ceiling.cpuPerVote(), rate["votestream"]/c, human(10*rate["spark"]))
+			bed.Human(c), ceiling.CPUPerVote(), rate["votestream"]/c, bed.Human(10*rate["spark"]))
 	}
-	fmt.Fprintf(w, "broker: %s, SCALE=%g, %d partitions; machine: %s, %d CPUs, %s\n", cfg.broker, cfg.scale, cfg.partitions, cpuModel(), runtime.NumCPU(), runtime.Version())
+	fmt.Fprintf(w, "broker: %s, SCALE=%g, %d partitions; machine: %s, %d CPUs, %s\n", cfg.broker, cfg.scale, cfg.partitions, bed.CPUModel(), runtime.NumCPU(), runtime.Version())
 	fmt.Fprintln(w, peersLine(rate))
 }
 

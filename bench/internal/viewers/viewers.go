@@ -1,4 +1,7 @@
-package main
+// Package viewers measures the count while live-page viewers watch: N
+// viewers on /events and pollers on /results against the counter, and the
+// same load against a stand-in server that only writes the bytes.
+package viewers
 
 import (
 	"bufio"
@@ -21,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/votestream/votestream/bench/internal/bed"
 	"github.com/votestream/votestream/internal/rig"
 	"github.com/votestream/votestream/pkg/checkpoint"
 	"github.com/votestream/votestream/pkg/votegen"
@@ -473,15 +477,15 @@ func isClosed(err error) bool {
 }
 
 // readCheckpoints returns every checkpoint record of topic's partitions.
-func (b *bench) readCheckpoints(ctx context.Context, topic string, parts int) ([]checkpoint.State, error) {
+func readCheckpoints(ctx context.Context, b *bed.Bed, topic string, parts int) ([]checkpoint.State, error) {
 	var out []checkpoint.State
 	for p := range parts {
-		_, end, err := b.client.Offsets(ctx, topic, p)
+		_, end, err := b.Client.Offsets(ctx, topic, p)
 		if err != nil {
 			return nil, err
 		}
 		for off := int64(0); off < end; {
-			recs, next, _, err := b.client.FetchFrom(ctx, topic, p, off, time.Second)
+			recs, next, _, err := b.Client.FetchFrom(ctx, topic, p, off, time.Second)
 			if err != nil {
 				return nil, err
 			}
@@ -502,7 +506,7 @@ func (b *bench) readCheckpoints(ctx context.Context, topic string, parts int) ([
 
 // watchedRun is one count of a complete topic, with or without viewers.
 type watchedRun struct {
-	row    row
+	row    bed.Row
 	report viewerReport
 	polled float64 // /results requests per second
 	same   float64 // the share of them answered 304 Not Modified
@@ -516,19 +520,19 @@ type watchedRun struct {
 // later of its readiness and their all being connected, to every vote
 // checkpointed, from the checkpoints' own write times, so every kind of
 // run is measured alike.
-func (b *bench) countWatched(ctx context.Context, topic names, scale float64, viewers int, elsewhere bool) (watchedRun, error) {
+func (v *Runs) countWatched(ctx context.Context, b *bed.Bed, topic bed.Names, scale float64, viewers int, elsewhere bool) (watchedRun, error) {
 	var w watchedRun
-	want, err := votegen.TrueTotals(votegen.Config{Seed: b.cfg.seed, Scale: scale})
+	want, err := votegen.TrueTotals(votegen.Config{Seed: b.Cfg.Seed, Scale: scale})
 	if err != nil {
 		return w, err
 	}
-	n := b.newNames("viewers")
-	n.topic = topic.topic
+	n := b.NewNames("viewers")
+	n.Topic = topic.Topic
 	extra := []string{"HTTP_MAX_VIEWERS=" + strconv.Itoa(viewers+16)}
-	if b.cfg.profileDir != "" {
-		extra = append(extra, "CPU_PROFILE="+filepath.Join(b.cfg.profileDir, fmt.Sprintf("viewers-%d-%d.prof", viewers, b.n)))
+	if b.Cfg.ProfileDir != "" {
+		extra = append(extra, "CPU_PROFILE="+filepath.Join(b.Cfg.ProfileDir, fmt.Sprintf("viewers-%d-%d.prof", viewers, b.Topics())))
 	}
-	p, err := startProc("counter", filepath.Join(b.cfg.bin, "counter"), nil, b.env(n, extra...))
+	p, err := bed.StartProc("counter", filepath.Join(b.Cfg.Bin, "counter"), nil, b.Env(n, extra...))
 	if err != nil {
 		return w, err
 	}
@@ -537,19 +541,19 @@ func (b *bench) countWatched(ctx context.Context, topic names, scale float64, vi
 			p.Kill()
 		}
 	}()
-	addr, err := p.WaitOutput(metricsAddrRE, 30*time.Second)
+	addr, err := bed.CounterAddr(p)
 	if err != nil {
 		return w, err
 	}
 	readyc := make(chan time.Time, 1)
-	go func() { t, _ := b.waitReady(p, addr); readyc <- t }()
+	go func() { t, _ := b.WaitReady(p, addr); readyc <- t }()
 	from := time.Now()
 	var load *viewerLoad
 	var server *rig.Process
 	if viewers > 0 {
 		target := addr
 		if elsewhere {
-			s, saddr, err := b.startStandIn(scale)
+			s, saddr, err := startStandIn(b, scale)
 			if err != nil {
 				return w, err
 			}
@@ -560,20 +564,20 @@ func (b *bench) countWatched(ctx context.Context, topic names, scale float64, vi
 			return w, err
 		}
 		defer load.close()
-		load.startPolling(b.cfg.pollRate)
+		load.startPolling(v.PollRate)
 		from = time.Now()
-		fmt.Fprintf(b.log, "bench: %d viewers connected in %s\n", viewers, from.Sub(p.Started).Round(time.Millisecond))
+		fmt.Fprintf(b.Log, "bench: %d viewers connected in %s\n", viewers, from.Sub(p.Started).Round(time.Millisecond))
 	}
 	ready := <-readyc
 	if ready.IsZero() {
 		return w, fmt.Errorf("counter not ready:\n%s", rig.Tail(p.Output(), 20))
 	}
 	from = later(from, ready)
-	start := markCPU(p, b.broker, server)
-	if _, err := b.waitExact(ctx, addr, &want, true); err != nil {
+	start := markCPU(p, b.Broker, server)
+	if _, err := b.WaitExact(ctx, addr, &want, true); err != nil {
 		return w, err
 	}
-	w.cpu = markCPU(p, b.broker, server).since(start)
+	w.cpu = markCPU(p, b.Broker, server).since(start)
 	if load != nil {
 		w.polled, w.same = load.pollRateNow(), load.notModified()
 		if n := load.ended(); elsewhere && n > 0 {
@@ -586,19 +590,19 @@ func (b *bench) countWatched(ctx context.Context, topic names, scale float64, vi
 		}
 		load.close()
 	}
-	w.row = row{name: fmt.Sprintf("votestream counter, %d viewers on /events + /results polled", viewers), rssMiB: p.PeakMiB()}
+	w.row = bed.Row{Name: fmt.Sprintf("votestream counter, %d viewers on /events + /results polled", viewers), RSSMiB: p.PeakMiB()}
 	if elsewhere {
-		w.row.name = fmt.Sprintf("votestream counter, the same %d viewers on a stand-in server", viewers)
+		w.row.Name = fmt.Sprintf("votestream counter, the same %d viewers on a stand-in server", viewers)
 	}
 	// No CPU per vote: the process's CPU covers more than the votes the
 	// window counts.
-	if err = finished(p, p.Stop(30*time.Second)); err != nil {
+	if err = bed.Finished(p, p.Stop(30*time.Second)); err != nil {
 		return w, err
 	}
 	var ckpts []checkpoint.State
 	for try := 0; ; try++ {
 		// The bench's client may not know the topic yet: ask again.
-		if ckpts, err = b.readCheckpoints(ctx, n.ckpt, b.cfg.partitions); err == nil || try == 5 {
+		if ckpts, err = readCheckpoints(ctx, b, n.Ckpt, b.Cfg.Partitions); err == nil || try == 5 {
 			break
 		}
 		time.Sleep(time.Second)
@@ -606,10 +610,10 @@ func (b *bench) countWatched(ctx context.Context, topic names, scale float64, vi
 	if err != nil {
 		return w, err
 	}
-	w.row.votes, w.row.seconds = countedSince(ckpts, from, want.Total())
-	w.row.wall = w.row.seconds
+	w.row.Votes, w.row.Seconds = countedSince(ckpts, from, want.Total())
+	w.row.Wall = w.row.Seconds
 	if load != nil && !elsewhere {
-		final, err := b.client.EndOffsets(ctx, n.topic, b.cfg.partitions)
+		final, err := b.Client.EndOffsets(ctx, n.Topic, b.Cfg.Partitions)
 		if err != nil {
 			return w, err
 		}
@@ -659,43 +663,52 @@ func countedSince(ckpts []checkpoint.State, from time.Time, total int64) (int64,
 	return 0, 0
 }
 
-// viewerRuns pairs each counter run with the viewers runs after it: the
+// Runs pairs each counter run with the viewers runs after it: the
 // count alone, watched, and with the same load on a stand-in server.
-type viewerRuns struct {
+type Runs struct {
+	Config
 	alone, watched, standIn []watchedRun
 }
 
-func (v *viewerRuns) run(ctx context.Context, b *bench, topic names, scale float64) error {
-	if err := raiseFileLimit(b.cfg.viewers); err != nil {
+// Config is the viewers' load.
+type Config struct {
+	Viewers  int // live-page viewers on /events
+	PollRate int // /results requests per second, in total
+}
+
+// Run counts topic three times after a counter run: alone, watched by the
+// viewers, and with the same load on a stand-in server.
+func (v *Runs) Run(ctx context.Context, b *bed.Bed, topic bed.Names, scale float64) error {
+	if err := raiseFileLimit(v.Viewers); err != nil {
 		return err
 	}
-	alone, err := b.countWatched(ctx, topic, scale, 0, false)
+	alone, err := v.countWatched(ctx, b, topic, scale, 0, false)
 	if err != nil {
 		return fmt.Errorf("count without viewers: %w", err)
 	}
-	w, err := b.countWatched(ctx, topic, scale, b.cfg.viewers, false)
+	w, err := v.countWatched(ctx, b, topic, scale, v.Viewers, false)
 	if err != nil {
 		return fmt.Errorf("count with viewers: %w", err)
 	}
-	s, err := b.countWatched(ctx, topic, scale, b.cfg.viewers, true)
+	s, err := v.countWatched(ctx, b, topic, scale, v.Viewers, true)
 	if err != nil {
 		return fmt.Errorf("count with the viewers on a stand-in server: %w", err)
 	}
 	r, rep := w.row, w.report
-	fmt.Fprintf(b.log, "bench: viewers run: %s votes/s alone, %s votes/s watched (%.2f), /results %.0f req/s, peak RSS %.0f / %.0f MiB, delay p99 %s; "+
+	fmt.Fprintf(b.Log, "bench: viewers run: %s votes/s alone, %s votes/s watched (%.2f), /results %.0f req/s, peak RSS %.0f / %.0f MiB, delay p99 %s; "+
 		"the load on a stand-in: %s votes/s (%.2f), /results %.0f req/s\n",
-		human(alone.row.rate()), human(r.rate()), r.rate()/alone.row.rate(), w.polled, alone.row.rssMiB, r.rssMiB, rep.quantile(0.99).Round(time.Millisecond),
-		human(s.row.rate()), s.row.rate()/alone.row.rate(), s.polled)
+		bed.Human(alone.row.Rate()), bed.Human(r.Rate()), r.Rate()/alone.row.Rate(), w.polled, alone.row.RSSMiB, r.RSSMiB, rep.quantile(0.99).Round(time.Millisecond),
+		bed.Human(s.row.Rate()), s.row.Rate()/alone.row.Rate(), s.polled)
 	v.alone = append(v.alone, alone)
 	v.watched, v.standIn = append(v.watched, w), append(v.standIn, s)
 	return nil
 }
 
 // ratios are each run's rate over the count alone's before it.
-func (v *viewerRuns) ratios(runs []watchedRun) []float64 {
+func (v *Runs) ratios(runs []watchedRun) []float64 {
 	out := make([]float64, len(runs))
 	for j := range runs {
-		out[j] = runs[j].row.rate() / v.alone[j].row.rate()
+		out[j] = runs[j].row.Rate() / v.alone[j].row.Rate()
 	}
 	return out
 }
@@ -712,8 +725,8 @@ func medianIndex(ratios []float64) int {
 
 // rows are the median watched run and the median stand-in run, each
 // against the count alone before it.
-func (v *viewerRuns) rows() []row {
-	var out []row
+func (v *Runs) Rows() []bed.Row {
+	var out []bed.Row
 	for _, runs := range [][]watchedRun{v.watched, v.standIn} {
 		if len(runs) == 0 {
 			continue
@@ -721,16 +734,16 @@ func (v *viewerRuns) rows() []row {
 		ratios := v.ratios(runs)
 		i := medianIndex(ratios)
 		r := runs[i].row
-		r.versus = fmt.Sprintf("%.2f of the count alone", ratios[i])
+		r.Versus = fmt.Sprintf("%.2f of the count alone", ratios[i])
 		if len(runs) > 1 {
-			r.versus += fmt.Sprintf(" (median of %d)", len(runs))
+			r.Versus += fmt.Sprintf(" (median of %d)", len(runs))
 		}
 		out = append(out, r)
 	}
 	return out
 }
 
-func (v *viewerRuns) print(w io.Writer) {
+func (v *Runs) Print(w io.Writer) {
 	if len(v.watched) == 0 {
 		return
 	}
@@ -738,11 +751,11 @@ func (v *viewerRuns) print(w io.Writer) {
 	i := medianIndex(ratios)
 	med, alone := v.watched[i], v.alone[i].row
 	rep := med.report
-	perViewer := (med.row.rssMiB - alone.rssMiB) * 1024 / float64(rep.viewers)
+	perViewer := (med.row.RSSMiB - alone.RSSMiB) * 1024 / float64(rep.viewers)
 	fmt.Fprintf(w, "viewers: %d on /events and /results at %.0f requests/s (%.0f%% of them 304 Not Modified) during the count: rate ratio to the count alone %s (goal >= 0.90); "+
 		"peak RSS %.0f MiB alone, %.0f MiB watched: %.1f KiB per viewer; %d changes seen by every viewer, delay checkpoint written to viewer got it: "+
 		"p50 %s, p99 %s, max %s (goal p99 <= BATCH_MAX_WAIT + 1 s = 2 s); %d viewers dropped, %d missed the final totals\n",
-		rep.viewers, med.polled, 100*med.same, joinRatios(ratios), alone.rssMiB, med.row.rssMiB, perViewer, rep.changes,
+		rep.viewers, med.polled, 100*med.same, bed.JoinRatios(ratios), alone.RSSMiB, med.row.RSSMiB, perViewer, rep.changes,
 		rep.quantile(0.5).Round(time.Millisecond), rep.quantile(0.99).Round(time.Millisecond), rep.quantile(1).Round(time.Millisecond),
 		rep.dropped, rep.missedFinal)
 	standIn := v.ratios(v.standIn)
@@ -752,6 +765,6 @@ func (v *viewerRuns) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "viewers on a stand-in: the same load on a server process that only writes the bytes (/results at %.0f requests/s) left the count at %s of alone, "+
 		"what the load itself costs this machine; watched over stand-in, pair by pair: %s (median %.2f)\n",
-		v.standIn[medianIndex(standIn)].polled, joinRatios(standIn), joinRatios(kept), kept[medianIndex(kept)])
+		v.standIn[medianIndex(standIn)].polled, bed.JoinRatios(standIn), bed.JoinRatios(kept), kept[medianIndex(kept)])
 	v.printCPU(w)
 }

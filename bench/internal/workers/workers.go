@@ -1,4 +1,8 @@
-package main
+// Package workers holds the bench's baselines and its ceiling: a naive
+// producer and counter (uuid + encoding/json + kafka-go) and the raw read of
+// a topic. Each runs as its own process (the bench's binary with a
+// sub-command), so its peak RSS is measured like the services'.
+package workers
 
 import (
 	"context"
@@ -17,13 +21,39 @@ import (
 	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/votestream/votestream/internal/cpuprofile"
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
 )
 
-// The baselines and the ceiling run as their own processes (this binary
-// with a sub-command), so their peak RSS is measured like the services'.
+// Names are the workers' sub-commands.
+var Names = []string{"naive-produce", "naive-count", "raw-read"}
+
+// Run runs the worker name with its flags in args, its CPU profiled with
+// -cpu-profile; it prints "records=N seconds=S" when done.
+func Run(ctx context.Context, name string, args []string, stdout io.Writer) error {
+	f, err := parseWorker(name, args)
+	if err != nil {
+		return err
+	}
+	if f.cpuProfile != "" {
+		stop, err := cpuprofile.Start(f.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	switch name {
+	case "naive-produce":
+		return naiveProduce(ctx, f, stdout)
+	case "naive-count":
+		return naiveCount(ctx, f, stdout)
+	case "raw-read":
+		return readAll(ctx, f, stdout, nil)
+	}
+	return fmt.Errorf("no worker %q", name)
+}
 
 type workerFlags struct {
 	brokers, topic string

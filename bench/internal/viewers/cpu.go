@@ -1,4 +1,4 @@
-package main
+package viewers
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/votestream/votestream/bench/internal/bed"
 	"github.com/votestream/votestream/internal/rig"
 )
 
@@ -67,7 +68,7 @@ func (m cpuMark) since(start cpuMark) cpuUse {
 // median over the pairs. What serving cost the counter is what it used
 // beyond counting: its CPU per vote in the stand-in's run, where the same
 // load ran beside it, times its watched rate.
-func (v *viewerRuns) printCPU(w io.Writer) {
+func (v *Runs) printCPU(w io.Writer) {
 	if len(v.watched) == 0 || v.watched[0].cpu.cores == 0 {
 		return // no /proc/stat here
 	}
@@ -77,7 +78,7 @@ func (v *viewerRuns) printCPU(w io.Writer) {
 		for j, r := range runs {
 			x[j] = f(j, r)
 		}
-		return median(x)
+		return bed.Median(x)
 	}
 	// each is one figure of the three kinds of run, as "alone / watched / stand-in".
 	each := func(f func(r watchedRun) float64) string {
@@ -87,9 +88,9 @@ func (v *viewerRuns) printCPU(w io.Writer) {
 		}
 		return strings.Join(out, " / ")
 	}
-	perVote := func(r watchedRun) float64 { return r.cpu.counter / max(r.row.rate(), 1) } // seconds
+	perVote := func(r watchedRun) float64 { return r.cpu.counter / max(r.row.Rate(), 1) } // seconds
 	serving := med(v.watched, func(j int, r watchedRun) float64 {
-		return r.cpu.counter - perVote(v.standIn[j])*r.row.rate()
+		return r.cpu.counter - perVote(v.standIn[j])*r.row.Rate()
 	})
 	server := med(v.standIn, func(_ int, r watchedRun) float64 { return r.cpu.server })
 	fmt.Fprintf(w, "viewers' CPU, in cores of this machine's %d, median of %d pairs, alone / watched / stand-in: machine idle %s, stolen %s; "+

@@ -1,4 +1,4 @@
-package main
+package viewers
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/votestream/votestream/bench/internal/bed"
 	"github.com/votestream/votestream/internal/rig"
 	"github.com/votestream/votestream/pkg/results"
 	"github.com/votestream/votestream/pkg/vote"
@@ -74,9 +75,9 @@ func newStandIn(t vote.Tally) (*standIn, error) {
 	return s, nil
 }
 
-// serveStandIn is the stand-in process: it serves the results of the
+// ServeStandIn is the stand-in process: it serves the results of the
 // election of args' seed and scale until ctx ends.
-func serveStandIn(ctx context.Context, args []string, stdout io.Writer) error {
+func ServeStandIn(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("stand-in", flag.ContinueOnError)
 	seed := fs.Uint64("seed", 20241105, "SEED of the election whose final results are served")
 	scale := fs.Float64("scale", 0.02, "SCALE of that election")
@@ -101,8 +102,8 @@ var standInAddrRE = regexp.MustCompile(`stand-in serving addr=(\S+)`)
 
 // startStandIn runs the stand-in process for the election at scale and
 // returns it with its address.
-func (b *bench) startStandIn(scale float64) (*rig.Process, string, error) {
-	p, err := startProc("stand-in", b.self, []string{"stand-in", "-seed", strconv.FormatUint(b.cfg.seed, 10), "-scale", strconv.FormatFloat(scale, 'g', -1, 64)}, nil)
+func startStandIn(b *bed.Bed, scale float64) (*rig.Process, string, error) {
+	p, err := bed.StartProc("stand-in", b.Self, []string{"stand-in", "-seed", strconv.FormatUint(b.Cfg.Seed, 10), "-scale", strconv.FormatFloat(scale, 'g', -1, 64)}, nil)
 	if err != nil {
 		return nil, "", err
 	}
