@@ -9,7 +9,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/votestream/votestream/internal/rig"
-	"github.com/votestream/votestream/pkg/results/web/webtest"
+	"github.com/votestream/votestream/internal/webtest"
 	"github.com/votestream/votestream/pkg/vote"
 )
 
