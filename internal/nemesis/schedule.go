@@ -120,6 +120,11 @@ type Schedule struct {
 	Faults []Fault
 }
 
+// RollingMin is the shortest schedule that draws a rolling restart: on a
+// small machine it takes the brokers a minute or more, which a short
+// schedule (the 2 minutes of make test) cannot spare.
+const RollingMin = 5 * time.Minute
+
 // Names are the replica names a schedule may start: c1, c2, ...
 func Names(n int) []string {
 	out := make([]string, n)
@@ -208,7 +213,7 @@ func (p *planner) try(k Kind, at time.Duration) (Fault, bool) {
 	}
 	switch {
 	case k.Broker():
-		if at < p.brokersFree || (k == RollingRestart && left < rolling) || (k == TwoBrokersDown && p.cfg.Brokers < 3) {
+		if at < p.brokersFree || (k == RollingRestart && (left < rolling || p.cfg.Duration < RollingMin)) || (k == TwoBrokersDown && p.cfg.Brokers < 3) {
 			return f, false
 		}
 		ids := p.r.Perm(p.cfg.Brokers)

@@ -57,6 +57,9 @@ func checkRules(t *testing.T, s Schedule) {
 		}
 		switch {
 		case f.Kind.Broker():
+			if f.Kind == RollingRestart && s.Duration < RollingMin {
+				t.Fatalf("seed %d: %s in a %s schedule", s.Seed, f, s.Duration)
+			}
 			if f.At < brokersFree {
 				t.Fatalf("seed %d: %s starts while the brokers are still busy until %s", s.Seed, f, brokersFree)
 			}
