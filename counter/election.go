@@ -35,6 +35,11 @@ type election struct {
 	night    bool // the election is replayed along its night (ELECTION=2024)
 	source   string
 	log      *slog.Logger
+	// The votes topic counted, as the store knows it: checkpoints of
+	// another topic are skipped (see checkpoint.Covers).
+	topic    string
+	topicID  kafkaio.TopicID
+	untagged bool
 	now      func() time.Time
 
 	mu     sync.Mutex
@@ -166,6 +171,11 @@ func (e *election) decode(p int, rec kafkaio.Record) *checkpoint.State {
 	if err == nil && st.Partition != int32(p) {
 		err = fmt.Errorf("checkpoint of partition %d", st.Partition)
 	}
+	foreign := false
+	if err == nil && e.topic != "" {
+		err = st.Covers(e.topic, e.topicID, e.untagged)
+		foreign = err != nil
+	}
 	if err == nil {
 		return st
 	}
@@ -173,7 +183,11 @@ func (e *election) decode(p int, rec kafkaio.Record) *checkpoint.State {
 	logged := e.failed[p] == rec.Offset+1
 	e.failed[p] = rec.Offset + 1
 	e.mu.Unlock()
-	if !logged {
+	switch {
+	case logged:
+	case foreign:
+		e.log.Warn("election view: checkpoint of another votes topic skipped", "partition", p, "offset", rec.Offset, "reason", err)
+	default:
 		e.log.Error("election view: unreadable checkpoint skipped", "partition", p, "offset", rec.Offset, "err", err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,7 +25,7 @@ type counter struct {
 	log     *slog.Logger
 	metrics *metrics
 	owned   *owned
-	ready   func(bool)
+	readers *readers
 	batchID int64
 	// partitions is the votes topic's partition count.
 	partitions int
@@ -35,7 +36,7 @@ func (c *counter) run(ctx context.Context) error {
 	return c.client.Group(ctx, kafkaio.GroupConfig{
 		ID: c.cfg.GroupID, Topic: c.cfg.Kafka.Topic,
 		SessionTimeout: c.cfg.SessionTimeout, RebalanceTimeout: c.cfg.RebalanceTimeout,
-		Rejoining: func() { c.ready(false) },
+		Rejoining: func() { c.readers.join(false) },
 	}, c.generation)
 }
 
@@ -44,6 +45,7 @@ func (c *counter) run(ctx context.Context) error {
 // checkpoint (they may be someone else's by now).
 func (c *counter) generation(ctx context.Context, gen *kafkaio.Generation) error {
 	c.metrics.rebalances.Inc()
+	defer c.readers.forget(gen.Partitions)
 	l, stopLease := c.startLease(ctx, gen)
 	defer stopLease()
 	parts, err := c.restore(ctx, gen, l)
@@ -58,7 +60,7 @@ func (c *counter) generation(ctx context.Context, gen *kafkaio.Generation) error
 	defer stopReaders()
 	r.stop = stopReaders
 	for _, p := range parts {
-		r.readers.Go(func() { c.read(readCtx, p, r.signals, &r.pending, r.fail) })
+		r.readers.Go(func() { c.keepReading(readCtx, p, r.signals, &r.pending, r.fail) })
 	}
 	return c.batches(ctx, r)
 }
@@ -76,8 +78,11 @@ func (c *counter) restore(ctx context.Context, gen *kafkaio.Generation, l *lease
 		st := states[id]
 		parts[i] = &partition{id: id, state: *st, saved: st.Offset, hwm: -1}
 	}
+	// Partitions added to the votes topic are assigned after the rebalance
+	// they cause (the group watches the partition count).
+	c.partitions = max(c.partitions, slices.Max(append([]int{-1}, gen.Partitions...))+1)
 	c.owned.set(states, l)
-	c.ready(true)
+	c.readers.join(true)
 	c.log.Info("partitions restored", "generation", gen.ID, "partitions", gen.Partitions,
 		"votes", sumVotes(states), "took", time.Since(start).Round(time.Millisecond))
 	c.metrics.restore.Observe(time.Since(start).Seconds())
@@ -252,19 +257,48 @@ func (c *counter) refreshEnds(ctx context.Context, parts []*partition) {
 // faster from the local broker.
 const fetchMaxBytes = 256 << 10
 
+// keepReading reads partition p until ctx ends. A read that fails for good
+// (see readers) is tried again from the same offset, at most every
+// readRetryMax: never past a record not counted.
+func (c *counter) keepReading(ctx context.Context, p *partition, signals batchSignals, pending *atomic.Int64, fail func(error)) {
+	b := kafkaio.Backoff{Min: time.Second, Max: readRetryMax}
+	for {
+		err := c.read(ctx, p, signals, pending)
+		if kafkaio.IsAuth(err) {
+			fail(err)
+			return
+		}
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		c.readers.stop(ctx, p.id, err)
+		if kafkaio.Sleep(ctx, b.Next()) != nil {
+			return
+		}
+	}
+}
+
+// readRetryMax bounds the wait between attempts of a stopped reader.
+const readRetryMax = 30 * time.Second
+
 // read counts one partition's records from its checkpointed offset on, a
-// whole fetch at a time.
-func (c *counter) read(ctx context.Context, p *partition, signals batchSignals, pending *atomic.Int64, fail func(error)) {
+// whole fetch at a time, until ctx ends or a fetch fails.
+func (c *counter) read(ctx context.Context, p *partition, signals batchSignals, pending *atomic.Int64) error {
 	p.mu.Lock()
 	offset := p.state.Offset
 	p.mu.Unlock()
 	limit := int64(c.cfg.BatchMaxRecords)
 	topic := c.cfg.Kafka.Topic
 	opts := kafkaio.ConsumeOptions{MaxBytes: fetchMaxBytes, MaxWait: 250 * time.Millisecond}
-	err := c.client.Consume(ctx, topic, p.id, offset, opts, func(f *kafkaio.Fetch) error {
+	resumed := false
+	return c.client.Consume(ctx, topic, p.id, offset, opts, func(f *kafkaio.Fetch) error {
 		n, rejects := p.applyFetch(topic, f)
 		if f.Err() != nil {
 			return f.Err() // what was read is counted; Consume reports it
+		}
+		if !resumed {
+			c.readers.resume(p.id)
+			resumed = true
 		}
 		for _, r := range rejects {
 			c.metrics.rejected[r.reason].Inc()
@@ -279,13 +313,6 @@ func (c *counter) read(ctx context.Context, p *partition, signals batchSignals, 
 		}
 		return nil
 	})
-	if kafkaio.IsAuth(err) {
-		fail(err)
-		return
-	}
-	if err != nil && ctx.Err() == nil {
-		c.log.Error("read", "partition", p.id, "err", err)
-	}
 }
 
 // batchSignals wake the micro-batch loop early: full when enough records

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+
+	"github.com/google/uuid"
 
 	"github.com/votestream/votestream/internal/cpuprofile"
 	"github.com/votestream/votestream/pkg/config"
@@ -62,6 +65,9 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer client.Close()
+	votesID := topicID(ctx, client, cfg.Kafka.Topic, log)
+	untagged := cfg.Kafka.CheckpointTopic == cfg.Kafka.Topic+config.CheckpointSuffix
+	view.topic, view.topicID, view.untagged = cfg.Kafka.Topic, votesID, untagged
 	// The whole-election view stops before the Kafka client closes.
 	defer startElection(ctx, view, client, cfg, parts[cfg.Kafka.CheckpointTopic], stdout)()
 
@@ -69,19 +75,36 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 		cfg:    cfg,
 		client: client,
 		store: &store{
-			client: client, topic: cfg.Kafka.CheckpointTopic,
-			dlq: cfg.Kafka.DLQTopic, dlqN: parts[cfg.Kafka.DLQTopic],
+			client: client, votes: cfg.Kafka.Topic, votesID: votesID, untagged: untagged,
+			topic: cfg.Kafka.CheckpointTopic,
+			dlq:   cfg.Kafka.DLQTopic, dlqN: parts[cfg.Kafka.DLQTopic],
 			owner: cfg.ReplicaID, log: log,
 		},
 		log:        log,
 		partitions: parts[cfg.Kafka.Topic],
 		metrics:    m,
 		owned:      own,
-		ready:      srv.SetReady,
+		readers:    newReaders(reg, srv.SetReady, log),
 	}
 	if err := c.run(ctx); err != nil {
 		return err
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// topicID is the votes topic's id, which every checkpoint names, or the
+// zero id (checkpoints are then matched by the topic's name alone) when
+// the cluster cannot say it.
+func topicID(ctx context.Context, client *kafkaio.Client, topic string, log *slog.Logger) kafkaio.TopicID {
+	id, err := client.TopicID(ctx, topic)
+	switch {
+	case err != nil:
+		log.Warn("cannot read the votes topic's id: checkpoints are matched by its name alone", "topic", topic, "err", err)
+	case id == kafkaio.TopicID{}:
+		log.Warn("the cluster gives no topic ids (Kafka before 2.8): checkpoints are matched by the votes topic's name alone", "topic", topic)
+	default:
+		log.Info("votes topic", "topic", topic, "topic_id", uuid.UUID(id).String())
+	}
+	return id
 }

@@ -15,11 +15,16 @@ import (
 
 // mountElection serves the live page, /results and /events from the view
 // beside /metrics, /healthz and /readyz (more specific routes, so kept),
-// with at most maxViewers event streams, and exports how many are open,
-// refused and dropped. The returned handler must be closed before the
-// server shuts down, to end the event streams that would hold it up.
+// with at most maxViewers event streams (none if 0: the page polls), and
+// exports how many are open, refused and dropped. The returned handler
+// must be closed before the server shuts down, to end the event streams
+// that would hold it up.
 func mountElection(srv *telemetry.Server, reg prometheus.Registerer, view *election, maxViewers int) *web.Handler {
-	h := web.New(view.results, web.Options{MaxViewers: maxViewers})
+	bound := maxViewers
+	if bound == 0 {
+		bound = web.NoEvents // web's 0 is no bound
+	}
+	h := web.New(view.results, web.Options{MaxViewers: bound})
 	srv.Handle("/", h)
 	name := func(n string) string { return prometheus.BuildFQName(telemetry.Namespace, "http", n) }
 	reg.MustRegister(

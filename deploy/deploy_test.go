@@ -238,6 +238,41 @@ func TestCompose(t *testing.T) {
 		}
 	})
 
+	t.Run("restart policies", func(t *testing.T) {
+		// Back after a reboot: Redpanda, and a counter that exits 0 on
+		// SIGTERM. The producer exits 0 when done and must stay down then.
+		for name, want := range map[string]string{"redpanda": "unless-stopped", "counter": "unless-stopped", "producer": "on-failure"} {
+			if got := project.Services[name].Restart; got != want {
+				t.Errorf("%s: restart %q, want %q", name, got, want)
+			}
+		}
+	})
+
+	t.Run("header comment", func(t *testing.T) {
+		b, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var header []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(l, "#") {
+				break
+			}
+			header = append(header, l)
+		}
+		text := strings.Join(header, "\n")
+		for _, path := range regexp.MustCompile(`[\w./-]+\.(?:md|go|yml|yaml)\b`).FindAllString(text, -1) {
+			if _, err := os.Stat(filepath.Join(root, path)); err != nil {
+				t.Errorf("the header cites %s: %v", path, err)
+			}
+		}
+		for _, l := range header {
+			if strings.Contains(l, "--scale counter=") && !strings.Contains(l, "--no-recreate") {
+				t.Errorf("header: %q: without --no-recreate, scaling restarts the running counters", l)
+			}
+		}
+	})
+
 	t.Run("prometheus discovers the services", func(t *testing.T) {
 		var cfg struct {
 			ScrapeConfigs []struct {
@@ -247,6 +282,12 @@ func TestCompose(t *testing.T) {
 					Type  string   `yaml:"type"`
 					Port  int      `yaml:"port"`
 				} `yaml:"dns_sd_configs"`
+				RelabelConfigs []struct {
+					SourceLabels []string `yaml:"source_labels"`
+					Action       string   `yaml:"action"`
+					TargetLabel  string   `yaml:"target_label"`
+					Replacement  string   `yaml:"replacement"`
+				} `yaml:"relabel_configs"`
 			} `yaml:"scrape_configs"`
 		}
 		readYAML(t, filepath.Join(root, "deploy/prometheus/prometheus.yml"), &cfg)
@@ -260,6 +301,16 @@ func TestCompose(t *testing.T) {
 			if len(sc.DNSSDConfigs) != 1 || !slices.Equal(sc.DNSSDConfigs[0].Names, []string{sc.JobName}) ||
 				sc.DNSSDConfigs[0].Type != "A" || sc.DNSSDConfigs[0].Port != port {
 				t.Errorf("job %s: want dns_sd_configs names [%s] type A port %d, got %+v", sc.JobName, sc.JobName, port, sc.DNSSDConfigs)
+			}
+			// The labels the rules and the dashboard read, set outright.
+			set := map[string]string{}
+			for _, r := range sc.RelabelConfigs {
+				if len(r.SourceLabels) == 0 && (r.Action == "" || r.Action == "replace") {
+					set[r.TargetLabel] = r.Replacement
+				}
+			}
+			if set["namespace"] != "votestream" || set["app_kubernetes_io_name"] != sc.JobName {
+				t.Errorf("job %s: relabel_configs set %v; want namespace votestream and app_kubernetes_io_name %s", sc.JobName, set, sc.JobName)
 			}
 		}
 		for job := range want {
@@ -555,175 +606,6 @@ func readYAML(t *testing.T, path string, into any) {
 	}
 	if err := yaml.Unmarshal(b, into); err != nil {
 		t.Fatalf("%s: %v", path, err)
-	}
-}
-
-// k8sObject is the part of a manifest the checks read.
-type k8sObject struct {
-	APIVersion string `yaml:"apiVersion"`
-	Kind       string `yaml:"kind"`
-	Metadata   struct {
-		Name   string            `yaml:"name"`
-		Labels map[string]string `yaml:"labels"`
-	} `yaml:"metadata"`
-	Data map[string]string `yaml:"data"`
-	Spec struct {
-		Replicas *int   `yaml:"replicas"`
-		JobLabel string `yaml:"jobLabel"`
-		Template struct {
-			Metadata struct {
-				Labels      map[string]string `yaml:"labels"`
-				Annotations map[string]string `yaml:"annotations"`
-			} `yaml:"metadata"`
-			Spec podSpec `yaml:"spec"`
-		} `yaml:"template"`
-		PodMetricsEndpoints []struct {
-			Port string `yaml:"port"`
-		} `yaml:"podMetricsEndpoints"`
-	} `yaml:"spec"`
-}
-
-type podSpec struct {
-	SecurityContext struct {
-		RunAsNonRoot bool `yaml:"runAsNonRoot"`
-	} `yaml:"securityContext"`
-	Containers []struct {
-		Name    string `yaml:"name"`
-		Image   string `yaml:"image"`
-		EnvFrom []struct {
-			ConfigMapRef struct {
-				Name string `yaml:"name"`
-			} `yaml:"configMapRef"`
-		} `yaml:"envFrom"`
-		Env []struct {
-			Name  string  `yaml:"name"`
-			Value *string `yaml:"value"`
-		} `yaml:"env"`
-		Ports []struct {
-			Name          string `yaml:"name"`
-			ContainerPort int    `yaml:"containerPort"`
-		} `yaml:"ports"`
-		SecurityContext struct {
-			ReadOnlyRootFilesystem   bool  `yaml:"readOnlyRootFilesystem"`
-			AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
-		} `yaml:"securityContext"`
-	} `yaml:"containers"`
-}
-
-func TestKubernetes(t *testing.T) {
-	dir := filepath.Join(root, "deploy/kubernetes")
-	var kust struct {
-		Resources []string `yaml:"resources"`
-		Images    []struct {
-			Name string `yaml:"name"`
-		} `yaml:"images"`
-	}
-	readYAML(t, filepath.Join(dir, "kustomization.yaml"), &kust)
-
-	var objs []k8sObject
-	for _, r := range kust.Resources {
-		b, err := os.ReadFile(filepath.Join(dir, r))
-		if err != nil {
-			t.Fatalf("kustomization resource: %v", err)
-		}
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		for {
-			var o k8sObject
-			if err := dec.Decode(&o); err != nil {
-				if err.Error() == "EOF" {
-					break
-				}
-				t.Fatalf("%s: %v", r, err)
-			}
-			if o.Kind == "" {
-				t.Errorf("%s: a document without kind", r)
-				continue
-			}
-			objs = append(objs, o)
-		}
-	}
-	find := func(kind, name string) *k8sObject {
-		for i := range objs {
-			if objs[i].Kind == kind && objs[i].Metadata.Name == name {
-				return &objs[i]
-			}
-		}
-		t.Fatalf("no %s %q in the kustomization", kind, name)
-		return nil
-	}
-	cm := find("ConfigMap", "votestream-kafka")
-
-	for _, w := range []struct {
-		kind, name, svc, port string
-		minReplicas           int
-	}{
-		{"Deployment", "counter", "counter", "9102", 2},
-		{"Job", "producer", "producer", "9101", 0},
-	} {
-		t.Run(w.name, func(t *testing.T) {
-			o := find(w.kind, w.name)
-			if w.minReplicas > 0 && (o.Spec.Replicas == nil || *o.Spec.Replicas < w.minReplicas) {
-				t.Errorf("replicas: got %v, want at least %d", o.Spec.Replicas, w.minReplicas)
-			}
-			pod := o.Spec.Template
-			if pod.Metadata.Annotations["prometheus.io/scrape"] != "true" || pod.Metadata.Annotations["prometheus.io/port"] != w.port {
-				t.Errorf("scrape annotations: got %v, want scrape true on port %s", pod.Metadata.Annotations, w.port)
-			}
-			if pod.Metadata.Labels["app.kubernetes.io/name"] != w.svc {
-				t.Errorf("pod label app.kubernetes.io/name: got %q, want %q (the PodMonitor's job label)", pod.Metadata.Labels["app.kubernetes.io/name"], w.svc)
-			}
-			if !pod.Spec.SecurityContext.RunAsNonRoot {
-				t.Error("pod securityContext: runAsNonRoot is not set")
-			}
-			if len(pod.Spec.Containers) != 1 {
-				t.Fatalf("want one container, got %d", len(pod.Spec.Containers))
-			}
-			c := pod.Spec.Containers[0]
-			if !slices.ContainsFunc(kust.Images, func(i struct {
-				Name string `yaml:"name"`
-			}) bool {
-				return i.Name == c.Image
-			}) {
-				t.Errorf("image %q is not pinned by the kustomization's images", c.Image)
-			}
-			if !c.SecurityContext.ReadOnlyRootFilesystem || c.SecurityContext.AllowPrivilegeEscalation == nil || *c.SecurityContext.AllowPrivilegeEscalation {
-				t.Errorf("container securityContext: want readOnlyRootFilesystem and no privilege escalation, got %+v", c.SecurityContext)
-			}
-			vars := map[string]string{}
-			for _, ef := range c.EnvFrom {
-				if ef.ConfigMapRef.Name != cm.Metadata.Name {
-					t.Errorf("envFrom %q: no such ConfigMap", ef.ConfigMapRef.Name)
-				}
-				for k, v := range cm.Data {
-					vars[k] = v
-				}
-			}
-			for _, e := range c.Env {
-				if e.Value == nil {
-					vars[e.Name] = "from-the-downward-api" // valueFrom
-					continue
-				}
-				vars[e.Name] = *e.Value
-			}
-			checkEnv(t, w.svc, vars)
-			if vars["HTTP_ADDR"] != ":"+w.port {
-				t.Errorf("HTTP_ADDR=%q, the pod scrapes :%s", vars["HTTP_ADDR"], w.port)
-			}
-			if len(c.Ports) != 1 || c.Ports[0].Name != "http" || strconv.Itoa(c.Ports[0].ContainerPort) != w.port {
-				t.Errorf("ports: got %+v, want http %s", c.Ports, w.port)
-			}
-		})
-	}
-
-	pm := find("PodMonitor", "votestream")
-	if pm.Spec.JobLabel != "app.kubernetes.io/name" {
-		t.Errorf("PodMonitor jobLabel %q: the alerts expect job=\"counter\"", pm.Spec.JobLabel)
-	}
-	if len(pm.Spec.PodMetricsEndpoints) != 1 || pm.Spec.PodMetricsEndpoints[0].Port != "http" {
-		t.Errorf("PodMonitor endpoints: got %+v, want port http", pm.Spec.PodMetricsEndpoints)
-	}
-	if find("Service", "counter") == nil {
-		t.Error("no counter Service")
 	}
 }
 

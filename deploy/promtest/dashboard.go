@@ -40,6 +40,12 @@ var Vars = map[string]string{
 // holds a variable after substitution is an error: Prometheus could not run
 // it, and neither can a test.
 func DashboardTargets(path string) ([]Target, error) {
+	return DashboardTargetsIn(path, Namespace)
+}
+
+// DashboardTargetsIn is DashboardTargets with the dashboard's deployment
+// variable, $namespace, set to namespace.
+func DashboardTargetsIn(path, namespace string) ([]Target, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -58,7 +64,7 @@ func DashboardTargets(path string) ([]Target, error) {
 				if t.Hide || strings.TrimSpace(t.Expr) == "" {
 					continue
 				}
-				expr := Substitute(t.Expr)
+				expr := SubstituteIn(t.Expr, namespace)
 				if strings.Contains(expr, "$") {
 					return fmt.Errorf("panel %q query %s: unknown variable left in %q", p.Title, t.RefID, expr)
 				}
@@ -79,16 +85,24 @@ func DashboardTargets(path string) ([]Target, error) {
 	return out, nil
 }
 
-// Substitute replaces Grafana's variables in expr by their values in Vars.
-func Substitute(expr string) string {
+// Substitute replaces Grafana's variables in expr by their values in Vars,
+// and the dashboard's $namespace by Namespace.
+func Substitute(expr string) string { return SubstituteIn(expr, Namespace) }
+
+// SubstituteIn is Substitute with $namespace set to namespace.
+func SubstituteIn(expr, namespace string) string {
+	vars := map[string]string{"$namespace": namespace, "${namespace}": namespace}
+	for k, v := range Vars {
+		vars[k] = v
+	}
 	// Longest names first, so $__range_s is not read as $__range + "_s".
-	names := make([]string, 0, len(Vars))
-	for k := range Vars {
+	names := make([]string, 0, len(vars))
+	for k := range vars {
 		names = append(names, k)
 	}
 	sort.Slice(names, func(i, j int) bool { return len(names[i]) > len(names[j]) })
 	for _, k := range names {
-		expr = strings.ReplaceAll(expr, k, Vars[k])
+		expr = strings.ReplaceAll(expr, k, vars[k])
 	}
 	return expr
 }

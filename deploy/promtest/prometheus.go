@@ -43,6 +43,10 @@ const (
 // Job is the job label of every target Start scrapes.
 const Job = "votestream"
 
+// Namespace is the namespace label of every target Start scrapes, as on
+// Kubernetes, and the deployment the dashboard's queries select by default.
+const Namespace = "votestream"
+
 // Prometheus is a running Prometheus server owned by one test.
 type Prometheus struct {
 	// URL is the server's base URL, http://127.0.0.1:PORT.
@@ -103,7 +107,33 @@ func Launch(t testing.TB, targets []string) *Prometheus {
 	if len(targets) == 0 {
 		t.Fatal("promtest: no targets")
 	}
-	return launch(t, configYAML(targets), targets)
+	return launch(t, configYAML(targets), targets, nil)
+}
+
+// StartWithData runs Prometheus, scraping nothing, on a database filled
+// with the samples of openMetrics (the OpenMetrics text format, with
+// timestamps, ending in "# EOF") by promtool's backfill: a test that
+// queries it at chosen times (QueryAt) gets the same answer every run.
+func StartWithData(t testing.TB, openMetrics []byte) *Prometheus {
+	t.Helper()
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		MissingTool(t, "promtool")
+	}
+	input := filepath.Join(t.TempDir(), "series.om")
+	if err := os.WriteFile(input, openMetrics, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	backfill := func(data string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, promtool, "tsdb", "create-blocks-from", "openmetrics", input, data).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("promtool tsdb create-blocks-from openmetrics: %w\n%s", err, out)
+		}
+		return nil
+	}
+	return launch(t, []byte("global:\n  evaluation_interval: 1m\n"), nil, backfill)
 }
 
 // StartJobs is Start with the caller's own scrape jobs (the items of
@@ -111,12 +141,14 @@ func Launch(t testing.TB, targets []string) *Prometheus {
 // TLS or auth; it waits until the targets in up are scraped.
 func StartJobs(t testing.TB, jobs string, up []string) *Prometheus {
 	t.Helper()
-	p := launch(t, []byte("global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\nscrape_configs:\n"+jobs), up)
+	p := launch(t, []byte("global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\nscrape_configs:\n"+jobs), up, nil)
 	p.WaitUp(t)
 	return p
 }
 
-func launch(t testing.TB, configText []byte, targets []string) *Prometheus {
+// launch starts Prometheus with configText; prepare, when not nil, fills
+// each data directory before Prometheus opens it.
+func launch(t testing.TB, configText []byte, targets []string, prepare func(data string) error) *Prometheus {
 	t.Helper()
 	bin := Binary(t)
 	dir := t.TempDir()
@@ -129,7 +161,13 @@ func launch(t testing.TB, configText []byte, targets []string) *Prometheus {
 	// it; another port fixes that, a few tries bound it.
 	var lastErr error
 	for try := 0; try < 3; try++ {
-		p, err := start(t, bin, config, filepath.Join(dir, fmt.Sprintf("data%d", try)), targets)
+		data := filepath.Join(dir, fmt.Sprintf("data%d", try))
+		if prepare != nil {
+			if err := prepare(data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p, err := start(t, bin, config, data, targets)
 		if err == nil {
 			return p
 		}
@@ -157,8 +195,11 @@ func start(t testing.TB, bin, config, data string, targets []string) (*Prometheu
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("run %s: %w", bin, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited closes when Prometheus has exited, with waitErr set: closed,
+	// not sent on, so that both waitReady and stop see it.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 
 	stop := func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -175,7 +216,7 @@ func start(t testing.TB, bin, config, data string, targets []string) (*Prometheu
 		targets: targets,
 		client:  &http.Client{Timeout: queryTimeout},
 	}
-	if err := p.waitReady(exited); err != nil {
+	if err := p.waitReady(exited, func() error { return waitErr }); err != nil {
 		stop()
 		return nil, fmt.Errorf("%w\n%s", err, log.String())
 	}
@@ -195,6 +236,7 @@ func configYAML(targets []string) []byte {
 	for _, tg := range targets {
 		b.WriteString("          - " + strconv.Quote(tg) + "\n")
 	}
+	b.WriteString("        labels:\n          namespace: " + Namespace + "\n")
 	return b.Bytes()
 }
 
@@ -209,12 +251,12 @@ func freeAddr() (string, error) {
 
 // waitReady polls /-/ready until Prometheus answers 200, exits, or
 // readyTimeout passes.
-func (p *Prometheus) waitReady(exited <-chan error) error {
+func (p *Prometheus) waitReady(exited <-chan struct{}, waitErr func() error) error {
 	deadline := time.Now().Add(readyTimeout)
 	for time.Now().Before(deadline) {
 		select {
-		case err := <-exited:
-			return fmt.Errorf("prometheus exited before it was ready: %v", err)
+		case <-exited:
+			return fmt.Errorf("prometheus exited before it was ready: %v", waitErr())
 		default:
 		}
 		resp, err := p.client.Get(p.URL + "/-/ready")
@@ -269,11 +311,20 @@ func (p *Prometheus) WaitUp(t testing.TB) {
 // QueryVector runs expr as an instant query at the current time and returns
 // its samples; a scalar result is one sample without labels.
 func (p *Prometheus) QueryVector(expr string) ([]Sample, error) {
+	return p.QueryAt(expr, time.Time{})
+}
+
+// QueryAt is QueryVector evaluated at time at (now when at is zero).
+func (p *Prometheus) QueryAt(expr string, at time.Time) ([]Sample, error) {
 	var res struct {
 		ResultType string          `json:"resultType"`
 		Result     json.RawMessage `json:"result"`
 	}
-	if err := p.get("/api/v1/query", url.Values{"query": {expr}}, &res); err != nil {
+	q := url.Values{"query": {expr}}
+	if !at.IsZero() {
+		q.Set("time", strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64))
+	}
+	if err := p.get("/api/v1/query", q, &res); err != nil {
 		return nil, fmt.Errorf("query %q: %w", expr, err)
 	}
 	switch res.ResultType {

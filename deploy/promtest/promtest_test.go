@@ -1,10 +1,13 @@
 package promtest_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -274,9 +277,65 @@ func TestSubstitute(t *testing.T) {
 		{"increase(x[$__range])", "increase(x[5m])"},
 		{"x / $__range_s", "x / 300"},
 		{"avg_over_time(x[$__interval])", "avg_over_time(x[15s])"},
+		{`x{namespace="$namespace"}`, `x{namespace="votestream"}`},
+		{`x{namespace="${namespace}"}`, `x{namespace="votestream"}`},
 	} {
 		if got := promtest.Substitute(tc.in); got != tc.want {
 			t.Errorf("Substitute(%q): got %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestDashboardDisplay checks what Grafana shows that no query can: the
+// deployment variable exists, and the clock shows minutes. Grafana's
+// "clocks" unit prints hours alone with 0 decimals, "21h:36m" with 1.
+func TestDashboardDisplay(t *testing.T) {
+	b, err := os.ReadFile(dashboard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Templating struct {
+			List []struct {
+				Name, Type string
+				Query      struct {
+					Query string `json:"query"`
+				} `json:"query"`
+			} `json:"list"`
+		} `json:"templating"`
+		Panels []struct {
+			Title       string `json:"title"`
+			FieldConfig struct {
+				Defaults struct {
+					Unit     string `json:"unit"`
+					Decimals *int   `json:"decimals"`
+				} `json:"defaults"`
+			} `json:"fieldConfig"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(dash.Templating.List, func(v struct {
+		Name, Type string
+		Query      struct {
+			Query string `json:"query"`
+		} `json:"query"`
+	}) bool {
+		return v.Name == "namespace" && v.Type == "query" && strings.Contains(v.Query.Query, "namespace)")
+	}) {
+		t.Errorf("no query variable namespace listing the deployments: %+v", dash.Templating.List)
+	}
+	clocks := 0
+	for _, p := range dash.Panels {
+		if d := p.FieldConfig.Defaults; d.Unit == "clocks" {
+			clocks++
+			if d.Decimals == nil || *d.Decimals < 1 {
+				t.Errorf("panel %q: unit clocks without decimals shows the hour alone; want decimals 1 (hours and minutes)", p.Title)
+			}
+		}
+	}
+	if clocks == 0 {
+		t.Error("no panel with unit clocks: the election night clock is gone")
 	}
 }

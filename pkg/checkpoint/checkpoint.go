@@ -14,6 +14,13 @@ import (
 
 // State is what one partition has counted.
 type State struct {
+	// Topic and TopicID name the votes topic the state counts (KIP-516's
+	// id, zero when the broker did not say it): a checkpoint of another
+	// topic, or of a topic deleted and created again under the same name,
+	// covers none of this topic's records. Version 2 checkpoints have
+	// neither.
+	Topic     string
+	TopicID   [16]byte
 	Partition int32
 	// Offset is the next offset to read: every record before it is counted
 	// (or rejected) and every one from it on is not.
@@ -36,6 +43,14 @@ type State struct {
 	Owner   string
 }
 
+// Bounds on the producers a partition's state remembers, so whoever can
+// write to the votes topic cannot grow every checkpoint past what the
+// broker accepts: 64 ids of up to 256 bytes are 17 KiB at most.
+const (
+	MaxProducers  = 64
+	MaxProducerID = 256
+)
+
 // ProducerSeq is the last sequence counted from one producer.
 type ProducerSeq struct {
 	ID  string
@@ -49,16 +64,27 @@ func (s *State) Clone() *State {
 	return &c
 }
 
-// Count applies one record. producer and seq come from the record's headers;
+// Count applies one record. producer and seq come from the record's key;
 // a record without them (producer empty) is counted without deduplication.
-// It returns the reason the record was not counted, or vote.ReasonNone.
+// It returns the reason the record was not counted, or vote.ReasonNone. A
+// producer id longer than MaxProducerID, or a new one past MaxProducers, is
+// rejected (vote.ReasonProducer): counting it without its sequence could
+// count a retried vote twice, and the dead-letter topic keeps it.
 func (s *State) Count(v *vote.Vote, producer []byte, seq int64) vote.Reason {
 	if len(producer) > 0 {
+		if len(producer) > MaxProducerID {
+			s.Rejected[vote.ReasonProducer]++
+			return vote.ReasonProducer
+		}
 		i := 0
 		for i < len(s.Producers) && s.Producers[i].ID != string(producer) {
 			i++
 		}
 		if i == len(s.Producers) {
+			if i >= MaxProducers {
+				s.Rejected[vote.ReasonProducer]++
+				return vote.ReasonProducer
+			}
 			s.Producers = append(s.Producers, ProducerSeq{ID: string(producer), Seq: -1})
 		}
 		if seq <= s.Producers[i].Seq {
@@ -78,15 +104,39 @@ func (s *State) Reject(r vote.Reason) { s.Rejected[r]++ }
 // Votes is the number of votes counted.
 func (s *State) Votes() int64 { return s.Tally.Total() }
 
-// Version 2 adds Latest at the end; version 1 checkpoints, without it,
-// are still read.
+// Version 2 adds Latest at the end, version 3 Topic and TopicID after it;
+// checkpoints of versions 1 and 2, without them, are still read.
 const (
 	magic   = "VSCP"
-	version = 2
+	version = 3
 )
 
 // ErrCorrupt is returned for bytes that are not a checkpoint.
 var ErrCorrupt = errors.New("corrupt checkpoint")
+
+// ErrForeign is a checkpoint that does not count the votes topic asked
+// about: none of its totals, offsets or sequences apply to it.
+var ErrForeign = errors.New("checkpoint of another votes topic")
+
+// Covers returns nil if s counts votes topic topic, of id id (zero when
+// unknown), or an error wrapping ErrForeign that says why not: another
+// topic's name, or the same name with another id (a topic deleted and
+// made again). A checkpoint that names no topic (versions 1 and 2, written
+// before checkpoints did) counts topic only when untagged says so; a
+// checkpoint written without the id is taken on its name.
+func (s *State) Covers(topic string, id [16]byte, untagged bool) error {
+	switch {
+	case s.Topic == "" && !untagged:
+		return fmt.Errorf("%w: it names no topic (written before checkpoints did) and is not in %s's default checkpoint topic", ErrForeign, topic)
+	case s.Topic == "":
+		return nil
+	case s.Topic != topic:
+		return fmt.Errorf("%w: it counts topic %q, not %q", ErrForeign, s.Topic, topic)
+	case s.TopicID != [16]byte{} && id != [16]byte{} && s.TopicID != id:
+		return fmt.Errorf("%w: it counts an earlier topic %q (id %x, now %x), deleted and made again", ErrForeign, topic, s.TopicID, id)
+	}
+	return nil
+}
 
 // AppendBinary appends the checkpoint's encoding to dst: a magic, a version,
 // then varints. Every cell of the tally is written, so a checkpoint is a
@@ -120,6 +170,9 @@ func (s *State) AppendBinary(dst []byte) ([]byte, error) {
 		dst = binary.AppendVarint(dst, p.Seq)
 	}
 	dst = binary.AppendVarint(dst, s.Latest)
+	dst = binary.AppendUvarint(dst, uint64(len(s.Topic)))
+	dst = append(dst, s.Topic...)
+	dst = append(dst, s.TopicID[:]...)
 	return dst, nil
 }
 
@@ -133,7 +186,7 @@ func (s *State) UnmarshalBinary(b []byte) error {
 		return fmt.Errorf("%w: bad magic", ErrCorrupt)
 	}
 	v := b[len(magic)]
-	if v != 1 && v != version {
+	if v < 1 || v > version {
 		return fmt.Errorf("%w: version %d, want 1 to %d", ErrCorrupt, v, version)
 	}
 	r.b = b[len(magic)+1:]
@@ -171,6 +224,13 @@ func (s *State) UnmarshalBinary(b []byte) error {
 	}
 	if v >= 2 {
 		s.Latest = r.varint()
+	}
+	if v >= 3 {
+		s.Topic = string(r.bytes())
+		if len(r.b) < len(s.TopicID) {
+			r.fail()
+		}
+		r.b = r.b[copy(s.TopicID[:], r.b):]
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errors.New("trailing bytes")

@@ -3,6 +3,7 @@ package checkpoint_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -23,6 +24,8 @@ func sampleState(t testing.TB, seed uint64) *checkpoint.State {
 		Written:   1730837730123,
 		Latest:    1730851200000000 + r.Int64N(1<<35),
 		Owner:     "counter-7f9c-" + string(rune('a'+r.IntN(26))),
+		Topic:     "votes-" + string(rune('a'+r.IntN(26))),
+		TopicID:   [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, byte(r.IntN(256))},
 		Producers: []checkpoint.ProducerSeq{
 			{ID: "producer-a", Seq: r.Int64N(1 << 30)},
 			{ID: "producer-b", Seq: 0},
@@ -114,9 +117,9 @@ func TestUnmarshalOverwrites(t *testing.T) {
 // bytes without it, under version 1.
 func TestUnmarshalVersion1(t *testing.T) {
 	want := sampleState(t, 5)
-	want.Latest = 0
+	want.Latest, want.Topic, want.TopicID = 0, "", [16]byte{}
 	b := marshal(t, want)
-	b = b[:len(b)-1] // Latest, 0
+	b = b[:len(b)-1-1-16] // Latest 0, an empty Topic, a zero TopicID
 	b[4] = 1
 	var got checkpoint.State
 	if err := got.UnmarshalBinary(b); err != nil {
@@ -124,6 +127,23 @@ func TestUnmarshalVersion1(t *testing.T) {
 	}
 	if !reflect.DeepEqual(&got, want) {
 		t.Errorf("version 1 decoded as %+v", got.Producers)
+	}
+}
+
+// TestUnmarshalVersion2 reads a checkpoint written before Topic and
+// TopicID: it names no topic.
+func TestUnmarshalVersion2(t *testing.T) {
+	want := sampleState(t, 6)
+	want.Topic, want.TopicID = "", [16]byte{}
+	b := marshal(t, want)
+	b = b[:len(b)-1-16] // an empty Topic, a zero TopicID
+	b[4] = 2
+	var got checkpoint.State
+	if err := got.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(&got, want) {
+		t.Errorf("version 2 decoded as %+v, want %+v", got.Producers, want.Producers)
 	}
 }
 
@@ -144,8 +164,10 @@ func TestUnmarshalCorrupt(t *testing.T) {
 		{"magic only", []byte("VSCP"), "bad magic"},
 		{"bad magic", append([]byte("VSCX"), good[4:]...), "bad magic"},
 		{"lower-case magic", append([]byte("vscp"), good[4:]...), "bad magic"},
-		{"version 0", withVersion(0), "version 0, want 1 to 2"},
-		{"version 3", withVersion(3), "version 3, want 1 to 2"},
+		{"version 0", withVersion(0), "version 0, want 1 to 3"},
+		{"version 4", withVersion(4), "version 4, want 1 to 3"},
+		{"version 2 with topic", withVersion(2), "trailing bytes"},
+		{"truncated topic id", good[:len(good)-1], "truncated"},
 		{"version 1 with Latest", withVersion(1), "trailing bytes"},
 		{"trailing byte", append(bytes.Clone(good), 0), "trailing bytes"},
 		{"trailing record", append(bytes.Clone(good), good...), "trailing bytes"},
@@ -158,7 +180,7 @@ func TestUnmarshalCorrupt(t *testing.T) {
 		{"varint overflow", append([]byte("VSCP\x01"), bytes.Repeat([]byte{0xff}, 11)...), "truncated"},
 		{"huge producer count", func() []byte {
 			b := marshal(t, &checkpoint.State{})
-			b = b[:len(b)-2] // the producer count and Latest, 0
+			b = b[:len(b)-2-1-16] // the producer count, Latest, Topic, TopicID
 			return append(b, 0xff, 0xff, 0xff, 0xff, 0x0f)
 		}(), "truncated"},
 		{"huge owner length", append([]byte("VSCP\x01\x00\x00\x00"), 0xff, 0xff, 0xff, 0xff, 0x0f), "truncated"},
@@ -341,5 +363,74 @@ func TestCountLatest(t *testing.T) {
 	dup := vote.Vote{Time: 99}
 	if r := s.Count(&dup, []byte("p"), 0); r != vote.ReasonDuplicate || s.Latest != 50 {
 		t.Errorf("Latest = %d (duplicate: %v), want 50", s.Latest, r)
+	}
+}
+
+// TestCountProducerBounds checks the state keeps at most MaxProducers ids
+// of at most MaxProducerID bytes: a vote of a producer past either bound is
+// rejected as ReasonProducer, and the checkpoint stays small however many
+// ids the topic's writers invent.
+func TestCountProducerBounds(t *testing.T) {
+	var s checkpoint.State
+	var v vote.Vote
+	long := bytes.Repeat([]byte("x"), checkpoint.MaxProducerID+1)
+	if r := s.Count(&v, long, 1); r != vote.ReasonProducer {
+		t.Errorf("id of %d bytes: %v, want producer", len(long), r)
+	}
+	if r := s.Count(&v, long[:checkpoint.MaxProducerID], 1); r != vote.ReasonNone {
+		t.Errorf("id of %d bytes: %v, want counted", checkpoint.MaxProducerID, r)
+	}
+	for i := 1; i < checkpoint.MaxProducers; i++ {
+		if r := s.Count(&v, fmt.Appendf(nil, "p%d", i), 1); r != vote.ReasonNone {
+			t.Fatalf("producer %d: %v, want counted", i, r)
+		}
+	}
+	if r := s.Count(&v, []byte("one too many"), 1); r != vote.ReasonProducer {
+		t.Errorf("producer %d: %v, want producer", checkpoint.MaxProducers+1, r)
+	}
+	if r := s.Count(&v, []byte("p1"), 2); r != vote.ReasonNone {
+		t.Errorf("a known producer past the bound: %v, want counted", r)
+	}
+	if r := s.Count(&v, nil, 0); r != vote.ReasonNone {
+		t.Errorf("a vote without producer past the bound: %v, want counted", r)
+	}
+	if got, want := s.Rejected[vote.ReasonProducer], int64(2); got != want {
+		t.Errorf("rejected as producer: %d, want %d", got, want)
+	}
+	if got, want := s.Votes(), int64(checkpoint.MaxProducers+2); got != want {
+		t.Errorf("votes: %d, want %d", got, want)
+	}
+	b := marshal(t, &s)
+	if len(b) > 32<<10 {
+		t.Errorf("checkpoint with every producer bound reached is %d bytes, want under 32 KiB", len(b))
+	}
+}
+
+// TestCovers checks which checkpoints count a votes topic: those naming
+// it (with its id, or without one), and those naming none only where
+// untagged checkpoints are trusted.
+func TestCovers(t *testing.T) {
+	id, other := [16]byte{1}, [16]byte{2}
+	tests := []struct {
+		name     string
+		s        checkpoint.State
+		untagged bool
+		want     bool
+	}{
+		{"same topic and id", checkpoint.State{Topic: "votes", TopicID: id}, false, true},
+		{"same topic, written without id", checkpoint.State{Topic: "votes"}, false, true},
+		{"another topic", checkpoint.State{Topic: "votes1", TopicID: id}, true, false},
+		{"same name, topic made again", checkpoint.State{Topic: "votes", TopicID: other}, true, false},
+		{"untagged, trusted", checkpoint.State{}, true, true},
+		{"untagged, not trusted", checkpoint.State{}, false, false},
+	}
+	for _, tt := range tests {
+		err := tt.s.Covers("votes", id, tt.untagged)
+		if (err == nil) != tt.want || (err != nil && !errors.Is(err, checkpoint.ErrForeign)) {
+			t.Errorf("%s: Covers = %v, want covered %v", tt.name, err, tt.want)
+		}
+	}
+	if err := (&checkpoint.State{Topic: "votes", TopicID: id}).Covers("votes", [16]byte{}, false); err != nil {
+		t.Errorf("id unknown now: %v, want covered", err)
 	}
 }

@@ -23,10 +23,13 @@ type Kafka struct {
 	// Topic is the votes topic.
 	Topic string `env:"KAFKA_TOPIC" envDefault:"votes"`
 	// CheckpointTopic holds the counters' checkpoints: compacted, one
-	// partition per votes partition.
-	CheckpointTopic string `env:"KAFKA_CHECKPOINT_TOPIC" envDefault:"votes.checkpoints"`
-	// DLQTopic receives the rejected records, each with its reason.
-	DLQTopic string `env:"KAFKA_DLQ_TOPIC" envDefault:"votes.dlq"`
+	// partition per votes partition. Empty: KAFKA_TOPIC's name with
+	// ".checkpoints", so each votes topic gets checkpoints of its own and a
+	// new election's topic never starts from another's (see deriveTopics).
+	CheckpointTopic string `env:"KAFKA_CHECKPOINT_TOPIC"`
+	// DLQTopic receives the rejected records, each with its reason. Empty:
+	// KAFKA_TOPIC's name with ".dlq".
+	DLQTopic string `env:"KAFKA_DLQ_TOPIC"`
 	// Partitions is the partition count of the topics a service creates.
 	Partitions int `env:"KAFKA_PARTITIONS" envDefault:"12"`
 	// ReplicationFactor is the replication of the topics a service creates;
@@ -275,7 +278,31 @@ func Parse(cfg Validator, environ []string) error {
 		return explain(cfg, err)
 	}
 	clearEmpty(reflect.ValueOf(cfg).Elem(), vars)
+	deriveTopics(reflect.ValueOf(cfg).Elem(), vars)
 	return cfg.Validate()
+}
+
+// Suffixes of the topic names derived from KAFKA_TOPIC.
+const (
+	CheckpointSuffix = ".checkpoints"
+	DLQSuffix        = ".dlq"
+)
+
+// deriveTopics names the checkpoint and dead-letter topics after the votes
+// topic when their variables are not set (set but empty stays an error).
+func deriveTopics(v reflect.Value, vars map[string]string) {
+	for i := 0; i < v.NumField(); i++ {
+		k, ok := v.Field(i).Addr().Interface().(*Kafka)
+		if !ok {
+			continue
+		}
+		if _, set := vars["KAFKA_CHECKPOINT_TOPIC"]; !set {
+			k.CheckpointTopic = k.Topic + CheckpointSuffix
+		}
+		if _, set := vars["KAFKA_DLQ_TOPIC"]; !set {
+			k.DLQTopic = k.Topic + DLQSuffix
+		}
+	}
 }
 
 // clearEmpty zeroes the fields whose variable is set but empty, which env

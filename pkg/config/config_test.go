@@ -107,6 +107,36 @@ func TestParseValues(t *testing.T) {
 	}
 }
 
+// TestDerivedTopics checks the checkpoint and dead-letter topics are named
+// after KAFKA_TOPIC unless set, so each votes topic has checkpoints of its
+// own.
+func TestDerivedTopics(t *testing.T) {
+	tests := []struct {
+		env            []string
+		checkpoint, dl string
+	}{
+		{nil, "votes.checkpoints", "votes.dlq"},
+		{[]string{"KAFKA_TOPIC=votes2"}, "votes2.checkpoints", "votes2.dlq"},
+		{[]string{"KAFKA_TOPIC=votes2", "KAFKA_CHECKPOINT_TOPIC=cp"}, "cp", "votes2.dlq"},
+		{[]string{"KAFKA_TOPIC=votes2", "KAFKA_DLQ_TOPIC=dead"}, "votes2.checkpoints", "dead"},
+	}
+	for _, tt := range tests {
+		for _, cfg := range []config.Validator{&config.Producer{}, &config.Counter{}} {
+			if err := config.Parse(cfg, tt.env); err != nil {
+				t.Fatalf("Parse(%q): %v", tt.env, err)
+			}
+			k := reflect.ValueOf(cfg).Elem().FieldByName("Kafka").Interface().(config.Kafka)
+			if k.CheckpointTopic != tt.checkpoint || k.DLQTopic != tt.dl {
+				t.Errorf("%T %q: topics %q and %q, want %q and %q", cfg, tt.env, k.CheckpointTopic, k.DLQTopic, tt.checkpoint, tt.dl)
+			}
+		}
+	}
+	var c config.Counter
+	if err := config.Parse(&c, []string{"KAFKA_CHECKPOINT_TOPIC="}); err == nil || !strings.Contains(err.Error(), "KAFKA_CHECKPOINT_TOPIC") {
+		t.Errorf("KAFKA_CHECKPOINT_TOPIC set empty: %v, want an error naming it", err)
+	}
+}
+
 // TestEmptyIsEmpty checks a variable set to "" is not replaced by its
 // default: README says OUTPUT_DIR= disables the JSON files.
 func TestEmptyIsEmpty(t *testing.T) {

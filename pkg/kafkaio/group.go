@@ -70,6 +70,10 @@ func MemberGone(err error) bool {
 	return false
 }
 
+// partitionWatchInterval is how often a member looks for partitions added
+// to the group's topic.
+const partitionWatchInterval = 5 * time.Second
+
 // GroupConfig is a consumer group of one topic.
 type GroupConfig struct {
 	ID               string
@@ -150,8 +154,12 @@ func (c *Client) Group(ctx context.Context, cfg GroupConfig, fn func(context.Con
 			HeartbeatInterval: HeartbeatInterval(cfg.SessionTimeout),
 			JoinGroupBackoff:  500 * time.Millisecond,
 			StartOffset:       kafka.FirstOffset,
-			Timeout:           c.cfg.DialTimeout,
-			ErrorLogger:       kafka.LoggerFunc(func(msg string, args ...any) { c.log.Debug("kafka-go group: " + fmt.Sprintf(msg, args...)) }),
+			// Partitions added to the topic end the generation, so the
+			// next one assigns them: none goes uncounted.
+			WatchPartitionChanges:  true,
+			PartitionWatchInterval: partitionWatchInterval,
+			Timeout:                c.cfg.DialTimeout,
+			ErrorLogger:            kafka.LoggerFunc(func(msg string, args ...any) { c.log.Debug("kafka-go group: " + fmt.Sprintf(msg, args...)) }),
 		})
 		if err != nil {
 			return fmt.Errorf("consumer group: %w", err)

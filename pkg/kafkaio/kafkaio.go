@@ -320,8 +320,12 @@ func (c *Client) checkShape(ctx context.Context, specs []TopicSpec, have map[str
 	}
 	var resources []kafka.DescribeConfigRequestResource
 	for _, s := range specs {
+		names := []string{"cleanup.policy"}
+		if s.Retain {
+			names = append(names, "retention.ms", "retention.bytes")
+		}
 		resources = append(resources, kafka.DescribeConfigRequestResource{
-			ResourceType: kafka.ResourceTypeTopic, ResourceName: s.Name, ConfigNames: []string{"cleanup.policy"},
+			ResourceType: kafka.ResourceTypeTopic, ResourceName: s.Name, ConfigNames: names,
 		})
 	}
 	res, err := c.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: resources})
@@ -345,6 +349,9 @@ func (c *Client) checkShape(ctx context.Context, specs []TopicSpec, have map[str
 				continue
 			}
 			for _, e := range r.ConfigEntries {
+				if s.Retain {
+					c.warnRetention(s.Name, e.ConfigName, e.ConfigValue)
+				}
 				if e.ConfigName != "cleanup.policy" {
 					continue
 				}
@@ -361,6 +368,18 @@ func (c *Client) checkShape(ctx context.Context, specs []TopicSpec, have map[str
 		}
 	}
 	return nil
+}
+
+// warnRetention says, loudly, that a votes topic may delete votes before
+// they are counted: a counter that reaches the hole stops there (it never
+// counts past it) and shows it, but the votes are gone.
+func (c *Client) warnRetention(topic, name, value string) {
+	if (name != "retention.ms" && name != "retention.bytes") || value == "-1" {
+		return
+	}
+	c.log.Error("the votes topic deletes records: votes not counted before they are deleted are lost, and a counter that reaches the hole stops there (votestream_counter_partition_reader_stopped); keep votes forever with "+name+"=-1",
+		"topic", topic, name, value,
+		"fix", fmt.Sprintf("kafka-configs --bootstrap-server %s --alter --entity-type topics --entity-name %s --add-config %s=-1", c.cfg.Brokers[0], topic, name))
 }
 
 // Compression maps a KAFKA_COMPRESSION name, which config.CheckCompression
@@ -650,4 +669,18 @@ func (c *Client) LastRecord(ctx context.Context, topic string, partition int) (*
 		return false
 	})
 	return last, err
+}
+
+// PartitionCount returns topic's number of partitions, as the cluster
+// says it now.
+func (c *Client) PartitionCount(ctx context.Context, topic string) (int, error) {
+	have, err := c.partitionCounts(ctx, []TopicSpec{{Name: topic}})
+	if err != nil {
+		return 0, err
+	}
+	n, ok := have[topic]
+	if !ok {
+		return 0, fmt.Errorf("topic %q: %w", topic, kafka.UnknownTopicOrPartition)
+	}
+	return n, nil
 }

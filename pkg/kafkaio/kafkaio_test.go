@@ -68,8 +68,9 @@ func TestProduceBatchRetryLeavesMemory(t *testing.T) {
 	if err := c.ProduceBatch(ctx, "t", 0, Snappy, &b); err != nil {
 		t.Fatal(err)
 	}
-	if got := values(ctx, t, c); strings.Join(got, " ") != "p/0=v1 p/1=v2 p/2=v3" {
-		t.Errorf("read back %q, want [p/0=v1 p/1=v2 p/2=v3]", got)
+	k := func(seq int64) string { return string(AppendSeqKey(nil, []byte("p"), seq)) }
+	if got, want := strings.Join(values(ctx, t, c), " "), k(0)+"=v1 "+k(1)+"=v2 "+k(2)+"=v3"; got != want {
+		t.Errorf("read back %q, want %q", got, want)
 	}
 }
 

@@ -29,27 +29,46 @@ const Snappy Codec = kafka.Snappy
 // head deleted) or past its end.
 var ErrOffsetOutOfRange error = kafka.OffsetOutOfRange
 
+// SeqKeyPrefix starts every key votestream's producer writes: a key
+// format version and a unit separator (0x1f), which no text key carries.
+// Only a key with it, or with legacyKeyPrefix, is read as a producer's id
+// and sequence, so a third party's keys ("precinct-7/12") are never taken
+// for a votestream producer's and dropped as repeats.
+const SeqKeyPrefix = "vs1\x1f"
+
+// legacyKeyPrefix starts the keys producers wrote before SeqKeyPrefix,
+// which were their id (always "votestream:seed=...") and sequence: topics
+// they wrote still count exactly.
+const legacyKeyPrefix = "votestream:seed="
+
 // AppendSeqKey appends to buf the key votestream's producer gives vote seq
-// of producer: the producer's id, a slash and seq in decimal. Counters read
-// it back with Sequence. The sequence is in the key, not in headers, because
-// kafka-go's fetch decoder allocates five times for every record with two
-// headers: it had been half the cost of reading a vote.
+// of producer: SeqKeyPrefix, the producer's id, a slash and seq in
+// decimal. Counters read it back with Sequence. The sequence is in the key,
+// not in headers, because kafka-go's fetch decoder allocates five times for
+// every record with two headers: it had been half the cost of reading a
+// vote.
 func AppendSeqKey(buf, producer []byte, seq int64) []byte {
+	buf = append(buf, SeqKeyPrefix...)
 	buf = append(buf, producer...)
 	buf = append(buf, '/')
 	return strconv.AppendInt(buf, seq, 10)
 }
 
 // Sequence returns the producer and sequence of a record without
-// allocating: from its key when AppendSeqKey wrote it, else from the
-// headers votestream's producers wrote before the key carried them
-// (HeaderProducer, HeaderSeq), so topics written by an earlier version
-// still count exactly. A record with neither, or with a sequence that is
-// not 1 to 18 decimal digits, has none: nil, 0 and false.
+// allocating: from its key when AppendSeqKey (or a producer before it)
+// wrote it, else from the headers votestream's producers wrote before the
+// key carried them (HeaderProducer, HeaderSeq), so topics written by an
+// earlier version still count exactly. Any other record, or one with a
+// sequence that is not 1 to 18 decimal digits, has none: nil, 0 and false.
 func Sequence(key []byte, hs []Header) (producer []byte, seq int64, ok bool) {
-	if i := bytes.LastIndexByte(key, '/'); i > 0 {
-		if seq, ok := digits(key[i+1:]); ok {
-			return key[:i], seq, true
+	switch {
+	case bytes.HasPrefix(key, []byte(SeqKeyPrefix)):
+		if p, seq, ok := splitSeq(key[len(SeqKeyPrefix):]); ok {
+			return p, seq, true
+		}
+	case bytes.HasPrefix(key, []byte(legacyKeyPrefix)):
+		if p, seq, ok := splitSeq(key); ok {
+			return p, seq, true
 		}
 	}
 	var seqRaw []byte
@@ -63,6 +82,16 @@ func Sequence(key []byte, hs []Header) (producer []byte, seq int64, ok bool) {
 	}
 	if seq, ok := digits(seqRaw); ok && len(producer) > 0 {
 		return producer, seq, true
+	}
+	return nil, 0, false
+}
+
+// splitSeq reads "producer/seq", the producer not empty.
+func splitSeq(b []byte) ([]byte, int64, bool) {
+	if i := bytes.LastIndexByte(b, '/'); i > 0 {
+		if seq, ok := digits(b[i+1:]); ok {
+			return b[:i], seq, true
+		}
 	}
 	return nil, 0, false
 }

@@ -26,8 +26,13 @@ func TestSequence(t *testing.T) {
 			t.Errorf("headers %d: got %q %d %v, want %s %d true", seq, p, got, ok, prod, seq)
 		}
 	}
-	if p, got, ok := Sequence([]byte("a/b/12"), nil); !ok || string(p) != "a/b" || got != 12 {
+	if p, got, ok := Sequence([]byte(SeqKeyPrefix+"a/b/12"), nil); !ok || string(p) != "a/b" || got != 12 {
 		t.Errorf("a producer id with a slash: got %q %d %v, want a/b 12 true", p, got, ok)
+	}
+	// A key of the producers before SeqKeyPrefix: their id, a slash, seq.
+	legacy := "votestream:seed=7,scale=0.005/42"
+	if p, got, ok := Sequence([]byte(legacy), nil); !ok || string(p) != string(prod) || got != 42 {
+		t.Errorf("legacy key %q: got %q %d %v, want %s 42 true", legacy, p, got, ok, prod)
 	}
 	for _, tc := range []struct {
 		name string
@@ -36,11 +41,16 @@ func TestSequence(t *testing.T) {
 	}{
 		{"none", "", nil},
 		{"a vote id key", "0b6e1c4e-8f3a-4c1e-9d7a-2f4b5c6d7e8f", nil},
-		{"key without producer", "/12", nil},
-		{"key without seq", "p/", nil},
-		{"key seq not digits", "p/1x", nil},
-		{"key seq negative", "p/-1", nil},
-		{"key seq too long", "p/1234567890123456789", nil},
+		{"another scheme's key", "precinct-7/12", nil},
+		{"a path", "a/b/12", nil},
+		{"another scheme, a votestream-like id", "votestream/12", nil},
+		{"key without producer", SeqKeyPrefix + "/12", nil},
+		{"key without seq", SeqKeyPrefix + "p/", nil},
+		{"key seq not digits", SeqKeyPrefix + "p/1x", nil},
+		{"key seq negative", SeqKeyPrefix + "p/-1", nil},
+		{"key seq too long", SeqKeyPrefix + "p/1234567890123456789", nil},
+		{"prefix only", SeqKeyPrefix, nil},
+		{"legacy without seq", "votestream:seed=7/", nil},
 		{"no producer", "", []Header{{Key: HeaderSeq, Value: []byte("1")}}},
 		{"no seq", "", []Header{{Key: HeaderProducer, Value: []byte("p")}}},
 		{"empty seq", "", []Header{{Key: HeaderProducer, Value: []byte("p")}, {Key: HeaderSeq}}},

@@ -30,12 +30,13 @@ const (
 	ReasonAgeGroup         // unknown age group
 	ReasonVoteCount        // vote_count is not 1
 	ReasonDuplicate        // a producer sequence already counted
+	ReasonProducer         // a producer id too long, or one too many in its partition
 	NumReasons
 )
 
 var reasonNames = [NumReasons]string{
 	"none", "empty", "oversized", "json", "field", "type", "vote_id",
-	"timestamp", "state", "candidate", "age_group", "vote_count", "duplicate",
+	"timestamp", "state", "candidate", "age_group", "vote_count", "duplicate", "producer",
 }
 
 func (r Reason) String() string {

@@ -2,7 +2,6 @@ package web
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"hash/fnv"
@@ -11,57 +10,48 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // frame is one encoding of the results, made once per change and shared by
-// every /results reply and every event stream: the same bytes for all.
+// every /results reply and every event stream: the same bytes for all,
+// the age aside (see edition).
 type frame struct {
-	id    uint64
-	json  []byte // the /results body
-	event piece  // the same as a server-sent event: "id: N\ndata: {...}\n\n"
-	etag  string
+	id   uint64
+	asOf time.Time // when the results were true; zero: they have no age
+	// The /results body (without its newline) is head, the age, tail;
+	// without an age, head alone.
+	head, tail []byte
+	idLine     []byte // "id: N\ndata: ", which begins the frame as an event
+	etag       string
 
-	gzOnce sync.Once
-	gz     []byte // json gzipped, on first demand
+	// The same compressed, each alone, for the gzip replies and streams.
+	gzID, gzHead, gzTail deflated
 
-	// event compressed on its own, as a piece of any viewer's gzip stream
-	// (see gzipStream).
-	gzEvent piece
+	ed atomic.Pointer[edition] // the newest edition served
 
 	next chan struct{} // closed when a newer frame replaces this one
 }
 
-func newFrame(id uint64, body []byte) *frame {
+// newFrame makes frame id of body, the results encoded with their age at
+// ageMark (or none) and true as of asOf.
+func newFrame(id uint64, body []byte, asOf time.Time) *frame {
 	h := fnv.New64a()
 	h.Write(body)
-	event := make([]byte, 0, len(body)+32)
-	event = append(event, "id: "...)
-	event = strconv.AppendUint(event, id, 10)
-	event = append(event, "\ndata: "...)
-	event = append(event, body...)
-	event = append(event, "\n\n"...)
-	return &frame{
-		id: id, json: append(bytes.Clone(body), '\n'), event: newPiece(event, nil),
-		etag:    `"` + strconv.FormatUint(h.Sum64(), 36) + `"`,
-		gzEvent: newPiece(deflateAlone(event), event),
-		next:    make(chan struct{}),
+	head, tail, aged := cutAge(body)
+	if !aged {
+		asOf = time.Time{}
 	}
-}
-
-// gzipped is the body gzipped, compressed by the first request that
-// accepts it; the others wait for it and share it.
-func (f *frame) gzipped() []byte {
-	f.gzOnce.Do(func() {
-		var b bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
-		zw.Write(f.json)
-		zw.Close()
-		f.gz = b.Bytes()
-	})
-	return f.gz
+	idLine := append(strconv.AppendUint([]byte("id: "), id, 10), "\ndata: "...)
+	return &frame{
+		id: id, asOf: asOf, head: head, tail: tail, idLine: idLine,
+		etag:   `"` + strconv.FormatUint(h.Sum64(), 36) + `"`,
+		gzID:   stored(idLine),
+		gzHead: compress(head),
+		gzTail: compress(tail),
+		next:   make(chan struct{}),
+	}
 }
 
 // hub holds the current frame and counts the viewers. A viewer waits on
@@ -71,7 +61,8 @@ func (f *frame) gzipped() []byte {
 // for any viewer.
 type hub struct {
 	cur     atomic.Pointer[frame]
-	lastKey []byte // the last results encoded without their age; publisher only
+	lastKey []byte           // the last results encoded; publisher only
+	now     func() time.Time // the clock of the results' age
 
 	viewers, refused, dropped atomic.Int64
 
@@ -81,26 +72,34 @@ type hub struct {
 
 func (h *hub) current() *frame { return h.cur.Load() }
 
-// publish makes a frame of body, unless key (the results without their
-// age) is what the current frame already shows.
-func (h *hub) publish(key, body []byte) {
-	if bytes.Equal(key, h.lastKey) {
+// edition is the current frame as it is to be served now.
+func (h *hub) edition() *edition { return h.current().at(h.now()) }
+
+// publish makes a frame of body, the results true as of asOf encoded with
+// their age at ageMark, unless the current frame already shows them.
+func (h *hub) publish(body []byte, asOf time.Time) {
+	if bytes.Equal(body, h.lastKey) {
 		return
 	}
-	h.lastKey = key
+	h.lastKey = body
 	var id uint64 = 1
 	old := h.cur.Load()
 	if old != nil {
 		id = old.id + 1
 	}
-	h.cur.Store(newFrame(id, body))
+	h.cur.Store(newFrame(id, body, asOf))
 	if old != nil {
 		close(old.next)
 	}
 }
 
-// admit counts a new viewer, or refuses it past max (no limit if max <= 0).
+// admit counts a new viewer, or refuses it past max (no limit if max is
+// 0, none admitted if negative).
 func (h *hub) admit(max int) bool {
+	if max < 0 {
+		h.refused.Add(1)
+		return false
+	}
 	if n := h.viewers.Add(1); max > 0 && n > int64(max) {
 		h.viewers.Add(-1)
 		h.refused.Add(1)
@@ -109,30 +108,18 @@ func (h *hub) admit(max int) bool {
 	return true
 }
 
-// encode marshals the current results twice: without their age, to tell
-// whether they changed, and as served.
-func (h *Handler) encode() (key, body []byte, err error) {
-	res := h.snapshot()
-	age := res.AgeSeconds
-	res.AgeSeconds = 0
-	if key, err = json.Marshal(&res); err != nil {
-		return nil, nil, err
-	}
-	if age == 0 {
-		return key, key, nil
-	}
-	res.AgeSeconds = age
-	body, err = json.Marshal(&res)
-	return key, body, err
-}
-
 // refresh publishes the current results if they changed.
 func (h *Handler) refresh() {
-	key, body, err := h.encode()
+	res := h.source()
+	res.AgeSeconds = 0
+	if !res.AsOf.IsZero() {
+		res.AgeSeconds = ageMark // the age is put in when served
+	}
+	body, err := json.Marshal(&res)
 	if err != nil {
 		return // results.Results always marshals; nothing better to do
 	}
-	h.hub.publish(key, body)
+	h.hub.publish(body, res.AsOf)
 }
 
 // publishLoop refreshes the frame every Interval, and sends it to the
@@ -151,19 +138,20 @@ func (h *Handler) publishLoop() {
 	}
 }
 
-// serveResults sends the current frame, gzipped if the client accepts it,
-// or 304 Not Modified if the client already has it (If-None-Match).
+// serveResults sends the current frame at its age now, gzipped if the
+// client accepts it, or 304 Not Modified if the client already has it
+// (If-None-Match): the same results at the same age, to the second.
 func (h *Handler) serveResults(w http.ResponseWriter, r *http.Request) {
-	f := h.hub.current()
+	ed := h.hub.edition()
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
 	// Any cache must ask again each time, and can with the ETag.
 	hdr.Set("Cache-Control", "no-cache")
 	hdr.Set("Vary", "Accept-Encoding")
-	body, etag := f.json, f.etag
+	write, length, etag := ed.writeJSON, ed.length, ed.etag
 	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
 		// Another representation, another tag.
-		body, etag = f.gzipped(), strings.TrimSuffix(f.etag, `"`)+`-gzip"`
+		write, length, etag = ed.writeGzip, ed.gzLength, ed.gzTag
 		hdr.Set("Content-Encoding", "gzip")
 	}
 	hdr.Set("ETag", etag)
@@ -172,11 +160,11 @@ func (h *Handler) serveResults(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	hdr.Set("Content-Length", strconv.Itoa(length))
 	if r.Method == http.MethodHead {
 		return
 	}
-	w.Write(body)
+	write(w)
 }
 
 // serveEvents streams the results: the current frame at once, then each
@@ -189,7 +177,11 @@ func (h *Handler) serveResults(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if !h.hub.admit(h.opt.MaxViewers) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(h.opt.RetryAfter/time.Second)))
-		http.Error(w, "too many viewers on this replica: poll /results, or retry later", http.StatusServiceUnavailable)
+		msg := "too many viewers on this replica: poll /results, or retry later"
+		if h.opt.MaxViewers < 0 {
+			msg = "no event streams on this replica: poll /results"
+		}
+		http.Error(w, msg, http.StatusServiceUnavailable)
 		return
 	}
 	hdr := w.Header()
@@ -225,11 +217,12 @@ func (h *Handler) stream(s sink, enc streamEncoder) {
 	defer h.hub.viewers.Add(-1)
 	keepAlive := time.NewTimer(h.opt.KeepAlive)
 	defer keepAlive.Stop()
-	f := h.hub.current()
+	ed := h.hub.edition()
+	f := ed.f
 	// Two sends, so that each event is a piece of its own on the wire.
 	err := s.send(enc.start())
 	if err == nil {
-		err = s.send(enc.event(f))
+		err = s.send(enc.event(ed))
 	}
 	for err == nil {
 		select {
@@ -240,10 +233,12 @@ func (h *Handler) stream(s sink, enc streamEncoder) {
 			s.close(s.send(enc.end()) == nil)
 			return
 		case <-f.next:
-			f = h.hub.current()
-			err = s.send(enc.event(f))
+			ed = h.hub.edition()
+			f = ed.f
+			err = s.send(enc.event(ed))
 		case <-keepAlive.C:
-			err = s.send(enc.keepAlive())
+			// The age of what this viewer has.
+			err = s.send(enc.keepAlive(f.at(h.hub.now())))
 		}
 		keepAlive.Reset(h.opt.KeepAlive)
 	}
@@ -278,6 +273,7 @@ func acceptsGzip(header string) bool {
 // noneMatch reports whether an If-None-Match header lists etag (weakly
 // compared, as RFC 9110 asks for this header) or is "*".
 func noneMatch(header, etag string) bool {
+	etag = strings.TrimPrefix(etag, "W/")
 	for tag := range strings.SplitSeq(header, ",") {
 		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
 		if tag == etag || tag == "*" {

@@ -65,9 +65,9 @@ func (fo *fanout) add(c hijacked, enc streamEncoder) bool {
 		tcp.Close()
 		return true
 	}
-	f := fo.hub.current()
-	v.sent = f.id
-	first := append(append(c.head, enc.start().wire(c.chunked)...), enc.event(f).wire(c.chunked)...)
+	ed := fo.hub.edition()
+	v.sent = ed.f.id
+	first := append(append(c.head, enc.start().wire(c.chunked)...), enc.event(ed).wire(c.chunked)...)
 	v.i = len(fo.viewers)
 	fo.viewers = append(fo.viewers, v)
 	fo.mu.Unlock()
@@ -100,7 +100,7 @@ func (fo *fanout) own(v *fanViewer, b []byte) {
 		default:
 			if f := fo.hub.current(); f.id != v.sent {
 				v.sent = f.id
-				b = v.enc.event(f).wire(v.chunked)
+				b = v.enc.event(f.at(fo.hub.now())).wire(v.chunked)
 				fo.mu.Unlock()
 				continue
 			}
@@ -145,6 +145,13 @@ func (fo *fanout) pass(now time.Time) {
 		return
 	}
 	f := fo.hub.current()
+	var ed *edition // made when a viewer needs it: an idle tick makes none
+	at := func() *edition {
+		if ed == nil {
+			ed = f.at(fo.hub.now())
+		}
+		return ed
+	}
 	// Every tick, not only on a new frame: a viewer can miss one while
 	// each lets go of the lock (see there).
 	fo.each(func(v *fanViewer) []byte {
@@ -152,7 +159,7 @@ func (fo *fanout) pass(now time.Time) {
 			return nil
 		}
 		v.sent = f.id
-		return v.enc.event(f).wire(v.chunked)
+		return v.enc.event(at()).wire(v.chunked)
 	})
 	if fo.closed {
 		return // while each let go of the lock
@@ -161,7 +168,7 @@ func (fo *fanout) pass(now time.Time) {
 	case f.id != fo.sentID:
 		fo.sentID, fo.quiet = f.id, now
 	case now.Sub(fo.quiet) >= fo.keepAlive:
-		fo.each(func(v *fanViewer) []byte { return v.enc.keepAlive().wire(v.chunked) })
+		fo.each(func(v *fanViewer) []byte { return v.enc.keepAlive(at()).wire(v.chunked) })
 		fo.quiet = now
 	}
 	if fo.closed {

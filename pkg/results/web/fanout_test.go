@@ -87,7 +87,7 @@ func TestSlowViewerCatchesUp(t *testing.T) {
 func waitPublished(t *testing.T, h *Handler, counted int64, deadline time.Time) uint64 {
 	t.Helper()
 	for {
-		if f := h.hub.current(); bytes.Contains(f.json, []byte(`"counted":`+strconv.FormatInt(counted, 10)+`,`)) {
+		if f := h.hub.current(); bytes.Contains(f.tail, []byte(`"counted":`+strconv.FormatInt(counted, 10)+`,`)) {
 			return f.id
 		}
 		if time.Now().After(deadline) {

@@ -36,7 +36,13 @@ func (s *responseSink) send(p piece) error {
 	if _, err := s.w.Write(p.data()); err != nil {
 		return err
 	}
-	return s.rc.Flush()
+	if err := s.rc.Flush(); err != nil {
+		return err
+	}
+	// Disarmed once sent: on HTTP/2 a deadline that expires while the
+	// stream waits for the next event resets it.
+	_ = s.rc.SetWriteDeadline(time.Time{})
+	return nil
 }
 
 func (s *responseSink) gone() <-chan struct{} { return s.done }

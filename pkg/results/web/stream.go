@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"strconv"
+	"sync"
 )
 
 // A piece is bytes sent as they are to every viewer, made once: an HTTP/1.1
@@ -18,14 +19,17 @@ type piece struct {
 	sum   textSum
 }
 
-func newPiece(data []byte, text []byte) piece {
+func newPiece(data []byte, text []byte) piece { return pieceOf(data, sumOf(text)) }
+
+// pieceOf is data as a piece, sum the checksum of the text it stands for.
+func pieceOf(data []byte, sum textSum) piece {
 	if len(data) == 0 {
 		return piece{}
 	}
 	c := append(strconv.AppendInt(make([]byte, 0, len(data)+12), int64(len(data)), 16), '\r', '\n')
 	at := len(c)
 	c = append(append(c, data...), '\r', '\n')
-	return piece{chunk: c, at: at, sum: sumOf(text)}
+	return piece{chunk: c, at: at, sum: sum}
 }
 
 func (p piece) data() []byte {
@@ -46,9 +50,9 @@ func (p piece) wire(chunked bool) []byte {
 // A streamEncoder gives the pieces of one event stream.
 type streamEncoder interface {
 	start() piece // what comes before the first frame: the retry delay
-	event(*frame) piece
-	keepAlive() piece
-	end() piece // what ends the stream cleanly (the last chunk aside)
+	event(*edition) piece
+	keepAlive(*edition) piece // a comment, and the age of the results if they have one
+	end() piece               // what ends the stream cleanly (the last chunk aside)
 }
 
 const (
@@ -57,21 +61,18 @@ const (
 )
 
 // plainPieces are the constant pieces of every uncompressed stream.
-type plainPieces struct{ retry, keepAlive piece }
+type plainPieces struct{ retry piece }
 
 func newPlainPieces() *plainPieces {
-	return &plainPieces{
-		retry:     newPiece([]byte(retryText), nil),
-		keepAlive: newPiece([]byte(keepAliveText), nil),
-	}
+	return &plainPieces{retry: newPiece([]byte(retryText), nil)}
 }
 
 type plainStream struct{ pieces *plainPieces }
 
-func (s plainStream) start() piece       { return s.pieces.retry }
-func (plainStream) event(f *frame) piece { return f.event }
-func (s plainStream) keepAlive() piece   { return s.pieces.keepAlive }
-func (plainStream) end() piece           { return piece{} }
+func (s plainStream) start() piece              { return s.pieces.retry }
+func (plainStream) event(ed *edition) piece     { return ed.event }
+func (plainStream) keepAlive(ed *edition) piece { return ed.keepAlive }
+func (plainStream) end() piece                  { return piece{} }
 
 // gzipStream is one viewer's gzip stream made of pieces compressed once
 // for every viewer: a deflate stream may be any sequence of blocks, so
@@ -86,17 +87,10 @@ type gzipStream struct {
 }
 
 // gzipPieces are the constant pieces of every gzip stream, made once.
-type gzipPieces struct {
-	start, keepAlive piece
-}
+type gzipPieces struct{ start piece }
 
 func newGzipPieces() *gzipPieces {
-	// deflate, no name, no time, unknown OS
-	header := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}
-	return &gzipPieces{
-		start:     newPiece(append(header, deflateAlone([]byte(retryText))...), []byte(retryText)),
-		keepAlive: newPiece(deflateAlone([]byte(keepAliveText)), []byte(keepAliveText)),
-	}
+	return &gzipPieces{start: newPiece(append(bytes.Clone(gzipHeader), deflateAlone([]byte(retryText))...), []byte(retryText))}
 }
 
 // add counts p's text as sent, for the trailer.
@@ -106,13 +100,13 @@ func (g *gzipStream) add(p piece) piece {
 	return p
 }
 
-func (g *gzipStream) start() piece         { return g.add(g.pieces.start) }
-func (g *gzipStream) event(f *frame) piece { return g.add(f.gzEvent) }
-func (g *gzipStream) keepAlive() piece     { return g.add(g.pieces.keepAlive) }
+func (g *gzipStream) start() piece                { return g.add(g.pieces.start) }
+func (g *gzipStream) event(ed *edition) piece     { return g.add(ed.gzEvent) }
+func (g *gzipStream) keepAlive(ed *edition) piece { return g.add(ed.gzKeepAlive) }
 
 // end is a final empty stored block and the trailer.
 func (g *gzipStream) end() piece {
-	b := []byte{1, 0, 0, 0xff, 0xff}
+	b := bytes.Clone(finalBlock)
 	b = binary.LittleEndian.AppendUint32(b, g.crc)
 	return newPiece(binary.LittleEndian.AppendUint32(b, g.size), nil)
 }
@@ -121,11 +115,20 @@ func (g *gzipStream) end() piece {
 // before them, ending on a byte boundary (a sync flush), not final.
 func deflateAlone(b []byte) []byte {
 	var out bytes.Buffer
-	zw, _ := flate.NewWriter(&out, flate.BestCompression)
+	zw := deflaters.Get().(*flate.Writer)
+	defer deflaters.Put(zw)
+	zw.Reset(&out)
 	zw.Write(b)
 	zw.Flush()
 	return out.Bytes()
 }
+
+// deflaters keeps compressors for reuse: each is some 800 KB to make, and
+// a change compresses two texts.
+var deflaters = sync.Pool{New: func() any {
+	zw, _ := flate.NewWriter(nil, flate.BestCompression)
+	return zw
+}}
 
 // textSum is the CRC-32 (IEEE) of a text, its length, and what appending
 // it does to the CRC of any text before it: multiplying by x^(8*size)
@@ -153,6 +156,11 @@ func sumOf(text []byte) textSum {
 
 // after is the CRC of a text whose CRC is crc followed by this one's text.
 func (s textSum) after(crc uint32) uint32 { return mulModP(s.shift, crc) ^ s.crc }
+
+// then is the sum of s's text followed by n's.
+func (s textSum) then(n textSum) textSum {
+	return textSum{crc: n.after(s.crc), shift: mulModP(s.shift, n.shift), size: s.size + n.size}
+}
 
 // mulModP multiplies two polynomials modulo crcPoly, reflected.
 func mulModP(a, b uint32) uint32 {

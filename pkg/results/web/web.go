@@ -23,13 +23,16 @@ type Options struct {
 	// zero.
 	Interval time.Duration
 	// KeepAlive is how long an event stream may stay silent before it sends
-	// a comment, so dead clients are noticed: 15s if zero. Streams are
+	// a keep-alive, so dead clients are noticed and live ones learn the
+	// results' age (a comment, then an "age" event): 15s if zero. Streams are
 	// looked at once per Interval, so it is at least that.
 	KeepAlive time.Duration
-	// Now is the clock for results' age: time.Now if nil.
+	// Now is the clock for results' age, which is computed when they are
+	// served: time.Now if nil.
 	Now func() time.Time
 	// MaxViewers bounds the open event streams; past it /events answers
-	// 503 with Retry-After. No bound if zero.
+	// 503 with Retry-After, and the page polls /results. No bound if
+	// zero; NoEvents (any negative) refuses every stream.
 	MaxViewers int
 	// RetryAfter is what a refused viewer is told to wait: 30s if zero.
 	RetryAfter time.Duration
@@ -38,10 +41,15 @@ type Options struct {
 	ViewerTimeout time.Duration
 }
 
+// NoEvents as Options.MaxViewers serves no event stream at all: /events
+// always answers 503, and the page polls /results.
+const NoEvents = -1
+
 // Handler serves the page at /, its assets under /assets/, the results as
 // JSON at /results and as server-sent events at /events. It encodes the
 // results once per change, at most once per Interval, and sends the same
-// bytes to every request and viewer.
+// bytes to every request and viewer, with the results' age as of the
+// moment put in (see edition).
 type Handler struct {
 	source func() results.Results
 	opt    Options
@@ -89,7 +97,7 @@ func New(source func() results.Results, opt Options) *Handler {
 	h.mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(static)))
 	h.mux.HandleFunc("GET /results", h.serveResults)
 	h.mux.HandleFunc("GET /events", h.serveEvents)
-	h.hub.plain, h.hub.gz = newPlainPieces(), newGzipPieces()
+	h.hub.plain, h.hub.gz, h.hub.now = newPlainPieces(), newGzipPieces(), opt.Now
 	h.fan = newFanout(&h.hub, opt.ViewerTimeout, opt.KeepAlive)
 	h.refresh()
 	go h.publishLoop()
@@ -107,15 +115,6 @@ func (h *Handler) Close() {
 		close(h.done)
 		h.fan.close()
 	})
-}
-
-// snapshot returns the results with their age filled.
-func (h *Handler) snapshot() results.Results {
-	r := h.source()
-	if !r.AsOf.IsZero() {
-		r.AgeSeconds = max(h.opt.Now().Sub(r.AsOf).Seconds(), 0)
-	}
-	return r
 }
 
 // Viewers is the number of open event streams.

@@ -27,7 +27,7 @@ type election struct {
 	res      results.Results
 }
 
-func newElection(t *testing.T, cfg votegen.Config) *election {
+func newElection(t testing.TB, cfg votegen.Config) *election {
 	t.Helper()
 	gen, err := votegen.New(cfg)
 	if err != nil {

@@ -301,6 +301,14 @@
       if (es.readyState === EventSource.CLOSED) setTimeout(listen, 30000);
     };
     es.onmessage = (e) => { connected = true; accept(JSON.parse(e.data)); };
+    // Keep-alives carry the age of the results, which grows while they do
+    // not change: a stalled view turns stale.
+    es.addEventListener("age", (e) => {
+      if (!latest) return;
+      latest.age_seconds = JSON.parse(e.data).age_seconds;
+      receivedAt = Date.now();
+      freshness();
+    });
   }
   if (window.EventSource) listen();
   poll();
