@@ -464,9 +464,10 @@ func settle(f *fleet, partitions int, want int64, timeout time.Duration) (*rig.C
 
 // scrapeAll reads the counts and the partitions of every replica at addrs,
 // bounded on its own: a replica that does not answer must not use a
-// caller's whole timeout up in one poll.
+// caller's whole timeout up in one poll. Generous: on a loaded machine a
+// race-built replica takes seconds to write its whole /metrics.
 func scrapeAll(ctx context.Context, addrs []string) (*rig.Counts, partitionView, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	c, err := rig.Sum(ctx, addrs)
 	if err != nil {
