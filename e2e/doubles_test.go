@@ -27,6 +27,7 @@ type doubleStats struct {
 	First            string        // the first double seen
 	Slowest          time.Duration // the longest one replica took to answer
 	SlowestBy        string        // and which, when
+	Unjudged         int           // rounds answered too slowly to judge (watchFleet's within)
 }
 
 func (s doubleStats) String() string {
@@ -34,6 +35,9 @@ func (s doubleStats) String() string {
 		s.Samples, s.MaxGap.Round(time.Millisecond), s.Doubled, s.Longest.Round(time.Millisecond))
 	if s.First != "" {
 		out += " (first: " + s.First + ")"
+	}
+	if s.Unjudged > 0 {
+		out += fmt.Sprintf("; %d rounds answered too slowly to judge", s.Unjudged)
 	}
 	return out
 }
@@ -51,22 +55,28 @@ type round struct {
 // to answer), until stopped. Each round is judged on its own answers:
 // all were asked at the same moment.
 type doubleWatch struct {
-	f     *fleet
-	every time.Duration
-	inv   *invariants // also judged each round, if set
-	stop  chan struct{}
-	done  chan struct{}
+	f      *fleet
+	every  time.Duration
+	within time.Duration // judge only rounds answered within it (0: all)
+	inv    *invariants   // also judged each round, if set
+	stop   chan struct{}
+	done   chan struct{}
 
 	mu     sync.Mutex
 	rounds []round
 }
 
-func watchDoubles(f *fleet) *doubleWatch { return watchFleet(f, sampleEvery, nil) }
+func watchDoubles(f *fleet) *doubleWatch { return watchFleet(f, sampleEvery, 0, nil) }
 
 // watchFleet is watchDoubles sampling every every, judging inv's
-// invariants too if it is set.
-func watchFleet(f *fleet, every time.Duration, inv *invariants) *doubleWatch {
-	w := &doubleWatch{f: f, every: every, inv: inv, stop: make(chan struct{}), done: make(chan struct{})}
+// invariants too if it is set. With within, only rounds whose every answer
+// came within it are judged: a replica's answer may show a partition it
+// let go of since it wrote it, while its successor's, written later,
+// arrives first. Under the partition lease's margin (a fifth of the
+// session timeout), a double seen is the lease's failure, not the
+// sampling's.
+func watchFleet(f *fleet, every, within time.Duration, inv *invariants) *doubleWatch {
+	w := &doubleWatch{f: f, every: every, within: within, inv: inv, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		var inFlight sync.WaitGroup
@@ -127,7 +137,7 @@ func (w *doubleWatch) sample() {
 	wg.Wait()
 	r.end = time.Now()
 	if w.inv != nil {
-		w.inv.judge(r.start, answers)
+		w.inv.judge(r.start, answers, w.judged(r))
 	}
 	w.mu.Lock()
 	w.rounds = append(w.rounds, r)
@@ -147,6 +157,10 @@ func (w *doubleWatch) Stop() *doubleStats {
 	for _, r := range w.rounds {
 		s.Samples++
 		s.judgeGaps(r, answered)
+		if !w.judged(r) {
+			s.Unjudged++
+			continue
+		}
 		count := map[int][]string{}
 		for a, ids := range r.owners {
 			for _, p := range ids {
@@ -178,6 +192,16 @@ func (w *doubleWatch) Stop() *doubleStats {
 		}
 	}
 	return &s
+}
+
+// judged reports whether every answer of r came within w.within.
+func (w *doubleWatch) judged(r round) bool {
+	for _, d := range r.took {
+		if w.within > 0 && d > w.within {
+			return false
+		}
+	}
+	return true
 }
 
 // judgeGaps updates the longest gap between answered reads of each replica

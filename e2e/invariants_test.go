@@ -47,6 +47,7 @@ type invariants struct {
 
 	mu        sync.Mutex
 	rounds    int
+	unjudged  int             // rounds answered too slowly to judge
 	over      int             // rounds whose sum exceeded the truth
 	results   int             // /results read
 	backwards int             // /results counted lower than the replica's last
@@ -97,15 +98,22 @@ func (inv *invariants) read(ctx context.Context, addr string, p *Proc, families 
 	return replicaAnswer{addr: addr, tally: c.Tally}, nil
 }
 
-// judge sums a round's votes and checks every cell against the truth.
-func (inv *invariants) judge(at time.Time, answers []replicaAnswer) {
+// judge sums a round's votes and checks every cell against the truth,
+// unless the round was answered too slowly to be judged (see watchFleet).
+func (inv *invariants) judge(at time.Time, answers []replicaAnswer, judged bool) {
 	var sum vote.Tally
 	for i := range answers {
 		sum.Merge(&answers[i].tally)
 	}
 	inv.mu.Lock()
 	inv.rounds++
+	if !judged {
+		inv.unjudged++
+	}
 	inv.mu.Unlock()
+	if !judged {
+		return
+	}
 	for c := range vote.NumCandidates {
 		for s := range vote.NumStates {
 			for a := range vote.NumAgeGroups {
@@ -125,6 +133,6 @@ func (inv *invariants) judge(at time.Time, answers []replicaAnswer) {
 func (inv *invariants) String() string {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
-	return fmt.Sprintf("%d rounds of every replica's votes summed, %d over the truth in a cell; %d /results read, %d counted going back",
-		inv.rounds, inv.over, inv.results, inv.backwards)
+	return fmt.Sprintf("%d rounds of every replica's votes summed (%d answered too slowly to judge), %d over the truth in a cell; %d /results read, %d counted going back",
+		inv.rounds, inv.unjudged, inv.over, inv.results, inv.backwards)
 }

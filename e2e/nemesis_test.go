@@ -79,6 +79,11 @@ type nemesisRun struct {
 	recWG    sync.WaitGroup
 }
 
+// nemesisJudgeWithin is how fast a round's answers must all come for it
+// to be judged: under the lease's margin, a fifth of the counters' 2s
+// session timeout.
+const nemesisJudgeWithin = 300 * time.Millisecond
+
 // nemesisMaxGap is the longest a running replica may leave the samples
 // unanswered (each waits a second for it).
 const nemesisMaxGap = 30 * time.Second
@@ -124,7 +129,7 @@ func runNemesis(t *testing.T, s nemesis.Schedule) {
 	exact := false
 	defer func() { r.report(exact) }()
 	inv := newInvariants(&r.el.want, r.viol)
-	w := watchFleet(r.f, 250*time.Millisecond, inv)
+	w := watchFleet(r.f, 250*time.Millisecond, nemesisJudgeWithin, inv)
 	stopAlive := r.watchAlive()
 	defer func() {
 		stopAlive()
