@@ -28,6 +28,10 @@ type doubleStats struct {
 	Slowest          time.Duration // the longest one replica took to answer
 	SlowestBy        string        // and which, when
 	Unjudged         int           // rounds answered too slowly to judge (watchFleet's within)
+	// Persisting counts the doubles seen in two judged rounds in a row. A
+	// double in one round alone may be the sampling's: the old owner's
+	// answer written before it let go, the new owner's after it took over.
+	Persisting int
 }
 
 func (s doubleStats) String() string {
@@ -38,6 +42,9 @@ func (s doubleStats) String() string {
 	}
 	if s.Unjudged > 0 {
 		out += fmt.Sprintf("; %d rounds answered too slowly to judge", s.Unjudged)
+	}
+	if s.Doubled > 0 {
+		out += fmt.Sprintf("; %d doubles lasted two rounds or more", s.Persisting)
 	}
 	return out
 }
@@ -70,11 +77,10 @@ func watchDoubles(f *fleet) *doubleWatch { return watchFleet(f, sampleEvery, 0, 
 
 // watchFleet is watchDoubles sampling every every, judging inv's
 // invariants too if it is set. With within, only rounds whose every answer
-// came within it are judged: a replica's answer may show a partition it
-// let go of since it wrote it, while its successor's, written later,
-// arrives first. Under the partition lease's margin (a fifth of the
-// session timeout), a double seen is the lease's failure, not the
-// sampling's.
+// came within it are judged: the answers of one round are written at
+// moments up to that far apart, and a handover between them shows the
+// partition on both (doubleStats.Persisting counts the doubles that last
+// longer than that).
 func watchFleet(f *fleet, every, within time.Duration, inv *invariants) *doubleWatch {
 	w := &doubleWatch{f: f, every: every, within: within, inv: inv, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
@@ -153,6 +159,7 @@ func (w *doubleWatch) Stop() *doubleStats {
 	slices.SortFunc(w.rounds, func(a, b round) int { return a.start.Compare(b.start) })
 	var s doubleStats
 	since := map[int]time.Time{}       // partition -> start of the first round of its current double
+	runs := map[int]int{}              // partition -> rounds of its current double
 	answered := map[string]time.Time{} // replica -> start of the last round it answered
 	for _, r := range w.rounds {
 		s.Samples++
@@ -171,6 +178,7 @@ func (w *doubleWatch) Stop() *doubleStats {
 		for p := range since {
 			if len(count[p]) < 2 {
 				delete(since, p)
+				delete(runs, p)
 			}
 		}
 		for p, by := range count {
@@ -180,6 +188,9 @@ func (w *doubleWatch) Stop() *doubleStats {
 			doubled = true
 			if _, ok := since[p]; !ok {
 				since[p] = r.start
+			}
+			if runs[p]++; runs[p] == 2 {
+				s.Persisting++
 			}
 			s.Longest = max(s.Longest, r.end.Sub(since[p]))
 			if s.First == "" {

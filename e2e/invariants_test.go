@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -53,10 +54,12 @@ type invariants struct {
 	backwards int             // /results counted lower than the replica's last
 	counted   map[*Proc]int64 // each process's highest counted
 	reading   map[*Proc]bool  // a /results read in flight
+	judged    []time.Time     // the judged rounds' starts
+	overAt    map[time.Time]string
 }
 
 func newInvariants(truth *vote.Tally, v *violations) *invariants {
-	return &invariants{truth: truth, v: v, counted: map[*Proc]int64{}, reading: map[*Proc]bool{}}
+	return &invariants{truth: truth, v: v, counted: map[*Proc]int64{}, reading: map[*Proc]bool{}, overAt: map[time.Time]string{}}
 }
 
 // replicaAnswer is one replica's part of a round.
@@ -110,6 +113,9 @@ func (inv *invariants) judge(at time.Time, answers []replicaAnswer, judged bool)
 	if !judged {
 		inv.unjudged++
 	}
+	if judged {
+		inv.judged = append(inv.judged, at)
+	}
 	inv.mu.Unlock()
 	if !judged {
 		return
@@ -120,14 +126,33 @@ func (inv *invariants) judge(at time.Time, answers []replicaAnswer, judged bool)
 				if got, want := sum[c][s][a], inv.truth[c][s][a]; got > want {
 					inv.mu.Lock()
 					inv.over++
-					inv.mu.Unlock()
-					inv.v.add("round of %s: replicas' votes sum to %d for %s / %s / %s, the truth is %d",
+					inv.overAt[at] = fmt.Sprintf("round of %s: replicas' votes sum to %d for %s / %s / %s, the truth is %d",
 						at.Format("15:04:05.000"), got, vote.Candidate(c), vote.State(s), vote.AgeGroup(a), want)
+					inv.mu.Unlock()
 					return
 				}
 			}
 		}
 	}
+}
+
+// finish adds a violation for every sum over the truth seen in two judged
+// rounds in a row; one round alone may be the sampling's (see
+// doubleStats.Persisting). It returns how many it added.
+func (inv *invariants) finish() int {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	slices.SortFunc(inv.judged, func(a, b time.Time) int { return a.Compare(b) })
+	n := 0
+	for i := 1; i < len(inv.judged); i++ {
+		if _, ok := inv.overAt[inv.judged[i]]; ok {
+			if first, ok := inv.overAt[inv.judged[i-1]]; ok {
+				inv.v.add("two rounds in a row over the truth, the first: %s", first)
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func (inv *invariants) String() string {
