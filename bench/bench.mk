@@ -5,6 +5,9 @@
 #                      latency, the count with 10,000 live-page viewers
 #                      (about 5 minutes on 2 cores; BENCH_FLAGS=-viewers=0
 #                      skips the viewers)
+#   make bench-split   counting and serving apart (ROLE=count, ROLE=serve),
+#                      pinned with taskset, 5 pairs with 10,000 viewers and
+#                      ROLE=hybrid beside them (docs/serving.md)
 #   make bench-stages  go test benchmarks of each stage, ns/vote and allocs/vote
 #   make bench-smoke   every go test benchmark once (-benchtime=1x), for CI
 #   make bench-peers   votestream's counter, Spark Structured Streaming and
@@ -13,10 +16,14 @@
 BENCH_FLAGS ?=
 PEERS_FLAGS ?=
 
-.PHONY: bench bench-stages bench-smoke bench-peers peers-deps
+.PHONY: bench bench-split bench-stages bench-smoke bench-peers peers-deps
 bench: build
 	$(GO) build -o $(BIN)/bench ./bench
 	$(BIN)/bench -bin $(BIN) $(BENCH_FLAGS)
+
+bench-split: build
+	$(GO) build -o $(BIN)/bench ./bench
+	$(BIN)/bench -bin $(BIN) -split $(BENCH_FLAGS)
 
 bench-stages:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/votegen ./pkg/vote ./counter ./pkg/checkpoint

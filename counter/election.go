@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,8 +34,12 @@ import (
 // replica (a zombie) writes an older one after it; keeping the highest makes
 // the view never go back.
 type election struct {
+	// expected and night are the counter's own settings' (SCALE,
+	// INCLUDE_DC, ELECTION): the fallback while no producer id names the
+	// election. own is their shape, nil if unknown (tests).
 	expected [vote.NumStates]int64
 	night    bool // the election is replayed along its night (ELECTION=2024)
+	own      *votegen.Config
 	source   string
 	log      *slog.Logger
 	// The votes topic counted, as the store knows it: checkpoints of
@@ -51,6 +58,9 @@ type election struct {
 	total  vote.Tally                // the sum of states, kept for the table
 	seen   uint64                    // bumped whenever states change
 	failed map[int]int64             // 1 + offset of the last unreadable record, logged once
+
+	// quotas caches the votes expected per shape named by producer ids.
+	quotas map[votegen.Config][vote.NumStates]int64
 }
 
 // newElection returns an empty view expecting the votes of expected (the
@@ -59,6 +69,7 @@ func newElection(expected [vote.NumStates]int64, source string, log *slog.Logger
 	e := &election{
 		expected: expected, source: source, log: log, now: time.Now,
 		states: make(map[int]*checkpoint.State), synced: make(map[int]time.Time), failed: make(map[int]int64),
+		quotas: make(map[votegen.Config][vote.NumStates]int64),
 	}
 	e.res = results.Compute(&e.total, expected)
 	e.res.Source = source
@@ -110,14 +121,66 @@ func (e *election) recompute() {
 			producers[ps.ID] = true
 		}
 	}
-	e.res = results.Compute(&e.total, e.expected)
-	e.res.SetProducers(slices.Sorted(maps.Keys(producers)))
-	if e.night {
+	ids := slices.Sorted(maps.Keys(producers))
+	expected, night, withhold := e.expectations(ids)
+	e.res = results.Compute(&e.total, expected)
+	e.res.SetProducers(ids)
+	if withhold != "" {
+		e.res.WithholdCalls(withhold)
+	}
+	if night {
 		e.setNight(latest)
 	}
 	// A fresh map each time: copies already handed out keep theirs.
 	e.res.Offsets = offsets
 	e.res.Source = e.source
+}
+
+// expectations returns the votes each state expects and whether the
+// election has a night, from the election the producer ids name (their
+// SCALE, INCLUDE_DC and ELECTION: what the counted votes are of), or from
+// the counter's own settings while no id names one. withhold, if not
+// empty, says why no race may be called: the ids name elections of
+// several shapes, or one unlike the counter's settings, so that which
+// votes to expect is in doubt. e.mu is held.
+func (e *election) expectations(ids []string) (expected [vote.NumStates]int64, night bool, withhold string) {
+	var shapes []votegen.Config
+	for _, id := range ids {
+		c, _, err := votegen.ParseProducerID(id)
+		if c.Seed = 0; err == nil && !slices.Contains(shapes, c) {
+			shapes = append(shapes, c)
+		}
+	}
+	switch {
+	case len(shapes) == 0:
+		return e.expected, e.night, ""
+	case len(shapes) > 1:
+		names := make([]string, len(shapes))
+		for i, c := range shapes {
+			names[i] = shapeName(c)
+		}
+		return e.expected, e.night, fmt.Sprintf("No race is called: the votes are of elections of %d different sizes or kinds (%s), so the votes to expect are unknown.",
+			len(shapes), strings.Join(names, "; "))
+	}
+	shape := shapes[0]
+	q, ok := e.quotas[shape]
+	if !ok {
+		var err error
+		if q, err = votegen.Quotas(shape); err != nil {
+			return e.expected, e.night, "No race is called: " + err.Error() + "."
+		}
+		e.quotas[shape] = q
+	}
+	if e.own != nil && shape != *e.own {
+		withhold = fmt.Sprintf("No race is called: the votes are of an election at %s, the counter is set to %s; set them on the counter like the producer.",
+			shapeName(shape), shapeName(*e.own))
+	}
+	return q, shape.Timed(), withhold
+}
+
+// shapeName names the settings a shape comes from.
+func shapeName(c votegen.Config) string {
+	return fmt.Sprintf("SCALE=%s INCLUDE_DC=%t ELECTION=%s", strconv.FormatFloat(c.Scale, 'g', -1, 64), c.IncludeDC, c.Election)
 }
 
 // setNight adds the night's clock to res: the newest vote counted in any
@@ -331,7 +394,7 @@ func (e *election) logTables(ctx context.Context, out io.Writer, every time.Dura
 func (e *election) logWarning(r *results.Results, before string) string {
 	about := ""
 	if r.Warning != "" {
-		about = fmt.Sprint(r.Producers, r.OverExpected > 0)
+		about = fmt.Sprint(r.Producers, r.OverExpected > 0, r.CallsWithheld)
 	}
 	if about != "" && about != before {
 		e.log.Warn("election view: the count cannot be one election", "warning", r.Warning,
@@ -352,6 +415,8 @@ func newElectionFromConfig(cfg config.Counter, log *slog.Logger) (*election, err
 	if gcfg.Timed() {
 		e.night, e.dirty = true, true
 	}
+	gcfg.Election = cmp.Or(gcfg.Election, votegen.ElectionSeed)
+	e.own = &gcfg
 	return e, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/results"
 	"github.com/votestream/votestream/pkg/vote"
+	"github.com/votestream/votestream/pkg/votegen"
 )
 
 // stateWith returns partition p's state at offset with n votes for
@@ -239,5 +240,90 @@ func TestElectionNight(t *testing.T) {
 	clock, closed := got["votestream_election_clock_seconds,replica=r1"], got["votestream_election_polls_closed_states,replica=r1"]
 	if clock != float64(eight.Unix()) || closed != 26 {
 		t.Errorf("metrics: clock %v, polls closed %v", clock, closed)
+	}
+}
+
+// TestElectionShapeFromProducers: the votes to expect come from the
+// election the producer ids name, the counter's settings only when none
+// does; when the two disagree, or the ids name several, no race is called,
+// and /results, the warning and the metric say so. The counter here is at
+// its default SCALE=0.005 and has counted, in every state, as many votes as
+// that scale expects: half an election at SCALE=0.01.
+func TestElectionShapeFromProducers(t *testing.T) {
+	half, err := votegen.Quotas(votegen.Config{Scale: 0.005})
+	if err != nil {
+		t.Fatal(err)
+	}
+	double, err := votegen.Quotas(votegen.Config{Scale: 0.01})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := func(q [vote.NumStates]int64) (n int64) {
+		for _, v := range q {
+			n += v
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		name     string
+		ids      []string
+		expected int64  // votes expected
+		called   int    // electoral votes called
+		withheld string // in calls_withheld and the warning; "" for none
+	}{
+		{"same as the counter", []string{"votestream:seed=1,scale=0.005,partitions=12"}, sum(half), 535, ""},
+		{"no partitions named", []string{"votestream:seed=1,scale=0.005"}, sum(half), 535, ""},
+		{"producer at 0.01", []string{"votestream:seed=1,scale=0.01,partitions=12"}, sum(double), 0,
+			"the votes are of an election at SCALE=0.01 INCLUDE_DC=false ELECTION=seed, the counter is set to SCALE=0.005 INCLUDE_DC=false ELECTION=seed"},
+		{"unknown ids: the counter's settings", []string{"seed=1"}, sum(half), 535, ""},
+		{"two sizes", []string{"votestream:seed=1,scale=0.005,partitions=12", "votestream:seed=2,scale=0.01,partitions=12"}, sum(half), 0,
+			"elections of 2 different sizes or kinds (SCALE=0.005 INCLUDE_DC=false ELECTION=seed; SCALE=0.01 INCLUDE_DC=false ELECTION=seed)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := newElectionFromConfig(config.Counter{Scale: 0.005, Election: "seed", ReplicaID: "r1"}, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.parts = 1
+			st := &checkpoint.State{Partition: 0, Offset: 1}
+			for s, n := range half {
+				st.Tally[0][s][0] = n
+			}
+			for _, id := range tc.ids {
+				st.Producers = append(st.Producers, checkpoint.ProducerSeq{ID: id, Seq: 1})
+			}
+			e.apply(0, st)
+			r := e.results()
+			if r.Expected != tc.expected || r.ElectoralVotesCalled != tc.called {
+				t.Errorf("%d votes expected, %d electoral votes called; want %d, %d", r.Expected, r.ElectoralVotesCalled, tc.expected, tc.called)
+			}
+			m, _ := gatherElection(t, e)
+			metric := m["votestream_election_calls_withheld,replica=r1"]
+			if tc.withheld == "" && (r.CallsWithheld != "" || metric != 0) {
+				t.Errorf("calls withheld (metric %v): %q, want none", metric, r.CallsWithheld)
+			}
+			if tc.withheld != "" && (!strings.Contains(r.CallsWithheld, tc.withheld) || !strings.Contains(r.Warning, tc.withheld) || metric != 1) {
+				t.Errorf("calls withheld %q (metric %v), warning %q; want both saying %q, metric 1", r.CallsWithheld, metric, r.Warning, tc.withheld)
+			}
+		})
+	}
+}
+
+// TestElectionNightFromProducer: a counter left at ELECTION=seed that counts
+// a 2024 night learns it from the producer id: it shows the night's clock,
+// and calls no race since its settings are not the producer's.
+func TestElectionNightFromProducer(t *testing.T) {
+	e, err := newElectionFromConfig(config.Counter{Scale: 0.005, Election: "seed", ReplicaID: "r1"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.parts = 1
+	st := stateWith(0, 5, 0, 9, 5)
+	st.Latest = time.Date(2024, 11, 6, 1, 0, 0, 0, time.UTC).UnixMicro()
+	st.Producers = []checkpoint.ProducerSeq{{ID: "votestream:seed=1,scale=0.005,dc,election=2024,partitions=3", Seq: 1}}
+	e.apply(0, st)
+	r := e.results()
+	if r.Night.PollsClosed != 26 || r.Night.States != vote.NumStates || r.CallsWithheld == "" {
+		t.Errorf("night %+v, calls withheld %q; want 26 of %d polls closed, calls withheld", r.Night, r.CallsWithheld, vote.NumStates)
 	}
 }

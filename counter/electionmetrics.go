@@ -18,6 +18,7 @@ type electionCollector struct {
 
 	electoralVotes, popularVotes, reporting, leader, called, age *prometheus.Desc
 	statesCalled, clock, pollsClosed, producers, overExpected    *prometheus.Desc
+	callsWithheld                                                *prometheus.Desc
 }
 
 func newElectionCollector(view *election, replica string) *electionCollector {
@@ -34,7 +35,7 @@ func newElectionCollector(view *election, replica string) *electionCollector {
 			"candidate", "status"),
 		popularVotes: desc("election_popular_votes", "Votes counted per candidate, every partition.", "candidate"),
 		reporting: desc("state_reporting_ratio",
-			"Votes counted over votes expected in a contested state (SCALE, INCLUDE_DC), 0 to 1.", "state"),
+			"Votes counted over votes expected in a contested state (from the producer ids' election, else SCALE, INCLUDE_DC), 0 to 1.", "state"),
 		leader: desc("state_leader",
 			"1 for the candidate with strictly the most votes in a contested state, 0 for the others (all 0 on a tie or before any vote).",
 			"state", "candidate"),
@@ -48,6 +49,8 @@ func newElectionCollector(view *election, replica string) *electionCollector {
 			"Producer ids (one per election: seed and scale) whose votes are counted; more than 1: the topic holds several elections."),
 		overExpected: desc("election_votes_over_expected",
 			"Votes counted beyond each state's expected votes (SCALE, INCLUDE_DC); above 0: several elections, or the counter's settings differ from the producer's."),
+		callsWithheld: desc("election_calls_withheld",
+			"1 when no race is called because the votes to expect are in doubt: the producer ids name elections of several sizes, or one unlike the counter's SCALE, INCLUDE_DC and ELECTION (calls_withheld of /results says which)."),
 		age: desc("election_view_age_seconds",
 			"Age of the whole-election view: every checkpoint written before it is included. Absent until every checkpoint partition has been read."),
 	}
@@ -55,7 +58,7 @@ func newElectionCollector(view *election, replica string) *electionCollector {
 
 func (c *electionCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.electoralVotes, c.popularVotes, c.reporting, c.leader, c.called, c.age,
-		c.statesCalled, c.clock, c.pollsClosed, c.producers, c.overExpected} {
+		c.statesCalled, c.clock, c.pollsClosed, c.producers, c.overExpected, c.callsWithheld} {
 		ch <- d
 	}
 }
@@ -99,6 +102,11 @@ func (c *electionCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(c.producers, float64(len(r.Producers)))
 	gauge(c.overExpected, float64(r.OverExpected))
+	withheld := 0.0
+	if r.CallsWithheld != "" {
+		withheld = 1
+	}
+	gauge(c.callsWithheld, withheld)
 	if !r.AsOf.IsZero() {
 		gauge(c.age, max(c.view.now().Sub(r.AsOf).Seconds(), 0))
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -26,6 +27,7 @@ type counter struct {
 	metrics *metrics
 	owned   *owned
 	readers *readers
+	stalls  *stalls
 	batchID int64
 	// partitions is the votes topic's partition count.
 	partitions int
@@ -132,6 +134,7 @@ func (c *counter) batches(ctx context.Context, r *reading) error {
 			// would hold the rejoin up; they stop by themselves.
 			r.stop()
 			c.owned.drop(r.gen.Partitions)
+			c.stalls.ok(r.gen.Partitions...)
 			return r.lease.reason()
 		case <-ends.C:
 			c.refreshEnds(ctx, r.parts)
@@ -172,6 +175,7 @@ func (c *counter) release(ctx context.Context, r *reading, failure error) error 
 	err := c.microBatch(sctx, r.gen, r.lease, r.parts, &r.pending, true)
 	cancel()
 	c.owned.drop(r.gen.Partitions)
+	c.stalls.ok(r.gen.Partitions...)
 	if failure != nil {
 		return failure
 	}
@@ -296,13 +300,14 @@ func (c *counter) read(ctx context.Context, p *partition, signals batchSignals, 
 		if f.Err() != nil {
 			return f.Err() // what was read is counted; Consume reports it
 		}
+		// Logged by the micro-batch, one line a reason: a retry storm is
+		// tens of thousands of duplicates.
 		if !resumed {
 			c.readers.resume(p.id)
 			resumed = true
 		}
 		for _, r := range rejects {
 			c.metrics.rejected[r.reason].Inc()
-			c.log.Warn("record rejected", "reason", r.reason, "partition", p.id, "offset", r.offset)
 		}
 		c.metrics.records.Add(float64(n))
 		if after := pending.Add(n); after >= limit && after-n < limit {
@@ -330,57 +335,137 @@ func (batchSignals) notify(ch chan struct{}) {
 	}
 }
 
-// microBatch checkpoints every partition that moved, then publishes the checkpointed totals to metrics and logs.
+// microBatch checkpoints every partition that moved, then publishes the
+// checkpointed totals to metrics and logs. Dead letters are written first,
+// within their own bound, and never hold a checkpoint up; each partition's
+// checkpoint succeeds or fails on its own.
 func (c *counter) microBatch(ctx context.Context, gen *kafkaio.Generation, l *lease, parts []*partition, pending *atomic.Int64, final bool) error {
 	start := time.Now()
 	records := pending.Swap(0)
 	var (
 		states []*checkpoint.State
 		dead   []kafkaio.Message
-		taken  = make(map[*partition]takenBatch)
+		lost   int64
+		seen   [vote.NumReasons]map[int]int64
+		taken  = make(map[int]takenBatch)
+		byID   = make(map[int]*partition, len(parts))
 		lags   = make(map[int]int64, len(parts))
 	)
 	for _, p := range parts {
-		st, d, stamps, hwm, changed := p.snapshot()
-		if hwm >= 0 {
-			lags[p.id] = hwm
+		byID[p.id] = p
+		snap := p.snapshot(c.cfg.Kafka.Topic)
+		if snap.hwm >= 0 {
+			lags[p.id] = snap.hwm
 		}
-		if changed {
-			states = append(states, st)
-			dead = append(dead, d...)
-			taken[p] = takenBatch{d, stamps}
+		for r, n := range snap.seen {
+			if n > 0 {
+				if seen[r] == nil {
+					seen[r] = make(map[int]int64)
+				}
+				seen[r][p.id] = n
+			}
+		}
+		dead = append(dead, snap.dead...)
+		lost += snap.lost
+		if snap.state != nil {
+			states = append(states, snap.state)
+			taken[p.id] = takenBatch{snap.stamps}
 		}
 	}
-	if len(states) == 0 {
+	c.logRejected(seen)
+	if len(states) == 0 && len(dead) == 0 {
+		c.countDead(deadResult{lost: lost}, final)
 		c.owned.setLag(lags)
 		return nil
 	}
-	if err := c.saveLeased(ctx, l, states, dead); err != nil {
+	sctx, cancel, err := l.bound(ctx)
+	if err != nil {
 		// Nothing is lost: the counts stay in memory for the next try, and
 		// the dead letters go back to wait for it.
-		pending.Add(records)
-		for p, t := range taken {
-			p.requeue(t.dead, t.stamps)
+		c.putBack(byID, dead, taken, pending, records)
+		if final {
+			lost += int64(len(dead)) // the partitions go with them
 		}
+		c.countDead(deadResult{lost: lost}, final)
 		return err
 	}
-	offsets := make(map[int]int64, len(states))
-	for _, st := range states {
-		offsets[int(st.Partition)] = st.Offset
+	defer cancel()
+	dres := c.store.writeDead(sctx, dead)
+	dres.lost += lost
+	if !final {
+		requeueDead(byID, dres.retry)
 	}
-	for _, p := range parts {
-		if off, ok := offsets[p.id]; ok {
-			p.mu.Lock()
-			p.saved = off
-			p.mu.Unlock()
+	c.countDead(dres, final)
+	errs := c.store.save(sctx, states)
+	saved, failed := c.settle(byID, states, errs, taken, time.Now())
+	if len(failed) > 0 {
+		pending.Add(records)
+	}
+	if len(saved) == 0 {
+		c.owned.setLag(lags)
+		return errors.Join(failed...)
+	}
+	c.published(gen, l, saved, taken, lags, final)
+	c.batchID++
+	took := time.Since(start)
+	c.metrics.batches.Inc()
+	c.metrics.batchDuration.Observe(took.Seconds())
+	c.logTotals(records, len(saved), took, final)
+	return errors.Join(failed...)
+}
+
+// putBack returns what a micro-batch took to its partitions, for the next.
+func (c *counter) putBack(byID map[int]*partition, dead []kafkaio.Message, taken map[int]takenBatch, pending *atomic.Int64, records int64) {
+	pending.Add(records)
+	for id, t := range taken {
+		byID[id].requeue(t.stamps)
+	}
+	requeueDead(byID, dead)
+}
+
+// requeueDead puts dead letters back on the partitions they came from.
+func requeueDead(byID map[int]*partition, dead []kafkaio.Message) {
+	bySource := make(map[int][]kafkaio.Message)
+	for _, m := range dead {
+		bySource[m.Partition] = append(bySource[m.Partition], m)
+	}
+	for id, msgs := range bySource {
+		byID[id].requeueDead(msgs)
+	}
+}
+
+// settle marks each partition checkpointed or failing: a failed one keeps
+// its timestamps for the next try and counts toward being stuck.
+func (c *counter) settle(byID map[int]*partition, states []*checkpoint.State, errs []error, taken map[int]takenBatch, now time.Time) (saved []*checkpoint.State, failed []error) {
+	for i, st := range states {
+		id := int(st.Partition)
+		p := byID[id]
+		if err := errs[i]; err != nil {
+			p.requeue(taken[id].stamps)
+			c.stalls.failed(id, err, now)
+			failed = append(failed, fmt.Errorf("partition %d: %w", id, err))
+			continue
 		}
+		p.mu.Lock()
+		p.saved = st.Offset
+		p.mu.Unlock()
+		c.stalls.ok(id)
+		saved = append(saved, st)
 	}
-	c.owned.update(states, lags)
+	return saved, failed
+}
+
+// published shows the saved checkpoints in metrics, observes their votes'
+// latency and commits their offsets.
+func (c *counter) published(gen *kafkaio.Generation, l *lease, saved []*checkpoint.State, taken map[int]takenBatch, lags map[int]int64, final bool) {
+	c.owned.update(saved, lags)
 	// Visible in /metrics from now: each counted vote's latency is from its
 	// record timestamp to here.
 	visible := time.Now().UnixMilli()
-	for _, t := range taken {
-		for _, r := range t.stamps {
+	offsets := make(map[int]int64, len(saved))
+	for _, st := range saved {
+		offsets[int(st.Partition)] = st.Offset
+		for _, r := range taken[int(st.Partition)].stamps {
 			c.metrics.latency.observeN(float64(visible-r.ms)/1000, uint64(r.n))
 		}
 	}
@@ -393,29 +478,53 @@ func (c *counter) microBatch(ctx context.Context, gen *kafkaio.Generation, l *le
 			c.log.Debug("commit offsets", "err", err)
 		}
 	}
-	c.batchID++
-	took := time.Since(start)
-	c.metrics.batches.Inc()
-	c.metrics.batchDuration.Observe(took.Seconds())
-	c.logTotals(records, len(states), took, final)
-	return nil
 }
 
-// saveLeased writes checkpoints only while the lease is held, and gives up
-// when it runs out. A write already on the wire may still land later; a
-// checkpoint is a whole state, so that only makes the next owner redo work.
-func (c *counter) saveLeased(ctx context.Context, l *lease, states []*checkpoint.State, dead []kafkaio.Message) error {
-	sctx, cancel, err := l.bound(ctx)
-	if err != nil {
-		return err
+// countDead counts what became of a micro-batch's dead letters, and logs
+// the lost ones in one line. On the final micro-batch the letters that
+// could not be written for now are lost too: the partitions go.
+func (c *counter) countDead(d deadResult, final bool) {
+	if final {
+		d.lost += int64(len(d.retry))
 	}
-	defer cancel()
-	return c.store.save(sctx, states, dead)
+	if d.written+d.reduced+d.lost == 0 && len(d.retry) == 0 {
+		return
+	}
+	c.metrics.deadWritten.Add(float64(d.written))
+	c.metrics.deadReduced.Add(float64(d.reduced))
+	c.metrics.deadLost.Add(float64(d.lost))
+	if d.reduced > 0 {
+		c.log.Warn("dead letters written reduced to their coordinates", "letters", d.reduced)
+	}
+	if d.lost > 0 {
+		attrs := []any{"letters", d.lost}
+		if d.lostErr != nil {
+			attrs = append(attrs, "err", d.lostErr)
+		}
+		c.log.Error("dead letters lost: their records are counted by reason, but not in the dead-letter topic", attrs...)
+	}
+	if n := len(d.retry); n > 0 && !final {
+		c.log.Warn("dead letters not written yet: retried with the next micro-batch", "letters", n)
+	}
+}
+
+// logRejected logs the records rejected since the last micro-batch, one
+// line a reason, with how many in each partition.
+func (c *counter) logRejected(seen [vote.NumReasons]map[int]int64) {
+	for r, parts := range seen {
+		if len(parts) == 0 {
+			continue
+		}
+		var n int64
+		for _, k := range parts {
+			n += k
+		}
+		c.log.Warn("records rejected", "reason", vote.Reason(r), "records", n, "partitions", parts)
+	}
 }
 
 // takenBatch is what a micro-batch took from a partition besides its state.
 type takenBatch struct {
-	dead   []kafkaio.Message
 	stamps []stampRun
 }
 

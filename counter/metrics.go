@@ -165,13 +165,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 // metrics are this process's own counters.
 type metrics struct {
-	records       prometheus.Counter
-	rejected      [vote.NumReasons]prometheus.Counter
-	batches       prometheus.Counter
-	batchDuration prometheus.Histogram
-	rebalances    prometheus.Counter
-	restore       prometheus.Histogram
-	latency       *latencyHistogram
+	records  prometheus.Counter
+	rejected [vote.NumReasons]prometheus.Counter
+	// Dead letters by what became of them: written whole, written reduced
+	// to their coordinates and reason, or lost (not written at all).
+	deadWritten, deadReduced, deadLost prometheus.Counter
+	batches                            prometheus.Counter
+	batchDuration                      prometheus.Histogram
+	rebalances                         prometheus.Counter
+	restore                            prometheus.Histogram
+	latency                            *latencyHistogram
 }
 
 func newMetrics(reg prometheus.Registerer, o *owned) *metrics {
@@ -183,6 +186,12 @@ func newMetrics(reg prometheus.Registerer, o *owned) *metrics {
 			Help: "Micro-batches checkpointed by this process."}),
 		batchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "batch_duration_seconds",
 			Help: "Time to checkpoint one micro-batch (dead letters, checkpoints, commit).", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		deadWritten: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "dead_letters_written_total",
+			Help: "Dead letters written whole to the dead-letter topic (a run of duplicates is one)."}),
+		deadReduced: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "dead_letters_reduced_total",
+			Help: "Dead letters written reduced to their coordinates and reason: too large for the topic, refused by it, or over the memory bound."}),
+		deadLost: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "dead_letters_lost_total",
+			Help: "Dead letters not written at all (refused even reduced, or past the pending bounds); their records are counted by reason all the same."}),
 		rebalances: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rebalances_total",
 			Help: "Consumer group generations this process joined."}),
 		restore: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "restore_duration_seconds",
@@ -196,7 +205,7 @@ func newMetrics(reg prometheus.Registerer, o *owned) *metrics {
 	for r := vote.ReasonEmpty; r < vote.NumReasons; r++ {
 		m.rejected[r] = rejected.WithLabelValues(r.String())
 	}
-	reg.MustRegister(m.records, m.batches, m.batchDuration, m.rebalances, m.restore, rejected, newCollector(o), m.latency)
+	reg.MustRegister(m.records, m.deadWritten, m.deadReduced, m.deadLost, m.batches, m.batchDuration, m.rebalances, m.restore, rejected, newCollector(o), m.latency)
 	return m
 }
 

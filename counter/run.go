@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,9 +25,9 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("config: %w", err)
 	}
 	if cfg.ReplicaID == "" {
-		cfg.ReplicaID, _ = os.Hostname()
+		cfg.ReplicaID = defaultReplicaID()
 	}
-	log := logging.New(cfg.Log, stderr).With("component", "counter", "replica", cfg.ReplicaID)
+	log := logging.New(cfg.Log, stderr).With("component", "counter", "replica", cfg.ReplicaID, "role", cfg.Role)
 	memLimit := memlimit.Current() // main applies it
 	if cfg.CPUProfile != "" {
 		stopProfile, err := cpuprofile.Start(cfg.CPUProfile)
@@ -45,19 +47,25 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 
 	// Instrumentation and listeners, bound before any Kafka work.
 	reg := telemetry.NewRegistry()
-	own := newOwned()
-	m := newMetrics(reg, own)
-	reg.MustRegister(newElectionCollector(view, cfg.ReplicaID))
+	reg.MustRegister(newRoleInfo(cfg.Role))
 	srv, err := telemetry.Listen(cfg.HTTPAddr, cfg.HTTPWebConfigFile, reg, log)
 	if err != nil {
 		return err
 	}
-	page := mountElection(srv, reg, view, cfg.HTTPMaxViewers)
-	budgetCtx, stopBudget := context.WithCancel(context.Background())
-	go budgetViewers(budgetCtx, page, memLimit)
+	stopPage := mountRole(cfg, srv, reg, view, memLimit)
+	if cfg.Role == config.RoleServe {
+		stopHTTP := srv.Start()
+		defer func() { stopPage(); stopHTTP() }()
+		return serve(ctx, cfg, view, srv.SetReady, stdout, log)
+	}
+	own := newOwned()
+	m := newMetrics(reg, own)
+	stuck := newStalls(stuckAfter)
+	reg.MustRegister(newStallCollector(stuck))
+	srv.SetReadyCheck(stuck.check)
 	stopHTTP := srv.Start()
 	// The HTTP server stops last, so /metrics shows the final checkpoint.
-	defer func() { page.Close(); stopHTTP(); stopBudget() }()
+	defer func() { stopPage(); stopHTTP() }()
 
 	// Kafka.
 	client, parts, err := kafkaio.Open(ctx, cfg.Kafka, log)
@@ -67,9 +75,11 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	defer client.Close()
 	votesID := topicID(ctx, client, cfg.Kafka.Topic, log)
 	untagged := cfg.Kafka.CheckpointTopic == cfg.Kafka.Topic+config.CheckpointSuffix
-	view.topic, view.topicID, view.untagged = cfg.Kafka.Topic, votesID, untagged
-	// The whole-election view stops before the Kafka client closes.
-	defer startElection(ctx, view, client, cfg, parts[cfg.Kafka.CheckpointTopic], stdout)()
+	if cfg.Role == config.RoleHybrid {
+		view.topic, view.topicID, view.untagged = cfg.Kafka.Topic, votesID, untagged
+		// The whole-election view stops before the Kafka client closes.
+		defer startElection(ctx, view, client, cfg, parts[cfg.Kafka.CheckpointTopic], stdout)()
+	}
 
 	c := &counter{
 		cfg:    cfg,
@@ -79,18 +89,34 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 			topic: cfg.Kafka.CheckpointTopic,
 			dlq:   cfg.Kafka.DLQTopic, dlqN: parts[cfg.Kafka.DLQTopic],
 			owner: cfg.ReplicaID, log: log,
+			limits: &sizeLimits{client: client, log: log},
 		},
 		log:        log,
 		partitions: parts[cfg.Kafka.Topic],
 		metrics:    m,
 		owned:      own,
 		readers:    newReaders(reg, srv.SetReady, log),
+		stalls:     stuck,
 	}
 	if err := c.run(ctx); err != nil {
 		return err
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// defaultReplicaID names this process when REPLICA_ID is not set: the
+// host name and a short random suffix, so two replicas on one host (tests,
+// systemd units, a second counter beside make run) never share a name in
+// logs, checkpoints and /results.
+func defaultReplicaID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "counter"
+	}
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
 }
 
 // topicID is the votes topic's id, which every checkpoint names, or the

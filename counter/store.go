@@ -31,6 +31,8 @@ type store struct {
 	dlqN     int
 	owner    string
 	log      *slog.Logger
+	// limits are the topics' max.message.bytes, for the dead letters.
+	limits *sizeLimits
 }
 
 // load returns partition p's last checkpoint, or an empty state at the
@@ -112,22 +114,11 @@ func (s *store) checkPartitions(ctx context.Context, parts []int) error {
 // errFinal marks restore errors that no retry or rejoin can fix.
 var errFinal = errors.New("cannot restore")
 
-// save writes checkpoints (and first, their dead letters), each
-// acknowledged by all in-sync replicas before save returns.
-func (s *store) save(ctx context.Context, states []*checkpoint.State, dead []kafkaio.Message) error {
-	if len(dead) > 0 {
-		byPart := make(map[int][]kafkaio.Message)
-		for _, m := range dead {
-			p := m.Partition % s.dlqN
-			m.Time = time.Now()
-			byPart[p] = append(byPart[p], m)
-		}
-		for p, msgs := range byPart {
-			if err := s.client.ProduceMessages(ctx, s.dlq, p, 0, msgs); err != nil {
-				return fmt.Errorf("write dead letters: %w", err)
-			}
-		}
-	}
+// save writes checkpoints, one compressed request each, acknowledged by
+// all in-sync replicas before save returns; it returns each one's error. A
+// checkpoint is one record of a few kilobytes and cannot be split: one the
+// broker refuses fails its partition alone, which then shows as stuck.
+func (s *store) save(ctx context.Context, states []*checkpoint.State) []error {
 	errs := make([]error, len(states))
 	var wg sync.WaitGroup
 	now := time.Now().UnixMilli()
@@ -142,16 +133,14 @@ func (s *store) save(ctx context.Context, states []*checkpoint.State, dead []kaf
 					Time:  time.UnixMilli(now),
 				}})
 			}
+			if err != nil {
+				err = fmt.Errorf("write checkpoint: %w", err)
+			}
 			errs[i] = err
 		})
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return fmt.Errorf("write checkpoint: %w", err)
-		}
-	}
-	return nil
+	return errs
 }
 
 // retry calls fn until it succeeds or ctx ends, backing off up to 5s.

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"math"
+	"net/http"
 	"runtime/debug"
 	rtmetrics "runtime/metrics"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,8 +27,11 @@ func mountElection(srv *telemetry.Server, reg prometheus.Registerer, view *elect
 		bound = web.NoEvents // web's 0 is no bound
 	}
 	h := web.New(view.results, web.Options{MaxViewers: bound})
-	srv.Handle("/", h)
 	name := func(n string) string { return prometheus.BuildFQName(telemetry.Namespace, "http", n) }
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name("requests_total"),
+		Help: "Requests for the live page, its assets, /results and /events that reached this replica: a cache in front answers the rest."},
+		[]string{"path"})
+	srv.Handle("/", countRequests(h, requests))
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name("viewers"),
 			Help: "Open event streams of the live page (/events)."},
@@ -37,8 +42,31 @@ func mountElection(srv *telemetry.Server, reg prometheus.Registerer, view *elect
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name("viewers_dropped_total"),
 			Help: "Viewers disconnected for not taking an event within the viewer timeout."},
 			func() float64 { return float64(h.Dropped()) }),
+		requests,
 	)
 	return h
+}
+
+// countRequests counts the requests h serves by path, passing the
+// ResponseWriter through untouched: /events hijacks it.
+func countRequests(h http.Handler, vec *prometheus.CounterVec) http.Handler {
+	results, events := vec.WithLabelValues("/results"), vec.WithLabelValues("/events")
+	page, assets, other := vec.WithLabelValues("/"), vec.WithLabelValues("/assets/"), vec.WithLabelValues("other")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch p := r.URL.Path; {
+		case p == "/results":
+			results.Inc()
+		case p == "/events":
+			events.Inc()
+		case p == "/":
+			page.Inc()
+		case strings.HasPrefix(p, "/assets/"):
+			assets.Inc()
+		default:
+			other.Inc()
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // viewerMemory is the soft memory limit each open viewer adds: about six

@@ -36,6 +36,7 @@ const root = ".."
 var services = map[string]func() config.Validator{
 	"producer": func() config.Validator { return new(config.Producer) },
 	"counter":  func() config.Validator { return new(config.Counter) },
+	"web":      func() config.Validator { return new(config.Counter) },
 }
 
 // envNames returns every variable cfg reads, nested structs included.
@@ -102,7 +103,7 @@ func loadCompose(t *testing.T) *types.Project {
 
 func TestCompose(t *testing.T) {
 	project := loadCompose(t)
-	want := []string{"redpanda", "init", "producer", "counter", "prometheus", "grafana"}
+	want := []string{"redpanda", "init", "producer", "counter", "web", "nginx", "prometheus", "grafana"}
 	for _, name := range want {
 		if _, ok := project.Services[name]; !ok {
 			t.Errorf("service %q missing", name)
@@ -122,18 +123,70 @@ func TestCompose(t *testing.T) {
 		}
 	})
 
-	t.Run("counter scales", func(t *testing.T) {
-		c := project.Services["counter"]
-		if c.ContainerName != "" {
-			t.Errorf("counter: container_name %q stops --scale", c.ContainerName)
-		}
-		for _, p := range c.Ports {
-			if p.Published != "" {
-				t.Errorf("counter: host port %s would clash between replicas", p.Published)
+	for _, name := range []string{"counter", "web"} {
+		t.Run(name+" scales", func(t *testing.T) {
+			c := project.Services[name]
+			if c.ContainerName != "" {
+				t.Errorf("%s: container_name %q stops --scale", name, c.ContainerName)
+			}
+			for _, p := range c.Ports {
+				if p.Published != "" {
+					t.Errorf("%s: host port %s would clash between replicas", name, p.Published)
+				}
+			}
+			if c.Scale != nil && *c.Scale < 1 {
+				t.Errorf("%s: scale %d", name, *c.Scale)
+			}
+		})
+	}
+
+	t.Run("roles", func(t *testing.T) {
+		for name, want := range map[string]string{"counter": config.RoleCount, "web": config.RoleServe} {
+			if got := deref(project.Services[name].Environment["ROLE"]); got != want {
+				t.Errorf("%s: ROLE=%q, want %q", name, got, want)
 			}
 		}
-		if c.Scale != nil && *c.Scale < 1 {
-			t.Errorf("counter: scale %d", *c.Scale)
+		counter, web := project.Services["counter"], project.Services["web"]
+		if counter.Image != web.Image || counter.Build == nil || web.Build == nil || counter.Build.Target != web.Build.Target {
+			t.Errorf("web: image %q (target %v), want the counter's %q", web.Image, web.Build, counter.Image)
+		}
+		for _, k := range []string{"SCALE", "INCLUDE_DC", "ELECTION", "KAFKA_CHECKPOINT_TOPIC"} {
+			if got, want := deref(web.Environment[k]), deref(counter.Environment[k]); got != want {
+				t.Errorf("web: %s=%q, the counter's is %q", k, got, want)
+			}
+		}
+	})
+
+	t.Run("nginx", func(t *testing.T) {
+		n := project.Services["nginx"]
+		if !slices.ContainsFunc(n.Ports, func(p types.ServicePortConfig) bool {
+			return p.Published == "8000" && p.Target == 8000 && p.HostIP == "127.0.0.1"
+		}) {
+			t.Errorf("nginx: ports %+v, want 127.0.0.1:8000:8000", n.Ports)
+		}
+		abs, err := filepath.Abs(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mounts := map[string]string{}
+		for _, v := range n.Volumes {
+			rel, _ := filepath.Rel(abs, v.Source)
+			mounts[v.Target] = filepath.ToSlash(rel)
+		}
+		for target, src := range map[string]string{"/etc/nginx/nginx.conf": "deploy/nginx/nginx.conf", "/etc/nginx/conf.d": "deploy/nginx/conf.d"} {
+			if mounts[target] != src {
+				t.Errorf("nginx: %s mounted from %q, want %s", target, mounts[target], src)
+			}
+		}
+		if _, ok := n.DependsOn["web"]; !ok {
+			t.Error("nginx: does not depend on web, whose replicas its upstreams name")
+		}
+		site, err := os.ReadFile(filepath.Join(root, "deploy/nginx/conf.d/votestream.conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(site, []byte("server web:9102 ")) || !bytes.Contains(site, []byte("listen 8000;")) {
+			t.Error("deploy/nginx/conf.d/votestream.conf: its upstreams are not web:9102 or it does not listen on 8000")
 		}
 	})
 
@@ -200,13 +253,13 @@ func TestCompose(t *testing.T) {
 				seen[p.Published] = name
 			}
 		}
-		for _, want := range []string{"3000", "9090"} {
+		for _, want := range []string{"3000", "9090", "8000"} {
 			if seen[want] == "" {
 				t.Errorf("nothing publishes host port %s, which the README promises", want)
 			}
 		}
 		// Prometheus finds the services on the ports they listen on.
-		for name, port := range map[string]string{"producer": "9101", "counter": "9102"} {
+		for name, port := range map[string]string{"producer": "9101", "counter": "9102", "web": "9102"} {
 			if got := deref(project.Services[name].Environment["HTTP_ADDR"]); got != ":"+port {
 				t.Errorf("%s: HTTP_ADDR=%q, Prometheus scrapes :%s", name, got, port)
 			}
@@ -291,7 +344,7 @@ func TestCompose(t *testing.T) {
 			} `yaml:"scrape_configs"`
 		}
 		readYAML(t, filepath.Join(root, "deploy/prometheus/prometheus.yml"), &cfg)
-		want := map[string]int{"counter": 9102, "producer": 9101}
+		want := map[string]int{"counter": 9102, "producer": 9101, "web": 9102}
 		for _, sc := range cfg.ScrapeConfigs {
 			port, ok := want[sc.JobName]
 			if !ok {

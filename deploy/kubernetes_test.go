@@ -11,6 +11,7 @@ import (
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -45,7 +46,7 @@ func render(t *testing.T) rendered {
 	}
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
-		corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, policyv1.AddToScheme, monitoringv1.AddToScheme,
+		corev1.AddToScheme, appsv1.AddToScheme, autoscalingv2.AddToScheme, batchv1.AddToScheme, policyv1.AddToScheme, monitoringv1.AddToScheme,
 	} {
 		if err := add(scheme); err != nil {
 			t.Fatal(err)
@@ -92,6 +93,7 @@ func find[T interface {
 func TestKubernetes(t *testing.T) {
 	objs := render(t)
 	counter := find[*appsv1.Deployment](t, objs, "counter")
+	web := find[*appsv1.Deployment](t, objs, "web")
 	producer := find[*batchv1.Job](t, objs, "producer")
 	election := find[*corev1.ConfigMap](t, objs, "votestream-election")
 	for _, o := range objs {
@@ -107,6 +109,7 @@ func TestKubernetes(t *testing.T) {
 		minReplicas int32
 	}{
 		{"counter", "9102", counter.Spec.Template, 2},
+		{"web", "9102", web.Spec.Template, 2},
 		{"producer", "9101", producer.Spec.Template, 0},
 	} {
 		t.Run(w.name, func(t *testing.T) {
@@ -210,9 +213,36 @@ func TestKubernetes(t *testing.T) {
 			t.Error("PrometheusRule has no rules")
 		}
 	})
-	if find[*corev1.Service](t, objs, "counter") == nil {
-		t.Error("no counter Service")
-	}
+	t.Run("roles", func(t *testing.T) {
+		for _, w := range []struct {
+			role string
+			pod  corev1.PodTemplateSpec
+		}{{"count", counter.Spec.Template}, {"serve", web.Spec.Template}} {
+			if got := podEnv(t, objs, w.pod)["ROLE"]; got != w.role {
+				t.Errorf("%s: ROLE=%q, want %q", w.pod.Labels["app.kubernetes.io/name"], got, w.role)
+			}
+		}
+		find[*corev1.Service](t, objs, "web")
+		hpa := find[*autoscalingv2.HorizontalPodAutoscaler](t, objs, "web")
+		if r := hpa.Spec.ScaleTargetRef; r.Kind != "Deployment" || r.Name != "web" {
+			t.Errorf("HorizontalPodAutoscaler web scales %s %s, want Deployment web", r.Kind, r.Name)
+		}
+		if m := hpa.Spec.Metrics; len(m) != 1 || m[0].Resource == nil || m[0].Resource.Name != corev1.ResourceCPU {
+			t.Errorf("HorizontalPodAutoscaler web: metrics %+v, want cpu", m)
+		}
+		if hpa.Spec.MinReplicas == nil || *hpa.Spec.MinReplicas < 2 || hpa.Spec.MaxReplicas <= *hpa.Spec.MinReplicas {
+			t.Errorf("HorizontalPodAutoscaler web: %v to %d replicas, want from at least 2, up", hpa.Spec.MinReplicas, hpa.Spec.MaxReplicas)
+		}
+		pm := find[*monitoringv1.PodMonitor](t, objs, "votestream")
+		sel, err := metav1.LabelSelectorAsSelector(&pm.Spec.Selector)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sel.Matches(labels.Set(web.Spec.Template.Labels)) {
+			t.Error("PodMonitor does not select the web pods, which export the election metrics")
+		}
+	})
+	find[*corev1.Service](t, objs, "counter")
 }
 
 // ptrString is the string of an optional port name.

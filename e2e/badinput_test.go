@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -15,9 +16,10 @@ import (
 // TestChaosBadInput injects, with kcat (an outside client), records of every
 // kind a counter must refuse, into partitions the producer is writing at the
 // same time. Each must be counted by reason in votestream_rejected_records,
-// copied once with its reason to the dead-letter topic, and never stall its
-// partition: the votes after it are counted and the totals are exact. A
-// valid vote without votestream's headers is counted.
+// copied once with its reason to the dead-letter topic (a duplicate as the
+// run of one it is), and never stall its partition: the votes after it are
+// counted and the totals are exact. A valid vote without votestream's
+// headers is counted.
 func TestChaosBadInput(t *testing.T) {
 	RequireTool(t, "kcat")
 	testBadInput(t, StartBroker(t))
@@ -122,7 +124,11 @@ func testBadInput(t *testing.T, cluster Bootstrapper) {
 			continue
 		}
 		rejected[c.reason.String()]++
-		dead = append(dead, sent{p, c.reason, c.value})
+		v := c.value
+		if c.reason == vote.ReasonDuplicate {
+			v = "run of 1" // a run of duplicates is one letter: its summary
+		}
+		dead = append(dead, sent{p, c.reason, v})
 	}
 	waitProducer(t, prod)
 	finish(t, f, env, &want, chaosRow{Fault: "bad records injected with kcat", Broker: brokerName(cluster), Injected: len(cases),
@@ -130,7 +136,7 @@ func testBadInput(t *testing.T, cluster Bootstrapper) {
 		ExtraNotes: fmt.Sprintf("%d rejected by reason and dead-lettered once each, 1 valid unsequenced vote counted", len(dead))}, rejected)
 
 	// The dead-letter topic holds each rejected record once, with its reason
-	// and where it came from.
+	// and where it came from; a duplicate as the one-record run it is.
 	out := Kcat(t, nil, "-C", "-b", env.Brokers, "-t", env.DLQTopic, "-e", "-q", "-f", "%h\t%s\n")
 	got := map[string]int{}
 	hdr := regexp.MustCompile(`votestream-reason=([a-z_]+).*votestream-source-topic=([^,]+),votestream-source-partition=(\d+),votestream-source-offset=(\d+)`)
@@ -146,6 +152,13 @@ func testBadInput(t *testing.T, cluster Bootstrapper) {
 		}
 		if m[2] != env.Topic {
 			t.Errorf("dead letter from topic %q, want %q", m[2], env.Topic)
+		}
+		if m[1] == vote.ReasonDuplicate.String() {
+			var run struct{ Records int64 }
+			if err := json.Unmarshal([]byte(v), &run); err != nil {
+				t.Errorf("dead letter of a run of duplicates: %v: %q", err, v)
+			}
+			v = fmt.Sprintf("run of %d", run.Records)
 		}
 		got[m[1]+"|"+m[3]+"|"+v]++
 	}

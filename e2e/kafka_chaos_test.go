@@ -6,6 +6,7 @@ import (
 	"math"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -415,4 +416,144 @@ func (kc *kafkaCase) revoked(outs map[string]string) bool {
 		}
 	}
 	return false
+}
+
+// TestChaosKafkaSequence is issue 26's night: the three-node faults one
+// after another on one election, not one at a time: a votes leader
+// SIGKILLed and restarted, a rolling restart of all three brokers, then a
+// checkpoint-partition leader paused for 20 s. The producer publishes the
+// seed's sample at its default batch size every 500 ms, and both counters
+// run with their defaults (only the replication factor set). Every cell
+// must be exact, and counted within two minutes of the producer's exit.
+// The retried runs a leader's death leaves must neither stall the count
+// nor flood the dead-letter topic. Several minutes: CHAOS=full only.
+func TestChaosKafkaSequence(t *testing.T) {
+	if !chaosFull() {
+		t.Skip("runs with CHAOS=full (make chaos): several minutes on three nodes")
+	}
+	k := StartKafka(t, KafkaOptions{Nodes: 3})
+	env := NewEnv(t, k, 12)
+	rf := "KAFKA_REPLICATION_FACTOR=3"
+	el := newElection(t, 2603)
+	f := newFleet(t, env)
+	f.env = env.Vars(rf) // the counters' defaults, not the fleet's short timeouts
+	kc := &kafkaCase{t: t, k: k, env: env, el: el, f: f, ends: topicEnds(t, env)}
+	f.start("a")
+	f.start("b")
+	kc.prod = Start(t, "producer", Binaries(t).Producer, env.Vars("SEED=2603", "SCALE=0.005", "BATCH_INTERVAL=500ms", "OUTPUT_DIR=", rf)...)
+	if _, _, err := waitResumed(f.live, env.Partitions, false, map[int]int64{}, kc.ends, time.Now(), 2*time.Minute); err != nil {
+		t.Fatalf("counting never got going: %v", err)
+	}
+	w := watchExact(f, kc.prod, &el.want)
+	defer w.stop()
+
+	kc.at(0, 3)
+	t0 := time.Now()
+	since := func(what string) {
+		t.Logf("%s %s after the first fault", what, time.Since(t0).Round(100*time.Millisecond))
+	}
+	victim, vp, cp := kc.sharedLeader()
+	kill, _ := kc.killRestart(victim, fmt.Sprintf("broker %d (leader of votes/%d and checkpoints/%d) killed", victim, vp, cp), kc.mark(), false)
+	var notes []string
+	longest := kill
+	since("rolling restart starts")
+	for _, n := range k.Nodes {
+		before, start := kc.mark(), time.Now()
+		n.Stop()
+		d := kc.recovered(fmt.Sprintf("rolling restart: broker %d stopped", n.ID), before, start, false)
+		longest = max(longest, d)
+		kc.alive("during the rolling restart")
+		n.Start()
+		k.WaitHealthy(2 * time.Minute)
+	}
+	since("pause starts")
+	pv := kc.leaders(env.CheckpointTopic)[0]
+	before, start := kc.mark(), time.Now()
+	k.Node(pv).Pause()
+	longest = max(longest, kc.recovered(fmt.Sprintf("broker %d (leader of checkpoints/0) paused", pv), before, start, false))
+	time.Sleep(20*time.Second - time.Since(start))
+	kc.alive("with the checkpoint leader paused")
+	k.Node(pv).Resume()
+	k.WaitHealthy(2 * time.Minute)
+	since("faults over")
+	notes = append(notes, fmt.Sprintf("killed broker %d, rolled all 3, paused broker %d for 20s", victim, pv))
+
+	waitProducer(t, kc.prod)
+	exited, exact := w.wait(2 * time.Minute)
+	t.Logf("the producer exited %s after the first fault", exited.Sub(t0).Round(100*time.Millisecond))
+	if exact.IsZero() {
+		t.Errorf("not every cell exact within 2m of the producer's exit (%s)", exited.Format(time.TimeOnly))
+	} else {
+		// The sample that saw the exit may come after the exact one.
+		after := max(0, exact.Sub(exited))
+		notes = append(notes, fmt.Sprintf("every cell exact %s after the producer's exit", after.Round(100*time.Millisecond)))
+		t.Logf("every cell exact %s after the producer's exit", after.Round(time.Millisecond))
+	}
+	for _, name := range f.names() {
+		if out := f.proc(name).Output(); strings.Contains(out, "Message Size Too Large") || strings.Contains(out, `msg="dead letters lost`) {
+			t.Errorf("counter %s: dead letters refused or lost:\n%s", name, rig.Tail(out, 20))
+		}
+	}
+	kc.finish(chaosRow{Fault: "leader SIGKILL, rolling restart, checkpoint leader paused 20s, in sequence", Broker: brokerName(k),
+		Injected: 5, LongestRecovery: longest, RecoveryMeaning: "fault to every partition counting votes published after it",
+		ExtraNotes: strings.Join(notes, "; ")})
+}
+
+// exactWatch samples the counters until they show want in every cell over
+// every partition, noting when the producer exited and when they first did.
+type exactWatch struct {
+	mu            sync.Mutex
+	exited, exact time.Time
+	done          chan struct{}
+	wg            sync.WaitGroup
+}
+
+func watchExact(f *fleet, prod *Proc, want *vote.Tally) *exactWatch {
+	w := &exactWatch{done: make(chan struct{})}
+	w.wg.Go(func() {
+		for {
+			select {
+			case <-w.done:
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+			now := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			c, err := rig.Sum(ctx, f.live())
+			cancel()
+			w.mu.Lock()
+			if w.exited.IsZero() && prod.Exited() {
+				w.exited = now
+			}
+			if w.exact.IsZero() && err == nil && c.Tally == *want {
+				w.exact = now
+			}
+			w.mu.Unlock()
+		}
+	})
+	return w
+}
+
+// wait waits up to bound after the producer's exit for the first exact
+// sample, and returns both times (exact zero if none came).
+func (w *exactWatch) wait(bound time.Duration) (exited, exact time.Time) {
+	deadline := time.Now().Add(bound + 10*time.Second)
+	for time.Now().Before(deadline) {
+		w.mu.Lock()
+		exited, exact = w.exited, w.exact
+		w.mu.Unlock()
+		if !exact.IsZero() || (!exited.IsZero() && time.Since(exited) > bound) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if !exact.IsZero() && !exited.IsZero() && exact.Sub(exited) > bound {
+		exact = time.Time{}
+	}
+	return exited, exact
+}
+
+func (w *exactWatch) stop() {
+	close(w.done)
+	w.wg.Wait()
 }

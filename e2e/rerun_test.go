@@ -154,8 +154,8 @@ func TestSecondElectionWarns(t *testing.T) {
 	sc, _ := strconv.ParseFloat(scale, 64)
 	truth := truthResults(t, votegen.Config{Seed: testSeed, Scale: sc})
 	both := bothElections(t, votegen.Config{Seed: testSeed, Scale: sc}, votegen.Config{Seed: testSeed + 1, Scale: sc})
-	ids := []string{"votestream:seed=" + strconv.Itoa(testSeed) + ",scale=" + scale,
-		"votestream:seed=" + strconv.Itoa(testSeed+1) + ",scale=" + scale}
+	ids := []string{"votestream:seed=" + strconv.Itoa(testSeed) + ",scale=" + scale + ",partitions=12",
+		"votestream:seed=" + strconv.Itoa(testSeed+1) + ",scale=" + scale + ",partitions=12"}
 	counter := Start(t, "counter", bin.Counter, env.Vars("SCALE="+scale, "BATCH_MAX_WAIT=200ms")...)
 	base := "http://" + counter.MetricsAddr(t)
 

@@ -301,6 +301,12 @@ func CounterACLs(env Env) []kfake.ACL {
 	)
 }
 
+// ServeACLs are what docs/serving.md tells users to grant a ROLE=serve
+// replica: it reads the checkpoints and nothing else.
+func ServeACLs(env Env) []kfake.ACL {
+	return Allow(kmsg.ACLResourceTypeTopic, env.CheckpointTopic, kmsg.ACLOperationRead, kmsg.ACLOperationDescribe)
+}
+
 // CreateACL lets a user create topics.
 func CreateACL() []kfake.ACL {
 	return Allow(kmsg.ACLResourceTypeCluster, "kafka-cluster", kmsg.ACLOperationCreate)

@@ -57,11 +57,13 @@ func securePipeline(t *testing.T) ([]User, func(*testing.T, *SecureCluster)) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	truth := truthResults(t, votegen.Config{Seed: testSeed, Scale: secureScale})
 	type run struct {
 		mech               string
 		create             bool
 		env                Env
 		producer, counters User
+		web                User // ROLE=serve: READ and DESCRIBE on the checkpoints, nothing else
 	}
 	var runs []*run
 	var users []User
@@ -73,8 +75,9 @@ func securePipeline(t *testing.T) ([]User, func(*testing.T, *SecureCluster)) {
 			r.producer.ACLs = append(r.producer.ACLs, CreateACL()...)
 			r.counters.ACLs = append(r.counters.ACLs, CreateACL()...)
 		}
+		r.web = User{Mechanism: mech, Name: "web-" + strings.ToLower(mech), Password: RandomPassword(t), ACLs: ServeACLs(r.env)}
 		runs = append(runs, r)
-		users = append(users, r.producer, r.counters)
+		users = append(users, r.producer, r.counters, r.web)
 	}
 	return users, func(t *testing.T, cluster *SecureCluster) {
 		for _, r := range runs {
@@ -89,6 +92,9 @@ func securePipeline(t *testing.T) ([]User, func(*testing.T, *SecureCluster)) {
 					"BATCH_MAX_WAIT=200ms", "GROUP_SESSION_TIMEOUT=3s", "GROUP_REBALANCE_TIMEOUT=5s", "REPLICA_ID=a"),
 					cluster.Vars(t, r.counters)...)...)
 				addr := counter.MetricsAddr(t)
+				web := Start(t, "web", bin.Counter, append(r.env.Vars("ROLE=serve", "REPLICA_ID=web", "SCALE="+strconv.FormatFloat(secureScale, 'g', -1, 64)),
+					cluster.Vars(t, r.web)...)...)
+				webAddr := web.MetricsAddr(t)
 				// The producer gets its password from the environment, the
 				// counter from a file: both ways must work and stay secret.
 				prod := Start(t, "producer", bin.Producer, append(r.env.Vars(
@@ -109,8 +115,15 @@ func securePipeline(t *testing.T) ([]User, func(*testing.T, *SecureCluster)) {
 				if err := counter.Stop(30 * time.Second); err != nil {
 					t.Errorf("counter: %v", err)
 				}
-				for _, u := range []User{r.producer, r.counters} {
-					for what, out := range map[string]string{"producer": prod.Output(), "counter": counter.Output(), "/metrics": metrics} {
+				// The serving replica, with only READ and DESCRIBE on the
+				// checkpoints, shows the whole election, exact.
+				served := waitResults(context.Background(), t, "http://"+webAddr, want.Total(), time.Minute)
+				checkResults(t, r.mech+": ROLE=serve /results", &served, &truth)
+				if err := web.Stop(30 * time.Second); err != nil {
+					t.Errorf("ROLE=serve: %v", err)
+				}
+				for _, u := range []User{r.producer, r.counters, r.web} {
+					for what, out := range map[string]string{"producer": prod.Output(), "counter": counter.Output(), "web": web.Output(), "/metrics": metrics} {
 						if strings.Contains(out, u.Password) {
 							t.Errorf("%s's password appears in the %s output", u.Name, what)
 						}
@@ -280,6 +293,12 @@ func secureFailures(t *testing.T) ([]User, func(*testing.T, *SecureCluster)) {
 					Allow(kmsg.ACLResourceTypeTopic, env.CheckpointTopic, kmsg.ACLOperationRead))
 			},
 			want: `may not WRITE topic "ckpt-`},
+		{name: "ROLE=serve without READ on checkpoints", setup: precreate,
+			acls: func(env Env) []kfake.ACL {
+				return Allow(kmsg.ACLResourceTypeTopic, env.CheckpointTopic, kmsg.ACLOperationDescribe)
+			},
+			vars: func(_ *SecureCluster, vars []string) []string { return append(vars, "ROLE=serve") },
+			want: `may not READ topic "ckpt-`},
 	}
 	mechs := []string{config.SASLPlain, config.SASLScramSHA256, config.SASLScramSHA512}
 	var users []User

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
+	"github.com/votestream/votestream/pkg/votegen"
 )
 
 // maxRequestBytes bounds one produce request's uncompressed records, well
@@ -19,15 +21,19 @@ const maxRequestBytes = 768 << 10
 
 // publisher writes votes to their partitions in sequence order. Vote seq
 // goes to partition seq % partitions: every partition gets the same load,
-// and a restarted producer knows where each vote belongs.
+// and a restarted producer knows where each vote belongs. partitions is the
+// count the election started on, named in its producer id: partitions added
+// to the topic later stay empty of it, or seq % partitions would send a
+// vote already in one partition again to another.
 type publisher struct {
 	client      *kafkaio.Client
 	topic       string
-	partitions  int
+	partitions  int // the topic's at first, the election's once resumed
 	compression kafkaio.Codec
-	id          string
+	election    votegen.Config
 	log         *slog.Logger
 
+	id string // the producer id, set by resume
 	// last[p] is the highest sequence number of this producer already in
 	// partition p (-1 for none): found at start, advanced as we publish.
 	last    []int64
@@ -36,52 +42,32 @@ type publisher struct {
 	queues []chan *batch // each partition's writer's, from start
 }
 
-// resume reads the end of every partition to find this producer's last
-// record there. The producer writes each partition in sequence order and
-// never moves past a record before it is acknowledged, so every earlier
-// sequence of that partition is in the log too. Records of other producers
-// read on the way are another election's: it says so in one line.
+// found is the last record of the election in one partition.
+type found struct {
+	id  string // its producer id; empty for none
+	seq int64
+}
+
+// resume reads the end of every partition to find this election's last
+// record there, and so its producer id and partition count. The producer
+// writes each partition in sequence order and never moves past a record
+// before it is acknowledged, so every earlier sequence of that partition is
+// in the log too. Records of other producers read on the way are another
+// election's: it says so in one line.
 func (p *publisher) resume(ctx context.Context) error {
 	if p.partitions < 1 {
 		return errNoPartitions
 	}
-	p.last = make([]int64, p.partitions)
-	var mu sync.Mutex
-	var firstErr error
-	others := make(map[string]bool) // other elections' producer ids seen
-	var wg sync.WaitGroup
-	for part := range p.last {
-		p.last[part] = -1
-		wg.Go(func() {
-			seq := int64(-1)
-			seen := make(map[string]bool)
-			err := p.client.ScanBack(ctx, p.topic, part, 4096, func(r kafkaio.Record) bool {
-				prod, s, ok := kafkaio.Sequence(r.Key, r.Headers)
-				if ok && string(prod) == p.id {
-					seq = s
-					return false
-				}
-				if ok {
-					seen[string(prod)] = true
-				}
-				return true
-			})
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil && firstErr == nil {
-				firstErr = err
-			}
-			p.last[part] = seq
-			maps.Copy(others, seen)
-		})
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	last, others, err := p.scan(ctx)
+	if err != nil {
+		return err
 	}
 	if len(others) > 0 {
 		p.log.Warn("the topic already holds another election (another SEED or SCALE): this one is appended beside it and the counter will count both; start afresh with make clean, or set another KAFKA_TOPIC",
-			"producer_id", p.id, "other_producer_ids", slices.Sorted(maps.Keys(others)))
+			"producer_id", votegen.ProducerID(p.election, 0), "other_producer_ids", slices.Sorted(maps.Keys(others)))
+	}
+	if err := p.settle(last); err != nil {
+		return err
 	}
 	for part, s := range p.last {
 		if s >= 0 {
@@ -91,6 +77,93 @@ func (p *publisher) resume(ctx context.Context) error {
 	}
 	if p.skipped > 0 {
 		p.log.Info("resuming: votes of this election already in the topic are skipped", "votes", p.skipped)
+	}
+	return nil
+}
+
+// scan finds, in every partition of the topic, the last record of this
+// election (whatever its partition count), and the other elections' ids
+// read on the way.
+func (p *publisher) scan(ctx context.Context) ([]found, map[string]bool, error) {
+	last := make([]found, p.partitions)
+	var mu sync.Mutex
+	var firstErr error
+	others := make(map[string]bool) // other elections' producer ids seen
+	var wg sync.WaitGroup
+	for part := range last {
+		wg.Go(func() {
+			f := found{seq: -1}
+			seen := make(map[string]bool)
+			err := p.client.ScanBack(ctx, p.topic, part, 4096, func(r kafkaio.Record) bool {
+				prod, s, ok := kafkaio.Sequence(r.Key, r.Headers)
+				if !ok || seen[string(prod)] {
+					return true
+				}
+				if p.ours(string(prod)) {
+					f = found{string(prod), s}
+					return false
+				}
+				seen[string(prod)] = true
+				return true
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			last[part] = f
+			maps.Copy(others, seen)
+		})
+	}
+	wg.Wait()
+	return last, others, firstErr
+}
+
+// ours reports whether id names this election, on any partition count.
+func (p *publisher) ours(id string) bool {
+	c, _, err := votegen.ParseProducerID(id)
+	return err == nil && c == p.election
+}
+
+// settle sets the producer id and partition count from what scan found:
+// those the election started with, or the topic's for a new election. An
+// id without a count (a producer before it was recorded) is kept as it is,
+// on the topic's count.
+func (p *publisher) settle(last []found) error {
+	ids := make(map[string]bool)
+	for _, f := range last {
+		if f.id != "" {
+			ids[f.id] = true
+		}
+	}
+	if len(ids) > 1 {
+		return fmt.Errorf("the topic holds this election under several producer ids, published over different partition counts: %v; start afresh with make clean, or set another KAFKA_TOPIC",
+			slices.Sorted(maps.Keys(ids)))
+	}
+	p.id = votegen.ProducerID(p.election, p.partitions)
+	n := p.partitions
+	for id := range ids {
+		p.id = id
+		if _, k, _ := votegen.ParseProducerID(id); k > 0 {
+			n = k
+		}
+	}
+	if n > p.partitions {
+		return fmt.Errorf("this election was started on %d partitions of %s, which now has %d: start afresh with make clean, or set another KAFKA_TOPIC", n, p.topic, p.partitions)
+	}
+	for part := n; part < p.partitions; part++ {
+		if last[part].id != "" {
+			return fmt.Errorf("this election has votes in partition %d of %s, beyond the %d it started on: start afresh with make clean, or set another KAFKA_TOPIC", part, p.topic, n)
+		}
+	}
+	if n < p.partitions {
+		p.log.Warn("the votes topic has more partitions than when this election started: it stays on its first ones, so that no vote is sent twice",
+			"topic_partitions", p.partitions, "election_partitions", n)
+	}
+	p.partitions = n
+	p.last = make([]int64, n)
+	for part := range n {
+		p.last[part] = last[part].seq
 	}
 	return nil
 }

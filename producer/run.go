@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -39,13 +40,12 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	gcfg := votegen.Config{Seed: seed, Scale: cfg.Scale, IncludeDC: cfg.IncludeDC, Election: cfg.Election}
+	gcfg := votegen.Config{Seed: seed, Scale: cfg.Scale, IncludeDC: cfg.IncludeDC, Election: cmp.Or(cfg.Election, votegen.ElectionSeed)}
 	gen, err := votegen.New(gcfg)
 	if err != nil {
 		return fmt.Errorf("config: SCALE: %w", err)
 	}
-	id := producerID(gcfg)
-	log.Info("election", "election", cfg.Election, "seed", seed, "scale", cfg.Scale, "votes", gen.Total(), "producer_id", id,
+	log.Info("election", "election", cfg.Election, "seed", seed, "scale", cfg.Scale, "votes", gen.Total(),
 		"votes_per_batch", cfg.VotesPerBatch, "batch_interval", cfg.BatchInterval, "output_dir", cfg.OutputDir, "memory_limit_mib", memLimit>>20)
 
 	// Instrumentation and listeners, bound before any Kafka work.
@@ -71,14 +71,15 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 		topic:       cfg.Kafka.Topic,
 		partitions:  parts[cfg.Kafka.Topic],
 		compression: kafkaio.Compression(cfg.Compression),
-		id:          id,
+		election:    gcfg,
 		log:         log,
 	}
 	if err := p.resume(ctx); err != nil {
 		return fmt.Errorf("find where to resume: %w", err)
 	}
+	log.Info("publishing", "producer_id", p.id, "partitions", p.partitions)
 	m.published.Add(float64(p.skipped))
-	files := &fileDrop{dir: cfg.OutputDir, log: log, errors: m.fileErrors}
+	files := &fileDrop{dir: cfg.OutputDir, election: votegen.ProducerID(gcfg, 0), log: log, errors: m.fileErrors}
 	if err := files.init(); err != nil {
 		log.Error("JSON file drop disabled", "dir", cfg.OutputDir, "err", err)
 	}
@@ -106,9 +107,11 @@ func produce(ctx context.Context, gen *votegen.Generator, p *publisher, files *f
 	if err := q.run(ctx, gen, cfg); err != nil {
 		return err
 	}
-	if ctx.Err() != nil {
+	if q.done < total {
+		// A Job restarted on failure must not take half an election for
+		// done: the exit status says whether it is complete.
 		log.Info("stopped by signal", "published", q.done, "of", total)
-		return nil
+		return fmt.Errorf("%w: %d of %d votes published; run again with the same settings to resume", errIncomplete, q.done, total)
 	}
 	m.done.Set(1)
 	q.prog.update(q.done, 0, true)
@@ -191,9 +194,7 @@ func (q *pipeline) finish() error {
 	if b.err != nil {
 		return fmt.Errorf("publish batch %d: %w", b.n, b.err)
 	}
-	if b.sent > 0 || !q.files.exists(b.n) {
-		q.files.write(b.n, b.votes)
-	}
+	q.files.write(b.first, b.votes)
 	q.done = b.first + int64(len(b.votes))
 	if b.sent > 0 {
 		q.m.published.Add(float64(b.sent))
@@ -239,20 +240,6 @@ func parseSeed(s string) (uint64, error) {
 		return 0, fmt.Errorf("SEED: %q: must be a whole number from 0 to %d, or random", s, uint64(1<<64-1))
 	}
 	return seed, nil
-}
-
-// producerID names the election: the same election, seed and scale give
-// the same votes in the same order, so a restarted producer with them is
-// the same producer and its repeated records are recognised as repeats.
-func producerID(c votegen.Config) string {
-	id := "votestream:seed=" + strconv.FormatUint(c.Seed, 10) + ",scale=" + strconv.FormatFloat(c.Scale, 'g', -1, 64)
-	if c.IncludeDC {
-		id += ",dc"
-	}
-	if c.Timed() {
-		id += ",election=" + c.Election
-	}
-	return id
 }
 
 type metrics struct {
@@ -325,4 +312,7 @@ func (p *progress) update(done, sent int64, force bool) {
 	p.log.Info("progress", attrs...)
 }
 
-var errNoPartitions = errors.New("votes topic has no partitions")
+var (
+	errNoPartitions = errors.New("votes topic has no partitions")
+	errIncomplete   = errors.New("stopped before the election was complete")
+)

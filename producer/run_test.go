@@ -7,12 +7,15 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/votestream/votestream/pkg/config"
@@ -23,7 +26,8 @@ import (
 
 // TestPublishResumeExact publishes an election in small batches through the
 // pipelined writers, stops it midway with a signal, starts it again, then
-// starts it a third time once it is complete. Every partition must hold
+// starts it a third time once it is complete. The stopped run fails (the
+// exit status of an incomplete election), the others succeed. Every partition must hold
 // each of its sequence numbers exactly once, in order, and the votes must
 // be the generator's, cell by cell.
 func TestPublishResumeExact(t *testing.T) {
@@ -41,8 +45,9 @@ func TestPublishResumeExact(t *testing.T) {
 	cancel()
 	select {
 	case err := <-errc:
-		if err != nil {
-			t.Fatalf("first run: %v", err)
+		// Stopped midway, it must fail, so that main exits non-zero.
+		if !errors.Is(err, errIncomplete) {
+			t.Fatalf("first run stopped midway returned %v, want %v", err, errIncomplete)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("first run did not stop within 30s of its signal")
@@ -81,6 +86,65 @@ func TestPublishResumeExact(t *testing.T) {
 	}
 }
 
+// TestGrownTopicKeepsPartitions publishes part of an election on two
+// partitions, grows the topic (and the checkpoint topic, as the counter
+// wants) to four, and resumes: the election must stay
+// on its two partitions, each sequence number once, the votes the
+// generator's cell by cell, and the new partitions empty.
+func TestGrownTopicKeepsPartitions(t *testing.T) {
+	const seed, scale = 9, 0.0001
+	addr, topic, base := testTopic(t, 2)
+	environ := append(base, "SEED=9", "SCALE=0.0001", "VOTES_PER_BATCH=500")
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- run(ctx, append(environ, "BATCH_INTERVAL=20ms"), io.Discard, io.Discard) }()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	if err := <-errc; !errors.Is(err, errIncomplete) {
+		t.Fatalf("first run: %v, want it stopped midway", err)
+	}
+
+	c, err := kafkaio.New(config.Kafka{Brokers: []string{addr}, ClientID: "test", DialTimeout: 10 * time.Second}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	gctx, gcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer gcancel()
+	res, err := c.CreatePartitions(gctx, &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{Name: topic, Count: 4}, {Name: topic + ".ckpt", Count: 4}}})
+	if err == nil {
+		err = errors.Join(slices.Collect(maps.Values(res.Errors))...)
+	}
+	if err != nil {
+		t.Fatalf("grow the topic to 4 partitions: %v", err)
+	}
+
+	var out strings.Builder
+	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := run(ctx, append(environ, "BATCH_INTERVAL=0", "KAFKA_PARTITIONS=4"), io.Discard, &out); err != nil {
+		t.Fatalf("resumed run: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "topic_partitions=4 election_partitions=2") {
+		t.Errorf("the resumed run did not say the election stays on 2 of 4 partitions:\n%s", out.String())
+	}
+	want, err := votegen.TrueTotals(votegen.Config{Seed: seed, Scale: scale})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readTopic(t, addr, topic, 2, nil)
+	if d := got.Diff(&want, 5); len(d) > 0 || got.Total() != want.Total() {
+		t.Errorf("topic holds %d votes, want %d; wrong cells: %+v", got.Total(), want.Total(), d)
+	}
+	ends, err := c.EndOffsets(gctx, topic, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ends[2] != 0 || ends[3] != 0 {
+		t.Errorf("partitions 2 and 3 hold %d and %d records, want none", ends[2], ends[3])
+	}
+}
+
 // TestAnotherElectionLogged runs an election to its end, then the same one
 // again, then one with another SEED and one with another SCALE on the same
 // topic: the first rerun resumes in silence, the other two each say in one
@@ -94,8 +158,8 @@ func TestAnotherElectionLogged(t *testing.T) {
 	}{
 		{"first", "7", "0.00005", ""},
 		{"same again", "7", "0.00005", ""},
-		{"another seed", "8", "0.00005", "[votestream:seed=7,scale=5e-05]"},
-		{"another scale", "7", "0.00002", "[votestream:seed=7,scale=5e-05 votestream:seed=8,scale=5e-05]"},
+		{"another seed", "8", "0.00005", "[votestream:seed=7,scale=5e-05,partitions=3]"},
+		{"another scale", "7", "0.00002", "[votestream:seed=7,scale=5e-05,partitions=3 votestream:seed=8,scale=5e-05,partitions=3]"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		var out strings.Builder
@@ -239,5 +303,35 @@ func TestParseSeed(t *testing.T) {
 	}
 	if _, err := parseSeed("lucky"); err == nil || !strings.Contains(err.Error(), "or random") {
 		t.Errorf(`parseSeed("lucky") error %v, want one saying a number or random`, err)
+	}
+}
+
+// TestSettle checks the producer id and partition count a resume takes
+// from the last records found in each partition of a 3-partition topic.
+func TestSettle(t *testing.T) {
+	el := votegen.Config{Seed: 9, Scale: 0.0001, Election: votegen.ElectionSeed}
+	none := found{seq: -1}
+	for _, tc := range []struct {
+		name    string
+		last    []found
+		id      string // "" for an error
+		parts   int
+		wantErr string
+	}{
+		{"new election", []found{none, none, none}, "votestream:seed=9,scale=0.0001,partitions=3", 3, ""},
+		{"same count", []found{{"votestream:seed=9,scale=0.0001,partitions=3", 3}, none, none}, "votestream:seed=9,scale=0.0001,partitions=3", 3, ""},
+		{"grown from 2", []found{{"votestream:seed=9,scale=0.0001,partitions=2", 4}, {"votestream:seed=9,scale=0.0001,partitions=2", 5}, none}, "votestream:seed=9,scale=0.0001,partitions=2", 2, ""},
+		{"id without a count", []found{{"votestream:seed=9,scale=0.0001", 3}, none, none}, "votestream:seed=9,scale=0.0001", 3, ""},
+		{"two counts", []found{{"votestream:seed=9,scale=0.0001,partitions=2", 4}, {"votestream:seed=9,scale=0.0001,partitions=3", 4}, none}, "", 0, "several producer ids"},
+		{"beyond its count", []found{{"votestream:seed=9,scale=0.0001,partitions=1", 4}, none, {"votestream:seed=9,scale=0.0001,partitions=1", 5}}, "", 0, "votes in partition 2"},
+	} {
+		p := &publisher{partitions: 3, topic: "votes", election: el, log: slog.New(slog.DiscardHandler)}
+		err := p.settle(tc.last)
+		switch {
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: error %v, want one saying %q", tc.name, err, tc.wantErr)
+		case tc.wantErr == "" && (err != nil || p.id != tc.id || p.partitions != tc.parts || len(p.last) != tc.parts):
+			t.Errorf("%s: id %q, %d partitions (%d last), error %v; want %q, %d", tc.name, p.id, p.partitions, len(p.last), err, tc.id, tc.parts)
+		}
 	}
 }

@@ -153,6 +153,11 @@ func deployment(ns string) []series {
 			}
 			return 0
 		}), "partition", fmt.Sprint(i*int(owned)))
+		// Its second replica's checkpoints of one partition fail from 8m.
+		if p && i == 1 {
+			add(ct, "votestream_counter_partition_stuck_seconds", live(func(m float64) float64 { return max(0, 60*(m-8)) }),
+				"partition", fmt.Sprint(int(owned)), "error", "write checkpoint: [10] Message Size Too Large")
+		}
 		// The whole election, the same from every replica.
 		add(ct, "votestream_electoral_votes", live(constant(pick(54, 10))), "replica", r, "candidate", "Kamala Harris", "status", "won")
 		add(ct, "votestream_electoral_votes", live(constant(pick(17, 3))), "replica", r, "candidate", "Donald J. Trump", "status", "leading")

@@ -119,7 +119,8 @@ type Producer struct {
 	// BatchInterval is the time between batches; 0 publishes as fast as it
 	// can.
 	BatchInterval time.Duration `env:"BATCH_INTERVAL" envDefault:"5s"`
-	// OutputDir receives each batch as votes_N.json; empty turns the files
+	// OutputDir receives each batch as votes_F-L.json (F and L: the
+	// first and last sequence it holds); empty turns the files
 	// off.
 	OutputDir string `env:"OUTPUT_DIR" envDefault:"./vote_stream"`
 	// Compression is none, gzip, snappy, lz4 or zstd.
@@ -172,8 +173,14 @@ type Counter struct {
 	// GroupID is the counters' consumer group.
 	GroupID string `env:"GROUP_ID" envDefault:"vote-counter"`
 	// ReplicaID names this replica in logs and checkpoints; empty means the
-	// host name.
+	// host name and a short random suffix, unique per process.
 	ReplicaID string `env:"REPLICA_ID"`
+	// Role is what this replica does: hybrid counts and serves the live
+	// page; count only counts (its HTTP port keeps /metrics, /healthz and
+	// /readyz); serve joins no group, reads only the checkpoint topic,
+	// never writes to Kafka, and serves the live page, /results, /events
+	// and the election metrics.
+	Role string `env:"ROLE" envDefault:"hybrid"`
 	// BatchMaxRecords ends a micro-batch after this many records...
 	BatchMaxRecords int `env:"BATCH_MAX_RECORDS" envDefault:"50000"`
 	// BatchMaxWait ...or after this long.
@@ -208,6 +215,13 @@ type Counter struct {
 	CPUProfile string `env:"CPU_PROFILE"`
 }
 
+// The counter's roles (ROLE).
+const (
+	RoleHybrid = "hybrid" // counts and serves: one process does both
+	RoleCount  = "count"  // counts and checkpoints, serves no page
+	RoleServe  = "serve"  // serves the page from the checkpoints, counts nothing
+)
+
 // Validate reports the first setting that cannot work.
 func (c *Counter) Validate() error {
 	if err := c.Kafka.Validate(); err != nil {
@@ -217,6 +231,8 @@ func (c *Counter) Validate() error {
 		return err
 	}
 	switch {
+	case c.Role != RoleHybrid && c.Role != RoleCount && c.Role != RoleServe:
+		return fmt.Errorf("ROLE: %q: must be hybrid, count or serve", c.Role)
 	case c.GroupID == "":
 		return errors.New("GROUP_ID: empty")
 	case c.BatchMaxRecords < 1:

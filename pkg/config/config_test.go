@@ -50,6 +50,7 @@ func TestDefaults(t *testing.T) {
 			Log:              defaultLog,
 			GroupID:          "vote-counter",
 			ReplicaID:        "",
+			Role:             config.RoleHybrid,
 			BatchMaxRecords:  50000,
 			BatchMaxWait:     time.Second,
 			SessionTimeout:   10 * time.Second,
@@ -172,6 +173,8 @@ func TestParseErrors(t *testing.T) {
 		{"scale NaN", producer, []string{"SCALE=NaN"}, "SCALE", "NaN"},
 		{"scale not a number", producer, []string{"SCALE=half"}, "SCALE", "invalid syntax"},
 		{"counter scale 0", counter, []string{"SCALE=0"}, "SCALE", "0: must be more than 0"},
+		{"role unknown", counter, []string{"ROLE=web"}, "ROLE", `"web": must be hybrid, count or serve`},
+		{"role empty", counter, []string{"ROLE="}, "ROLE", `"": must be hybrid, count or serve`},
 		{"max viewers negative", counter, []string{"HTTP_MAX_VIEWERS=-1"}, "HTTP_MAX_VIEWERS", "must not be negative"},
 		{"counter scale 2", counter, []string{"SCALE=2"}, "SCALE", "2: must be more than 0 and at most 1, and the producer's"},
 		{"election unknown", producer, []string{"ELECTION=2020"}, "ELECTION", "\"2020\": must be seed or 2024"},
@@ -240,7 +243,7 @@ func broker() config.Validator   { return &config.Broker{} }
 // TestValidateDirect covers Validate on values built in code, as tests of
 // other packages do.
 func TestValidateDirect(t *testing.T) {
-	c := config.Counter{Kafka: defaultKafka, Log: defaultLog, BatchMaxRecords: 1, BatchMaxWait: time.Second,
+	c := config.Counter{Kafka: defaultKafka, Log: defaultLog, Role: config.RoleHybrid, BatchMaxRecords: 1, BatchMaxWait: time.Second,
 		SessionTimeout: time.Second, RebalanceTimeout: time.Second, Scale: 0.005}
 	if err := c.Validate(); err == nil || err.Error() != "GROUP_ID: empty" {
 		t.Errorf("Counter without GroupID: Validate() = %v, want GROUP_ID: empty", err)

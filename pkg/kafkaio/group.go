@@ -202,6 +202,9 @@ func (c *Client) generations(ctx context.Context, cg *kafka.ConsumerGroup, cfg G
 			return nil
 		case errors.Is(err, context.DeadlineExceeded):
 			return fmt.Errorf("no generation within %s", joinDeadline)
+		case errors.Is(err, kafka.InvalidSessionTimeout):
+			// The broker's bounds do not move on a rejoin: say so once.
+			return Fatal(c.sessionRefused(ctx, cfg))
 		case errors.Is(err, kafka.GroupAuthorizationFailed):
 			return Fatal(c.Denied(err, OpRead, Group(cfg.ID)))
 		case IsDenied(err):
@@ -232,6 +235,55 @@ func (c *Client) generations(ctx context.Context, cg *kafka.ConsumerGroup, cfg G
 			c.log.Error("generation failed", "generation", g.ID, "err", err)
 		}
 	}
+}
+
+// sessionRefused is the one line for a session timeout the group
+// coordinator refuses: the setting, and the broker's bounds if it tells
+// them (DescribeConfigs may be denied), else Kafka's defaults.
+func (c *Client) sessionRefused(ctx context.Context, cfg GroupConfig) error {
+	bounds := "Kafka's defaults are 6s to 30m0s"
+	if lo, hi, err := c.sessionBounds(ctx, cfg.ID); err == nil {
+		bounds = fmt.Sprintf("this broker allows %s to %s", lo, hi)
+	}
+	return fmt.Errorf("GROUP_SESSION_TIMEOUT=%s: the broker refuses it (%w): %s (group.min.session.timeout.ms, group.max.session.timeout.ms); set GROUP_SESSION_TIMEOUT within them",
+		cfg.SessionTimeout, kafka.InvalidSessionTimeout, bounds)
+}
+
+// sessionBounds asks the group's coordinator for its session timeout bounds.
+func (c *Client) sessionBounds(ctx context.Context, group string) (lo, hi time.Duration, err error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
+	fc, err := c.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: group, KeyType: kafka.CoordinatorKeyTypeConsumer})
+	if err == nil {
+		err = fc.Error
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	const minKey, maxKey = "group.min.session.timeout.ms", "group.max.session.timeout.ms"
+	res, err := c.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeBroker, ResourceName: strconv.Itoa(fc.Coordinator.NodeID), ConfigNames: []string{minKey, maxKey},
+	}}})
+	if err != nil {
+		return 0, 0, err
+	}
+	ms := map[string]time.Duration{}
+	for _, r := range res.Resources {
+		if r.Error != nil {
+			return 0, 0, r.Error
+		}
+		for _, e := range r.ConfigEntries {
+			if v, err := strconv.ParseInt(e.ConfigValue, 10, 64); err == nil {
+				ms[e.ConfigName] = time.Duration(v) * time.Millisecond
+			}
+		}
+	}
+	lo, okLo := ms[minKey]
+	hi, okHi := ms[maxKey]
+	if !okLo || !okHi {
+		return 0, 0, errors.New("bounds not described")
+	}
+	return lo, hi, nil
 }
 
 // errFatal marks errors that joining afresh cannot fix.

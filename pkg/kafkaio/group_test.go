@@ -5,9 +5,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/votestream/votestream/pkg/config"
@@ -57,4 +59,37 @@ func TestGroup(t *testing.T) {
 			t.Errorf("generation %d: partitions %v, member %q", g.ID, g.Partitions, g.MemberID)
 		}
 	}
+}
+
+// TestGroupSessionRefused: a session timeout under the broker's minimum is
+// refused at every join, so Group ends at once with one fatal error naming
+// GROUP_SESSION_TIMEOUT and the bounds, rather than rejoin for good.
+func TestGroupSessionRefused(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"), kfake.GroupMinSessionTimeout(6*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	c, err := New(config.Kafka{Brokers: cluster.ListenAddrs(), DialTimeout: 5 * time.Second, ClientID: "test"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rejoined := 0
+	err = c.Group(ctx, GroupConfig{ID: "g", Topic: "t", SessionTimeout: 2 * time.Second, RebalanceTimeout: 2 * time.Second,
+		Rejoining: func() { rejoined++ }},
+		func(context.Context, *Generation) error {
+			t.Error("a generation with a refused session timeout")
+			return nil
+		})
+	if !IsFatal(err) || !errors.Is(err, kafka.InvalidSessionTimeout) || !strings.Contains(err.Error(), "GROUP_SESSION_TIMEOUT=2s: the broker refuses it") ||
+		!strings.Contains(err.Error(), "group.min.session.timeout.ms") {
+		t.Fatalf("Group = %v, want a fatal error naming GROUP_SESSION_TIMEOUT=2s and the bounds", err)
+	}
+	if ctx.Err() != nil || rejoined != 1 {
+		t.Errorf("Group left %d times (context %v), want once, at once", rejoined, ctx.Err())
+	}
+	t.Log(err)
 }

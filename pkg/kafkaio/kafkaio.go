@@ -489,7 +489,7 @@ func reread(records []kafka.Record) []kafka.Record {
 func fatal(err error) bool {
 	for _, e := range []error{
 		kafka.TopicAuthorizationFailed, kafka.ClusterAuthorizationFailed,
-		kafka.SASLAuthenticationFailed, kafka.MessageSizeTooLarge,
+		kafka.SASLAuthenticationFailed, kafka.MessageSizeTooLarge, kafka.RecordListTooLarge,
 		kafka.InvalidRecord, kafka.UnsupportedSASLMechanism,
 	} {
 		if errors.Is(err, e) {

@@ -63,6 +63,9 @@ type Results struct {
 	Producers    []string `json:"producers,omitempty"`
 	OverExpected int64    `json:"over_expected"`
 	Warning      string   `json:"warning,omitempty"`
+	// CallsWithheld says why no race is called, set by WithholdCalls:
+	// the votes to expect are in doubt. Empty when races are called.
+	CallsWithheld string `json:"calls_withheld,omitempty"`
 
 	// ElectoralVotesAtStake sums the contested states' electoral votes: 538
 	// with DC, 535 without. ElectoralVotesToWin stays 270 either way.
@@ -239,8 +242,38 @@ func (r *Results) SetProducers(ids []string) {
 	r.warn()
 }
 
-// warn sets Warning from Producers and OverExpected.
+// WithholdCalls calls no race, since the votes to expect are in doubt
+// (why, in one sentence, is reason): every called state is shown as led,
+// its electoral votes as leading, and nobody wins. Warning says so.
+func (r *Results) WithholdCalls(reason string) {
+	r.CallsWithheld = reason
+	for s := range r.States {
+		sr := &r.States[s]
+		if sr.Status != Called {
+			continue
+		}
+		sr.Status = Leading
+		c := &r.Candidates[sr.Leader]
+		c.ElectoralVotesWon -= sr.ElectoralVotes
+		c.ElectoralVotesLeading += sr.ElectoralVotes
+		c.StatesWon--
+		c.StatesLeading++
+	}
+	r.ElectoralVotesCalled = 0
+	r.Winner, r.WinnerName = NoCandidate, ""
+	r.warn()
+}
+
+// warn sets Warning from CallsWithheld, Producers and OverExpected.
 func (r *Results) warn() {
+	r.warnCount()
+	if r.CallsWithheld != "" {
+		r.Warning = strings.TrimSpace(r.CallsWithheld + " " + r.Warning)
+	}
+}
+
+// warnCount sets Warning from Producers and OverExpected.
+func (r *Results) warnCount() {
 	switch {
 	case len(r.Producers) > 1:
 		over := ""

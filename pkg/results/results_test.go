@@ -446,3 +446,45 @@ func TestSetNight(t *testing.T) {
 		t.Errorf("night lost in JSON (%v): %+v", err, back.Night)
 	}
 }
+
+// TestWithholdCalls: with every race called, withholding calls leaves each
+// leader leading, with the same electoral votes as leading ones, no winner,
+// and a warning with the reason, in the JSON too.
+func TestWithholdCalls(t *testing.T) {
+	var expected [vote.NumStates]int64
+	var tally vote.Tally
+	for s := range expected {
+		expected[s] = 10
+		tally[s%2][s][0] = 10 // every state called, alternately
+	}
+	r := Compute(&tally, expected)
+	r.SetProducers([]string{"a"})
+	if r.ElectoralVotesCalled != TotalElectoralVotes || r.Winner == NoCandidate {
+		t.Fatalf("before: %d called, winner %d; want all %d called and a winner", r.ElectoralVotesCalled, r.Winner, TotalElectoralVotes)
+	}
+	before := r
+	const reason = "No race is called: the counter's SCALE is not the producer's."
+	r.WithholdCalls(reason)
+	if r.ElectoralVotesCalled != 0 || r.Winner != NoCandidate || r.WinnerName != "" || r.CallsWithheld != reason || r.Warning != reason {
+		t.Errorf("after: %d called, winner %d %q, withheld %q, warning %q; want 0, none, and the reason", r.ElectoralVotesCalled, r.Winner, r.WinnerName, r.CallsWithheld, r.Warning)
+	}
+	for s, st := range r.States {
+		if st.Status != Leading || st.Leader != before.States[s].Leader {
+			t.Errorf("%s: %s led by %d, want leading, led by %d", st.Code, st.Status, st.Leader, before.States[s].Leader)
+		}
+	}
+	for c, cr := range r.Candidates {
+		b := before.Candidates[c]
+		if cr.ElectoralVotesWon != 0 || cr.ElectoralVotesLeading != b.ElectoralVotesWon || cr.StatesWon != 0 || cr.StatesLeading != b.StatesWon {
+			t.Errorf("%s: won %d (%d states), leading %d (%d states); want 0 won, %d leading (%d states)", cr.Name,
+				cr.ElectoralVotesWon, cr.StatesWon, cr.ElectoralVotesLeading, cr.StatesLeading, b.ElectoralVotesWon, b.StatesWon)
+		}
+	}
+	r.SetProducers([]string{"a", "b"})
+	if !strings.HasPrefix(r.Warning, reason+" This topic holds 2 elections") {
+		t.Errorf("with two producers the warning is %q, want the reason then the two elections", r.Warning)
+	}
+	if b, _ := json.Marshal(&r); !strings.Contains(string(b), `"calls_withheld":"No race is called`) {
+		t.Errorf("JSON without calls_withheld: %.300s", b)
+	}
+}

@@ -33,6 +33,9 @@ type Server struct {
 	srv   *http.Server
 	mux   *http.ServeMux
 	ready atomic.Bool
+	// check, if set, is asked on every /readyz: an error makes it 503,
+	// saying why.
+	check atomic.Pointer[func() error]
 	log   *slog.Logger
 
 	webConfig string // HTTP_WEB_CONFIG_FILE, "" for plain HTTP
@@ -61,6 +64,12 @@ func Listen(addr, webConfigFile string, reg *prometheus.Registry, log *slog.Logg
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
+		if check := s.check.Load(); check != nil {
+			if err := (*check)(); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
 		fmt.Fprintln(w, "ready")
 	})
 	s.srv = newHTTPServer(s.mux, log)
@@ -72,6 +81,10 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Handle adds a route, e.g. the counter's results API.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// SetReadyCheck makes /readyz also ask check, which names what is wrong
+// (a partition stuck) while the service is otherwise ready.
+func (s *Server) SetReadyCheck(check func() error) { s.check.Store(&check) }
 
 // SetReady flips /readyz.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }

@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -34,6 +35,8 @@ type Config struct {
 	scaleRun  float64 // > 0: only the scale run, at this SCALE
 	repeat    int     // ceiling and counter runs, alternated on the same topic
 	onlyCount bool    // only the ceiling-versus-counter runs
+	split     bool    // only the split runs
+	pairs     int     // of the split runs
 }
 
 // ParseConfig reads the bench's flags; a value out of range is an error
@@ -59,8 +62,14 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.ProfileDir, "counter-cpu-profile", "", "directory where each ceiling and counter run writes a CPU profile (ceiling-N.prof, counter-N.prof)")
 	fs.IntVar(&c.viewers.Viewers, "viewers", 10000, "after each counter run, count again with this many live-page viewers on /events and /results polled at -poll-rate (0: skip)")
 	fs.IntVar(&c.viewers.PollRate, "poll-rate", 5000, "/results requests per second, in total, during the viewers run (0: none)")
+	fs.BoolVar(&c.split, "split", false, "run only the split bench: counting (ROLE=count) and serving (ROLE=serve) apart, pinned with taskset "+
+		"(broker and counting on CPU 0, serving and the viewers' client on CPU 1), alone and under the -viewers load; beside them ROLE=hybrid and a stand-in server")
+	fs.IntVar(&c.pairs, "split-pairs", 5, "pairs of the split bench; it reports the medians")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if c.pairs < 1 {
+		return c, fmt.Errorf("-split-pairs %d: must be at least 1", c.pairs)
 	}
 	if c.repeat < 1 {
 		return c, fmt.Errorf("-repeat %d: must be at least 1", c.repeat)
@@ -94,6 +103,9 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return scale.Run(ctx, bd, cfg.scaleRun, dataDir, stdout, stderr)
 	}
 	b := &bench{Bed: bd, cfg: cfg}
+	if cfg.split {
+		return b.split(ctx, stdout)
+	}
 	fmt.Fprintf(stderr, "bench: broker %s, throughput runs of %d votes, end-to-end of %d\n",
 		b.Addr, bed.MustTotal(cfg.Seed, cfg.rateScale), bed.MustTotal(cfg.Seed, cfg.scale))
 	naive := cfg.naive && !cfg.onlyCount
@@ -137,6 +149,31 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if lat != "" {
 		fmt.Fprintln(stdout, lat)
 	}
+	bed.PrintMachine(stdout)
+	return nil
+}
+
+// split publishes the throughput topic, then runs cfg.pairs pairs of the
+// split bench on it and prints their table.
+func (b *bench) split(ctx context.Context, stdout io.Writer) error {
+	if runtime.NumCPU() < 2 {
+		return fmt.Errorf("-split pins to CPUs 0 and 1: this machine has %d", runtime.NumCPU())
+	}
+	if err := viewers.PinBench(b.Bed); err != nil {
+		return err
+	}
+	topic := b.NewNames("produce")
+	if _, err := b.Producer(ctx, topic, b.cfg.rateScale, "votestream producer", ""); err != nil {
+		return err
+	}
+	runs := viewers.SplitRuns{Config: b.cfg.viewers}
+	for i := range b.cfg.pairs {
+		fmt.Fprintf(b.Log, "bench: split pair %d of %d\n", i+1, b.cfg.pairs)
+		if err := runs.Run(ctx, b.Bed, topic, b.cfg.rateScale); err != nil {
+			return err
+		}
+	}
+	runs.Print(stdout)
 	bed.PrintMachine(stdout)
 	return nil
 }

@@ -26,7 +26,7 @@ func TestComparePairs(t *testing.T) {
 // TestParseConfigRejects checks that flags out of range stop the bench
 // with a message naming the flag, before anything starts.
 func TestParseConfigRejects(t *testing.T) {
-	for _, args := range [][]string{{"-repeat", "0"}, {"-poll-rate", "-1"}} {
+	for _, args := range [][]string{{"-repeat", "0"}, {"-poll-rate", "-1"}, {"-split-pairs", "0"}} {
 		_, err := ParseConfig(args, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), args[0]) {
 			t.Errorf("ParseConfig(%q) = %v, want an error naming %s", args, err, args[0])

@@ -145,8 +145,10 @@ func (h *Handler) serveResults(w http.ResponseWriter, r *http.Request) {
 	ed := h.hub.edition()
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
-	// Any cache must ask again each time, and can with the ETag.
-	hdr.Set("Cache-Control", "no-cache")
+	// A shared cache (the nginx in front, a CDN) may answer with it for a
+	// second: one request a second reaches the origin however many poll;
+	// after that it asks again, with the ETag.
+	hdr.Set("Cache-Control", "public, max-age=1")
 	hdr.Set("Vary", "Accept-Encoding")
 	write, length, etag := ed.writeJSON, ed.length, ed.etag
 	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
