@@ -78,27 +78,33 @@ func (inv *invariants) read(ctx context.Context, addr string, p *Proc, families 
 		inv.v.add("replica %s: bad /metrics: %v", addr, err)
 		return replicaAnswer{}, err
 	}
+	inv.readResults(ctx, addr, p)
+	return replicaAnswer{addr: addr, tally: c.Tally}, nil
+}
+
+// readResults checks that the /results counted of process p at addr has
+// not gone back since its last read, unless a read of it is in flight.
+func (inv *invariants) readResults(ctx context.Context, addr string, p *Proc) {
 	inv.mu.Lock()
 	busy := inv.reading[p]
 	inv.reading[p] = true
 	inv.mu.Unlock()
-	if !busy {
-		res, err := webtest.GetResults(ctx, "http://"+addr)
-		inv.mu.Lock()
-		inv.reading[p] = false
-		if err == nil {
-			inv.results++
-			if last, ok := inv.counted[p]; ok && res.Counted < last {
-				inv.backwards++
-				inv.mu.Unlock()
-				inv.v.add("replica %s: /results counted went back from %d to %d", addr, last, res.Counted)
-				inv.mu.Lock()
-			}
-			inv.counted[p] = max(inv.counted[p], res.Counted)
-		}
-		inv.mu.Unlock()
+	if busy {
+		return
 	}
-	return replicaAnswer{addr: addr, tally: c.Tally}, nil
+	res, err := webtest.GetResults(ctx, "http://"+addr)
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	inv.reading[p] = false
+	if err != nil {
+		return
+	}
+	inv.results++
+	if last, ok := inv.counted[p]; ok && res.Counted < last {
+		inv.backwards++
+		inv.v.add("replica %s: /results counted went back from %d to %d", addr, last, res.Counted)
+	}
+	inv.counted[p] = max(inv.counted[p], res.Counted)
 }
 
 // judge sums a round's votes and checks every cell against the truth,

@@ -15,6 +15,8 @@ import (
 
 	"github.com/votestream/votestream/internal/nemesis"
 	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/webtest"
+	"github.com/votestream/votestream/pkg/results"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
 )
@@ -65,6 +67,9 @@ type nemesisRun struct {
 	f        *fleet
 	prodHost *Host
 	prodVars []string
+	serve    *Proc // a ROLE=serve replica, which no fault hits
+	serveAt  string
+	inv      *invariants
 	outDir   string
 	ends     func() map[int]int64
 	viol     *violations
@@ -116,6 +121,9 @@ func runNemesis(t *testing.T, s nemesis.Schedule) {
 	for _, name := range s.Counters {
 		r.f.start(name)
 	}
+	sh := r.net.Host("serve")
+	r.serve = sh.Start(t, "serve", Binaries(t).Counter, append(slices.Clip(r.f.env), "ROLE=serve", "REPLICA_ID=serve", "HTTP_ADDR="+sh.Addr+":9100")...)
+	r.serveAt = r.serve.MetricsAddr(t)
 	r.ends = topicEnds(t, r.env)
 	r.outDir = t.TempDir()
 	r.prodHost = r.net.Host("producer")
@@ -130,6 +138,7 @@ func runNemesis(t *testing.T, s nemesis.Schedule) {
 	exact := false
 	defer func() { r.report(exact) }()
 	inv := newInvariants(&r.el.want, r.viol)
+	r.inv = inv
 	w := watchFleet(r.f, 250*time.Millisecond, nemesisJudgeWithin, inv)
 	stopAlive := r.watchAlive()
 	defer func() {
@@ -178,6 +187,22 @@ func TestNemesisSeed1(t *testing.T) {
 		{At: 38 * time.Second, For: 17100 * time.Millisecond, Kind: nemesis.CounterKill, Counters: []string{"c1", "c3"}},
 	}}
 	runNemesis(t, s)
+}
+
+// waitServed polls base's /results until it has counted want votes, or
+// ctx ends.
+func waitServed(ctx context.Context, base string, want int64) (results.Results, error) {
+	for {
+		res, err := webtest.GetResults(ctx, base)
+		if err == nil && res.Counted == want {
+			return res, nil
+		}
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // newElectionAt is newElection at a scale of its own.
@@ -248,7 +273,15 @@ func (r *nemesisRun) checkAlive() {
 			r.exitedOnce(p, "counter "+n)
 		}
 	}
+	if r.serve.Exited() {
+		r.exitedOnce(r.serve, "the serve replica")
+	} else if r.inv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		r.inv.readResults(ctx, r.serveAt, r.serve)
+		cancel()
+	}
 }
+
 
 func (r *nemesisRun) exitedOnce(p *Proc, what string) {
 	r.mu.Lock()
@@ -558,6 +591,14 @@ func (r *nemesisRun) check() bool {
 			t.Errorf("rejected %q: got %d, want %d (the topic repeats %d records)", reason, g, want, repeats)
 			exact = false
 		}
+	}
+	// The serve replica follows the checkpoints: it must show the whole
+	// count too.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if res, err := waitServed(ctx, "http://"+r.serveAt, total); err != nil {
+		t.Errorf("the serve replica's /results: %v (counted %d, want %d)", err, res.Counted, total)
+		exact = false
 	}
 	exact = exact && len(got.Tally.Diff(&r.el.want, -1)) == 0 && len(tally.Diff(&r.el.want, -1)) == 0 && len(files.Diff(&r.el.want, -1)) == 0
 	t.Logf("+%s checked: %d votes, %d records repeated by retries (rejected as duplicates)", r.since(), total, repeats)
