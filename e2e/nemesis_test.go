@@ -282,7 +282,6 @@ func (r *nemesisRun) checkAlive() {
 	}
 }
 
-
 func (r *nemesisRun) exitedOnce(p *Proc, what string) {
 	r.mu.Lock()
 	seen := r.exited[p]
