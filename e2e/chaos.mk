@@ -15,3 +15,25 @@ chaos:
 
 chaos-short:
 	CHAOS_REPORT=$(CHAOS_REPORT) $(GO) test -race -count=1 -timeout 20m -run '^TestChaos' -v ./e2e
+
+# The nemesis (docs/nemesis.md): random, overlapping faults drawn from a
+# seed on three Apache Kafka nodes, then every cell checked exact.
+#   make nemesis                 one seed (NEMESIS_SEED, default the time)
+#                                over NEMESIS_DURATION (default 10m)
+#   make nemesis-sweep N=20      N seeds one after another, listing those
+#                                that fail
+# A failed run leaves every process's whole output under
+# NEMESIS_LOGS/<seed>/.
+NEMESIS_DURATION ?= 10m
+NEMESIS_LOGS ?= /tmp/votestream-nemesis
+N ?= 20
+
+.PHONY: nemesis nemesis-sweep
+
+nemesis:
+	seed=$${NEMESIS_SEED:-$$(date +%s)}; \
+	NEMESIS_SEED=$$seed NEMESIS_DURATION=$(NEMESIS_DURATION) E2E_LOG_DIR=$(NEMESIS_LOGS)/$$seed \
+	$(GO) test -race -count=1 -timeout 90m -run '^TestNemesis$$' -v ./e2e
+
+nemesis-sweep:
+	GO=$(GO) N=$(N) NEMESIS_DURATION=$(NEMESIS_DURATION) NEMESIS_LOGS=$(NEMESIS_LOGS) ./e2e/nemesis-sweep.sh

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"regexp"
@@ -261,13 +262,17 @@ func (f *fleet) names() []string {
 }
 
 // live is the metrics addresses of the replicas that can answer.
-func (f *fleet) live() []string {
+func (f *fleet) live() []string { return slices.Collect(maps.Keys(f.liveProcs())) }
+
+// liveProcs is live with each address's process: a replica started again
+// on its host's address is another process.
+func (f *fleet) liveProcs() map[string]*Proc {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []string
+	out := map[string]*Proc{}
 	for n, a := range f.addrs {
 		if !f.paused[n] {
-			out = append(out, a)
+			out[a] = f.procs[n]
 		}
 	}
 	return out
@@ -428,10 +433,9 @@ func settle(f *fleet, partitions int, want int64, timeout time.Duration) (*rig.C
 	)
 	for {
 		var c *rig.Counts
-		c, err = rig.Sum(ctx, f.live())
+		var v partitionView
+		c, v, err = scrapeAll(ctx, f.live())
 		if err == nil {
-			var v partitionView
-			v, err = viewPartitions(ctx, f.live())
 			switch {
 			case err != nil:
 			case c.Tally.Total() == want && v.complete(partitions):
@@ -456,6 +460,21 @@ func settle(f *fleet, partitions int, want int64, timeout time.Duration) (*rig.C
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// scrapeAll reads the counts and the partitions of every replica at addrs,
+// bounded on its own: a replica that does not answer must not use a
+// caller's whole timeout up in one poll. Generous: on a loaded machine a
+// race-built replica takes seconds to write its whole /metrics.
+func scrapeAll(ctx context.Context, addrs []string) (*rig.Counts, partitionView, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := rig.Sum(ctx, addrs)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := viewPartitions(ctx, addrs)
+	return c, v, err
 }
 
 // finish waits for the final totals, checks every cell and the rejected

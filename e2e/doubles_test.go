@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -26,6 +27,11 @@ type doubleStats struct {
 	First            string        // the first double seen
 	Slowest          time.Duration // the longest one replica took to answer
 	SlowestBy        string        // and which, when
+	Unjudged         int           // rounds answered too slowly to judge (watchFleet's within)
+	// Persisting counts the doubles seen in two judged rounds in a row. A
+	// double in one round alone may be the sampling's: the old owner's
+	// answer written before it let go, the new owner's after it took over.
+	Persisting int
 }
 
 func (s doubleStats) String() string {
@@ -33,6 +39,12 @@ func (s doubleStats) String() string {
 		s.Samples, s.MaxGap.Round(time.Millisecond), s.Doubled, s.Longest.Round(time.Millisecond))
 	if s.First != "" {
 		out += " (first: " + s.First + ")"
+	}
+	if s.Unjudged > 0 {
+		out += fmt.Sprintf("; %d rounds answered too slowly to judge", s.Unjudged)
+	}
+	if s.Doubled > 0 {
+		out += fmt.Sprintf("; %d doubles lasted two rounds or more", s.Persisting)
 	}
 	return out
 }
@@ -50,21 +62,32 @@ type round struct {
 // to answer), until stopped. Each round is judged on its own answers:
 // all were asked at the same moment.
 type doubleWatch struct {
-	f    *fleet
-	stop chan struct{}
-	done chan struct{}
+	f      *fleet
+	every  time.Duration
+	within time.Duration // judge only rounds answered within it (0: all)
+	inv    *invariants   // also judged each round, if set
+	stop   chan struct{}
+	done   chan struct{}
 
 	mu     sync.Mutex
 	rounds []round
 }
 
-func watchDoubles(f *fleet) *doubleWatch {
-	w := &doubleWatch{f: f, stop: make(chan struct{}), done: make(chan struct{})}
+func watchDoubles(f *fleet) *doubleWatch { return watchFleet(f, sampleEvery, 0, nil) }
+
+// watchFleet is watchDoubles sampling every every, judging inv's
+// invariants too if it is set. With within, only rounds whose every answer
+// came within it are judged: the answers of one round are written at
+// moments up to that far apart, and a handover between them shows the
+// partition on both (doubleStats.Persisting counts the doubles that last
+// longer than that).
+func watchFleet(f *fleet, every, within time.Duration, inv *invariants) *doubleWatch {
+	w := &doubleWatch{f: f, every: every, within: within, inv: inv, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		var inFlight sync.WaitGroup
 		defer inFlight.Wait()
-		tick := time.NewTicker(sampleEvery)
+		tick := time.NewTicker(every)
 		defer tick.Stop()
 		for {
 			inFlight.Go(w.sample)
@@ -81,16 +104,31 @@ func watchDoubles(f *fleet) *doubleWatch {
 // sample reads every replica's partitions at once; a replica that does not
 // answer within a second is left out of this round.
 func (w *doubleWatch) sample() {
-	r := round{start: time.Now(), asked: w.f.live(), owners: map[string][]int{}, took: map[string]time.Duration{}}
+	procs := w.f.liveProcs()
+	r := round{start: time.Now(), asked: slices.Sorted(maps.Keys(procs)), owners: map[string][]int{}, took: map[string]time.Duration{}}
+	names := []string{partitionMetric}
+	if w.inv != nil {
+		names = append(names, votesMetric)
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	var answers []replicaAnswer
 	for _, a := range r.asked {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
-			families, err := rig.Metrics(ctx, a, partitionMetric)
+			families, err := rig.Metrics(ctx, a, names...)
 			if err != nil {
 				return
+			}
+			if w.inv != nil {
+				ans, err := w.inv.read(ctx, a, procs[a], families)
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				answers = append(answers, ans)
+				mu.Unlock()
 			}
 			ids := []int{}
 			for _, m := range families[partitionMetric].GetMetric() {
@@ -104,6 +142,9 @@ func (w *doubleWatch) sample() {
 	}
 	wg.Wait()
 	r.end = time.Now()
+	if w.inv != nil {
+		w.inv.judge(r.start, answers, w.judged(r))
+	}
 	w.mu.Lock()
 	w.rounds = append(w.rounds, r)
 	w.mu.Unlock()
@@ -118,10 +159,15 @@ func (w *doubleWatch) Stop() *doubleStats {
 	slices.SortFunc(w.rounds, func(a, b round) int { return a.start.Compare(b.start) })
 	var s doubleStats
 	since := map[int]time.Time{}       // partition -> start of the first round of its current double
+	runs := map[int]int{}              // partition -> rounds of its current double
 	answered := map[string]time.Time{} // replica -> start of the last round it answered
 	for _, r := range w.rounds {
 		s.Samples++
 		s.judgeGaps(r, answered)
+		if !w.judged(r) {
+			s.Unjudged++
+			continue
+		}
 		count := map[int][]string{}
 		for a, ids := range r.owners {
 			for _, p := range ids {
@@ -132,6 +178,7 @@ func (w *doubleWatch) Stop() *doubleStats {
 		for p := range since {
 			if len(count[p]) < 2 {
 				delete(since, p)
+				delete(runs, p)
 			}
 		}
 		for p, by := range count {
@@ -141,6 +188,9 @@ func (w *doubleWatch) Stop() *doubleStats {
 			doubled = true
 			if _, ok := since[p]; !ok {
 				since[p] = r.start
+			}
+			if runs[p]++; runs[p] == 2 {
+				s.Persisting++
 			}
 			s.Longest = max(s.Longest, r.end.Sub(since[p]))
 			if s.First == "" {
@@ -153,6 +203,16 @@ func (w *doubleWatch) Stop() *doubleStats {
 		}
 	}
 	return &s
+}
+
+// judged reports whether every answer of r came within w.within.
+func (w *doubleWatch) judged(r round) bool {
+	for _, d := range r.took {
+		if w.within > 0 && d > w.within {
+			return false
+		}
+	}
+	return true
 }
 
 // judgeGaps updates the longest gap between answered reads of each replica

@@ -111,9 +111,31 @@ func StartCmd(t testing.TB, name string, cmd *exec.Cmd) *Proc {
 		rp.Kill()
 		if t.Failed() {
 			t.Logf("--- output of %s:\n%s", name, rig.Tail(rp.Output(), 200))
+			keepOutput(t, name, rp)
 		}
 	})
 	return &Proc{rp}
+}
+
+// keepOutput writes the whole output of a failed test's process to
+// $E2E_LOG_DIR/<test>/<name>-<pid>.log, when E2E_LOG_DIR is set: the last
+// lines logged seldom reach back to where a long run went wrong.
+func keepOutput(t testing.TB, name string, p *rig.Process) {
+	dir := os.Getenv("E2E_LOG_DIR")
+	if dir == "" {
+		return
+	}
+	dir = filepath.Join(dir, regexp.MustCompile(`[^A-Za-z0-9_.-]+`).ReplaceAllString(t.Name(), "_"))
+	path := filepath.Join(dir, fmt.Sprintf("%s-%d.log", name, p.Pid()))
+	err := os.MkdirAll(dir, 0o755)
+	if err == nil {
+		err = os.WriteFile(path, []byte(p.Output()), 0o644)
+	}
+	if err != nil {
+		t.Logf("E2E_LOG_DIR: %v", err)
+		return
+	}
+	t.Logf("whole output of %s in %s", name, path)
 }
 
 // WaitOutput waits up to timeout for a line of output matching re and

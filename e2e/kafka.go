@@ -37,6 +37,7 @@ type Kafka struct {
 type KafkaNode struct {
 	rig.KafkaNode
 	Extra []string // free addresses for extra listeners (KafkaOptions.ExtraAddrs)
+	Host  *Host    // the test network host it runs on, or nil for 127.0.0.1
 	k     *Kafka
 	mu    sync.Mutex
 	proc  *Proc
@@ -64,6 +65,17 @@ type KafkaOptions struct {
 	// Host, if set, runs every node on that host of a test network,
 	// listening on its address, instead of on 127.0.0.1.
 	Host *Host
+	// Hosts, if set, runs node i on Hosts[i], one host each, so that one
+	// node can be cut off from the others and from its clients.
+	Hosts []*Host
+}
+
+// host is the test network host node i (from 0) runs on, or nil.
+func (o KafkaOptions) host(i int) *Host {
+	if i < len(o.Hosts) {
+		return o.Hosts[i]
+	}
+	return o.Host
 }
 
 // RequireKafka returns the folder of the Kafka jars and java, skipping the
@@ -104,10 +116,11 @@ func StartKafka(t testing.TB, opts KafkaOptions) *Kafka {
 		n := &KafkaNode{KafkaNode: rig.KafkaNode{ID: i + 1, Dir: filepath.Join(dir, fmt.Sprintf("node%d", i+1))}, k: k}
 		mine := free[i*per : (i+1)*per]
 		n.Addr, n.ControllerAddr, n.Extra = mine[0], mine[1], mine[2:]
-		if h := opts.Host; h != nil {
+		if h := opts.host(i); h != nil {
 			// The host's namespace is the test's own: every port is free.
 			n.Addr, n.ControllerAddr = fmt.Sprintf("%s:%d", h.Addr, 9092+i), fmt.Sprintf("%s:%d", h.Addr, 9192+i)
 		}
+		n.Host = opts.host(i)
 		k.Nodes = append(k.Nodes, n)
 	}
 	addrs := make([]string, len(k.Nodes))
@@ -187,7 +200,7 @@ func (n *KafkaNode) props() map[string]string {
 // one.
 func (n *KafkaNode) java(class string, args ...string) *exec.Cmd {
 	cmd := rig.KafkaJava(n.k.lib, n.k.opts.Heap, class, args...)
-	if h := n.k.opts.Host; h != nil {
+	if h := n.Host; h != nil {
 		// ip execs java in the namespace: the same process, so signals
 		// reach the JVM itself.
 		cmd = exec.Command("ip", append([]string{"netns", "exec", h.NS}, cmd.Args...)...)
@@ -310,8 +323,17 @@ func (k *Kafka) WaitBrokers(want int, timeout time.Duration) {
 // leader.
 func (k *Kafka) WaitHealthy(timeout time.Duration) time.Duration {
 	k.t.Helper()
+	d, err := k.Healthy(timeout)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	return d
+}
+
+// Healthy is WaitHealthy returning an error, for a caller that goes on.
+func (k *Kafka) Healthy(timeout time.Duration) (time.Duration, error) {
 	start := time.Now()
-	k.waitFor("every broker up and every ISR full", timeout, func(m *kafka.MetadataResponse) bool {
+	err := k.poll("every broker up and every ISR full", timeout, func(m *kafka.MetadataResponse) bool {
 		if len(m.Brokers) != len(k.Nodes) {
 			return false
 		}
@@ -324,24 +346,32 @@ func (k *Kafka) WaitHealthy(timeout time.Duration) time.Duration {
 		}
 		return true
 	})
-	return time.Since(start)
+	return time.Since(start), err
 }
 
 func (k *Kafka) waitFor(what string, timeout time.Duration, ok func(*kafka.MetadataResponse) bool) {
 	k.t.Helper()
+	if err := k.poll(what, timeout, ok); err != nil {
+		k.t.Fatal(err)
+	}
+}
+
+// poll asks the metadata until ok, or fails after timeout with the nodes'
+// last lines logged.
+func (k *Kafka) poll(what string, timeout time.Duration, ok func(*kafka.MetadataResponse) bool) error {
 	deadline := time.Now().Add(timeout)
 	var lastErr error
 	for {
 		m, err := k.Metadata(context.Background())
 		if err == nil && ok(m) {
-			return
+			return nil
 		}
 		lastErr = err
 		if time.Now().After(deadline) {
 			for _, n := range k.Nodes {
 				k.t.Logf("--- kafka node %d:\n%s", n.ID, rig.Tail(n.Output(), 40))
 			}
-			k.t.Fatalf("kafka: no %s within %s (last error: %v)", what, timeout, lastErr)
+			return fmt.Errorf("kafka: no %s within %s (last error: %v)", what, timeout, lastErr)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -394,4 +424,29 @@ func (k *Kafka) coordinator(ctx context.Context, group string) (int, error) {
 		return 0, err
 	}
 	return int(resp.Coordinator.NodeID), nil
+}
+
+// EndOffsets asks the running nodes for the end (high watermark) of each
+// of topic's partitions; a partition without a leader that answers is
+// left out.
+func (k *Kafka) EndOffsets(ctx context.Context, topic string, partitions int) (map[int]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, done := k.client()
+	defer done()
+	reqs := make([]kafka.OffsetRequest, partitions)
+	for p := range reqs {
+		reqs[p] = kafka.LastOffsetOf(p)
+	}
+	res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]int64{}
+	for _, p := range res.Topics[topic] {
+		if p.Error == nil {
+			out[p.Partition] = p.LastOffset
+		}
+	}
+	return out, nil
 }

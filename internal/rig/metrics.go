@@ -51,6 +51,11 @@ func Scrape(ctx context.Context, addr string) (*Counts, error) {
 	if err != nil {
 		return nil, err
 	}
+	return CountsOf(families)
+}
+
+// CountsOf is the counts in a counter's parsed /metrics.
+func CountsOf(families map[string]*dto.MetricFamily) (*Counts, error) {
 	c := &Counts{Rejected: make(map[string]int64)}
 	for _, m := range families["votestream_votes"].GetMetric() {
 		var cand, state, age string

@@ -56,10 +56,11 @@ func Listen(addr, webConfigFile string, reg *prometheus.Registry, log *slog.Logg
 		return nil, fmt.Errorf("listen on %s (HTTP_ADDR): %w", addr, err)
 	}
 	s := &Server{ln: boundedListener{ln}, mux: http.NewServeMux(), log: log, webConfig: webConfigFile}
-	// Scrapes that come while one is being gathered share it: a counter's
-	// gather is some thousand series, and scrapers (Prometheus pairs, the
-	// fault suite's samplers) must not pile up on it.
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, CoalesceGather: true}))
+	// Each scrape gathers afresh. Coalesced gathers (promhttp's
+	// CoalesceGather) hand a scrape the snapshot of an earlier one still
+	// being written to a slow client: a counter showed partitions it had
+	// let go of (TestNemesisSeed4MetricsFresh).
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !s.ready.Load() {
