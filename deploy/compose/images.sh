@@ -10,15 +10,20 @@
 #                                  debootstrap + Debian's JRE, laid out and
 #                                  configured like the official image
 #
-# Each image carries a label with the hash of its recipe and inputs; an
-# image whose label matches is kept, so a warm run builds nothing.
+# Each image carries a label with the hash of its recipe (the shell function
+# that makes it) and inputs (base image, toolchain, CA bundle, jars); an
+# image whose label matches is kept, so a warm run builds nothing, and an
+# edit to one recipe rebuilds that image alone.
 
 images_dir=$here/kafka-image
 
-# recipe_key PARTS...: a short hash of this file and PARTS.
+# recipe_key PARTS...: a short hash of the calling function's source and
+# PARTS.
 recipe_key() {
-	{ cat "$here/images.sh"; printf '%s\n' "$@"; } | sha256sum | cut -c1-16
+	{ declare -f "${FUNCNAME[1]}"; printf '%s\n' "$@"; } | sha256sum | cut -c1-16
 }
+
+image_id() { docker image inspect -f '{{.Id}}' "$1"; }
 
 # fresh TAG KEY: true when TAG exists with recipe KEY.
 fresh() {
@@ -64,9 +69,9 @@ golang_image() {
 	local version tag key ctx
 	version=$(sed -n 's/^ARG GO_VERSION=//p' "$root/deploy/docker/Dockerfile")
 	tag=golang:$version-bookworm
-	key=$(recipe_key "$(go version)" "$(sha256sum /etc/ssl/certs/ca-certificates.crt)")
-	if fresh "$tag" "$key"; then return; fi
 	rootfs minbase
+	key=$(recipe_key "$(image_id votestream-base/debian:minbase)" "$(go version)" "$(sha256sum /etc/ssl/certs/ca-certificates.crt)")
+	if fresh "$tag" "$key"; then return; fi
 	log "$tag: $(go version | cut -d' ' -f3) from $(go env GOROOT)"
 	ctx=$(mktemp -d "$cache/ctx.XXXX")
 	cp -a "$(go env GOROOT)" "$ctx/go"
@@ -116,7 +121,7 @@ distroless_image() {
 	local tag key dir
 	tag=$(sed -n 's/^FROM \(gcr.io\/distroless\/[^ ]*\) AS runtime$/\1/p' "$root/deploy/docker/Dockerfile")
 	[ -n "$tag" ] || die "no distroless runtime stage in deploy/docker/Dockerfile"
-	key=$(recipe_key "$(sha256sum /etc/ssl/certs/ca-certificates.crt)")
+	key=$(recipe_key "$(declare -f passwd_files scratch_import)" "$(sha256sum /etc/ssl/certs/ca-certificates.crt)")
 	if fresh "$tag" "$key"; then return; fi
 	log "$tag: scratch with the nonroot user"
 	dir=$(mktemp -d "$cache/ctx.XXXX")
@@ -135,7 +140,7 @@ prometheus_image() {
 	tag=$(sed -n 's/^[[:space:]]*image: \(prom\/prometheus:.*\)$/\1/p' "$root/docker-compose.yml" | head -1)
 	[ -n "$tag" ] || die "no prom/prometheus image in docker-compose.yml"
 	bin=$(command -v prometheus) || die "no prometheus binary: apt-get install prometheus"
-	key=$(recipe_key "$(sha256sum "$bin")")
+	key=$(recipe_key "$(declare -f passwd_files scratch_import)" "$(sha256sum "$bin")")
 	if fresh "$tag" "$key"; then return; fi
 	log "$tag: Debian's $("$bin" --version 2>&1 | head -1)"
 	dir=$(mktemp -d "$cache/ctx.XXXX")
@@ -160,9 +165,10 @@ kafka_image() {
 	tag=$(sed -n 's/^[[:space:]]*image: \(apache\/kafka:.*\)$/\1/p' "$here/apache-kafka.yml" | head -1)
 	[ "$tag" = "apache/kafka:$version" ] ||
 		die "apache-kafka.yml runs $tag but deploy/kafka/lib holds Kafka $version"
-	key=$(recipe_key "$(ls -l "$lib"/ | sha256sum)" "$(cat "$images_dir"/* "$images_dir"/*/* 2>/dev/null | sha256sum)")
-	if fresh "$tag" "$key"; then return; fi
 	rootfs jre --include=openjdk-17-jre-headless
+	key=$(recipe_key "$(image_id votestream-base/debian:jre)" "$(ls -l "$lib"/ | sha256sum)" \
+		"$(cat "$images_dir"/* "$images_dir"/*/* "$root/deploy/kafka/log4j2.yaml" 2>/dev/null | sha256sum)")
+	if fresh "$tag" "$key"; then return; fi
 	log "$tag: the Maven jars on Debian's JRE"
 	ctx=$(mktemp -d "$cache/ctx.XXXX")
 	cp -a "$images_dir"/. "$ctx/"

@@ -61,7 +61,6 @@ services:
 
 // stack is one compose project on the private engine stack.sh started.
 type stack struct {
-	t       *testing.T
 	project string
 	env     []string // COMPOSE_FILE, COMPOSE_PROJECT_NAME and the caller's
 	root    string
@@ -92,7 +91,7 @@ func TestStack(t *testing.T) {
 	// Build with one build at a time: the second target then finds the
 	// shared stages in the layer cache instead of compiling them again.
 	start := time.Now()
-	s.composeEnv(15*time.Minute, []string{"COMPOSE_PARALLEL_LIMIT=1"}, "build")
+	s.composeEnv(t, 15*time.Minute, []string{"COMPOSE_PARALLEL_LIMIT=1"}, "build")
 	t.Logf("images built in %s", time.Since(start).Round(time.Second))
 
 	t.Run("init", func(t *testing.T) { s.checkInit(t) })
@@ -100,13 +99,13 @@ func TestStack(t *testing.T) {
 		return
 	}
 
-	s.compose(5*time.Minute, "up", "-d", "--scale", fmt.Sprintf("counter=%d", replicas))
+	s.compose(t, 5*time.Minute, "up", "-d", "--scale", fmt.Sprintf("counter=%d", replicas))
 	t.Run("non-root and read-only", func(t *testing.T) { s.checkHardening(t) })
-	counters := s.containers("counter")
+	counters := s.containers(t, "counter")
 	if len(counters) != replicas {
 		t.Fatalf("%d counter replicas run, want %d", len(counters), replicas)
 	}
-	smp := s.sample(ctx, want)
+	smp := s.sample(t, ctx, want)
 	t.Run("partitions split", func(t *testing.T) { s.checkSplit(t, ctx, counters) })
 	t.Run("prometheus finds every replica", func(t *testing.T) { s.checkPrometheus(t, ctx, counters) })
 	t.Run("stopped replica", func(t *testing.T) { s.checkStop(t, ctx, smp, counters[replicas-1]) })
@@ -130,7 +129,7 @@ func newStack(t *testing.T) *stack {
 	if err := os.WriteFile(override, []byte(testOverride), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{t: t, project: "vstest-" + hex.EncodeToString(r[:]), root: root}
+	s := &stack{project: "vstest-" + hex.EncodeToString(r[:]), root: root}
 	s.env = append(os.Environ(), "ELECTION=seed", "COMPOSE_PROJECT_NAME="+s.project,
 		"COMPOSE_FILE="+strings.Join([]string{"docker-compose.yml", "deploy/compose/apache-kafka.yml", override}, string(os.PathListSeparator)))
 	t.Cleanup(func() {
@@ -162,28 +161,28 @@ func (s *stack) run(timeout time.Duration, extra []string, argv ...string) (stri
 	return out.String(), err
 }
 
-func (s *stack) must(timeout time.Duration, extra []string, argv ...string) string {
-	s.t.Helper()
+func (s *stack) must(t testing.TB, timeout time.Duration, extra []string, argv ...string) string {
+	t.Helper()
 	out, err := s.run(timeout, extra, argv...)
 	if err != nil {
-		s.t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
 	}
 	return out
 }
 
-func (s *stack) compose(timeout time.Duration, args ...string) string {
-	s.t.Helper()
-	return s.must(timeout, nil, append([]string{"docker", "compose"}, args...)...)
+func (s *stack) compose(t testing.TB, timeout time.Duration, args ...string) string {
+	t.Helper()
+	return s.must(t, timeout, nil, append([]string{"docker", "compose"}, args...)...)
 }
 
-func (s *stack) composeEnv(timeout time.Duration, extra []string, args ...string) string {
-	s.t.Helper()
-	return s.must(timeout, extra, append([]string{"docker", "compose"}, args...)...)
+func (s *stack) composeEnv(t testing.TB, timeout time.Duration, extra []string, args ...string) string {
+	t.Helper()
+	return s.must(t, timeout, extra, append([]string{"docker", "compose"}, args...)...)
 }
 
-func (s *stack) docker(timeout time.Duration, args ...string) string {
-	s.t.Helper()
-	return s.must(timeout, nil, append([]string{"docker"}, args...)...)
+func (s *stack) docker(t testing.TB, timeout time.Duration, args ...string) string {
+	t.Helper()
+	return s.must(t, timeout, nil, append([]string{"docker"}, args...)...)
 }
 
 // container is what the test reads of `docker inspect`.
@@ -229,48 +228,48 @@ func (c container) ip() string {
 
 // containers inspects the project's containers of service, running or not
 // (all services if empty), in replica order.
-func (s *stack) containers(service string) []container {
-	s.t.Helper()
+func (s *stack) containers(t testing.TB, service string) []container {
+	t.Helper()
 	args := []string{"ps", "-a", "-q"}
 	if service != "" {
 		args = append(args, service)
 	}
-	ids := strings.Fields(s.compose(time.Minute, args...))
+	ids := strings.Fields(s.compose(t, time.Minute, args...))
 	if len(ids) == 0 {
 		return nil
 	}
 	var cs []container
-	if err := json.Unmarshal([]byte(s.docker(time.Minute, append([]string{"inspect"}, ids...)...)), &cs); err != nil {
-		s.t.Fatalf("docker inspect: %v", err)
+	if err := json.Unmarshal([]byte(s.docker(t, time.Minute, append([]string{"inspect"}, ids...)...)), &cs); err != nil {
+		t.Fatalf("docker inspect: %v", err)
 	}
 	slices.SortFunc(cs, func(a, b container) int { return strings.Compare(a.Name, b.Name) })
 	return cs
 }
 
 // topics describes votestream's topics with the broker's own tool.
-func (s *stack) topics() string {
-	s.t.Helper()
-	return s.compose(2*time.Minute, "exec", "-T", "kafka", "/opt/kafka/bin/kafka-topics.sh",
+func (s *stack) topics(t testing.TB) string {
+	t.Helper()
+	return s.compose(t, 2*time.Minute, "exec", "-T", "kafka", "/opt/kafka/bin/kafka-topics.sh",
 		"--bootstrap-server", "localhost:9092", "--describe", "--topic", "votes,votes.checkpoints,votes.dlq")
 }
 
 // checkInit: the first init creates the topics with their policies; a
 // second one changes nothing (same topic IDs, partitions and configs).
 func (s *stack) checkInit(t *testing.T) {
-	s.compose(5*time.Minute, "up", "-d", "--wait", "kafka")
-	s.compose(3*time.Minute, "run", "--rm", "init")
-	first := s.topics()
+	s.compose(t, 5*time.Minute, "up", "-d", "--wait", "kafka")
+	s.compose(t, 3*time.Minute, "run", "--rm", "init")
+	first := s.topics(t)
 	for topic, policy := range map[string]string{"votes": "retention.ms=-1", "votes.checkpoints": "cleanup.policy=compact", "votes.dlq": "cleanup.policy=delete"} {
 		re := regexp.MustCompile(`(?m)^Topic: ` + regexp.QuoteMeta(topic) + `\tTopicId: \S+\tPartitionCount: 12\tReplicationFactor: 1\tConfigs: .*` + regexp.QuoteMeta(policy))
 		if !re.MatchString(first) {
 			t.Errorf("topic %s: want 12 partitions and %s; kafka-topics --describe says:\n%s", topic, policy, first)
 		}
 	}
-	out := s.compose(3*time.Minute, "run", "--rm", "init")
+	out := s.compose(t, 3*time.Minute, "run", "--rm", "init")
 	if !strings.Contains(out, "votes exists") {
 		t.Errorf("second init did not find the topics:\n%s", out)
 	}
-	if again := s.topics(); again != first {
+	if again := s.topics(t); again != first {
 		t.Errorf("second init changed the topics:\nbefore:\n%s\nafter:\n%s", first, again)
 	}
 }
@@ -284,7 +283,7 @@ func (s *stack) checkHardening(t *testing.T) {
 			ReadOnly bool `json:"read_only"`
 		}
 	}
-	if err := json.Unmarshal([]byte(s.compose(time.Minute, "config", "--format", "json")), &cfg); err != nil {
+	if err := json.Unmarshal([]byte(s.compose(t, time.Minute, "config", "--format", "json")), &cfg); err != nil {
 		t.Fatal(err)
 	}
 	for _, svc := range []string{"producer", "counter"} {
@@ -293,7 +292,7 @@ func (s *stack) checkHardening(t *testing.T) {
 		}
 	}
 	seen := map[string]bool{}
-	for _, c := range s.containers("") {
+	for _, c := range s.containers(t, "") {
 		if c.State.Status != "running" {
 			continue
 		}
@@ -331,7 +330,7 @@ func (s *stack) checkHardening(t *testing.T) {
 // checkPrometheus: Prometheus, in its container, scrapes every counter
 // replica, found through Docker's DNS.
 func (s *stack) checkPrometheus(t *testing.T, ctx context.Context, counters []container) {
-	prom := s.containers("prometheus")[0].addr("9090")
+	prom := s.containers(t, "prometheus")[0].addr("9090")
 	want := map[string]bool{}
 	for _, c := range counters {
 		want[c.ip()+":9102"] = true
@@ -401,9 +400,9 @@ type sampler struct {
 	wg      sync.WaitGroup
 }
 
-func (s *stack) sample(ctx context.Context, want vote.Tally) *sampler {
+func (s *stack) sample(t *testing.T, ctx context.Context, want vote.Tally) *sampler {
 	smp := &sampler{addrs: map[string]string{}, last: map[string]results.Results{}, done: make(chan struct{})}
-	for _, c := range s.containers("counter") {
+	for _, c := range s.containers(t, "counter") {
 		smp.addrs[c.Name] = "http://" + c.addr("9102")
 	}
 	var truthState [vote.NumStates]int64
@@ -550,7 +549,7 @@ func (s *stack) checkSplit(t *testing.T, ctx context.Context, counters []contain
 func (s *stack) checkStop(t *testing.T, ctx context.Context, smp *sampler, victim container) {
 	waitCounted(t, smp, 1, 3*time.Minute)
 	smp.forget(victim.Name)
-	s.docker(2*time.Minute, "stop", victim.ID)
+	s.docker(t, 2*time.Minute, "stop", victim.ID)
 	stopped := time.Now()
 	session := 10 * time.Second // GROUP_SESSION_TIMEOUT in docker-compose.yml
 	for {
@@ -572,14 +571,14 @@ func (s *stack) checkStop(t *testing.T, ctx context.Context, smp *sampler, victi
 // stay exact.
 func (s *stack) checkProducerRestart(t *testing.T, ctx context.Context, smp *sampler, total int64) {
 	waitCounted(t, smp, total/3, 5*time.Minute)
-	p := s.containers("producer")[0]
+	p := s.containers(t, "producer")[0]
 	if p.State.Status != "running" {
 		t.Fatalf("the producer is %s before its restart: the test's election is too short", p.State.Status)
 	}
-	s.docker(time.Minute, "restart", "-t", "0", p.ID)
+	s.docker(t, time.Minute, "restart", "-t", "0", p.ID)
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
-		p = s.containers("producer")[0]
+		p = s.containers(t, "producer")[0]
 		if p.State.Status == "exited" {
 			break
 		}
@@ -591,13 +590,14 @@ func (s *stack) checkProducerRestart(t *testing.T, ctx context.Context, smp *sam
 	if p.State.ExitCode != 0 {
 		t.Errorf("the restarted producer exited %d, want 0", p.State.ExitCode)
 	}
-	logs := s.compose(time.Minute, "logs", "--no-color", "producer")
-	t.Logf("producer log, last lines:\n%s", tail(logs, 5))
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+	// The log's last word: it resumed where the votes topic said it stopped.
+	logs := s.compose(t, time.Minute, "logs", "--no-color", "producer")
+	m := regexp.MustCompile(`"msg":"election published".*"votes":(\d+),"resumed_after":(\d+)`).FindStringSubmatch(logs)
+	if m == nil || m[2] == "0" || m[1] != strconv.FormatInt(total, 10) {
+		t.Errorf("the restarted producer did not report resuming and publishing %d votes: %v", total, m)
+	} else {
+		t.Logf("the restarted producer resumed after %s of %s votes", m[2], m[1])
+	}
 }
 
 // checkExact: the live replicas' /metrics add up to the generator's
@@ -619,7 +619,7 @@ func (s *stack) checkExact(t *testing.T, ctx context.Context, smp *sampler, want
 // the whole election.
 func (s *stack) checkFiles(t *testing.T, want *vote.Tally) {
 	var vols []struct{ Mountpoint string }
-	out := s.docker(time.Minute, "volume", "inspect", s.project+"_producer-data")
+	out := s.docker(t, time.Minute, "volume", "inspect", s.project+"_producer-data")
 	if err := json.Unmarshal([]byte(out), &vols); err != nil || len(vols) != 1 {
 		t.Fatalf("docker volume inspect: %v\n%s", err, out)
 	}
@@ -633,14 +633,14 @@ func (s *stack) checkFiles(t *testing.T, want *vote.Tally) {
 
 // checkDown: `make down` leaves no container, network or volume.
 func (s *stack) checkDown(t *testing.T) {
-	s.must(3*time.Minute, nil, "make", "--no-print-directory", "down", "COMPOSE=docker compose")
+	s.must(t, 3*time.Minute, nil, "make", "--no-print-directory", "down", "COMPOSE=docker compose")
 	label := "label=com.docker.compose.project=" + s.project
 	for _, kind := range []string{"container", "network", "volume"} {
 		args := []string{kind, "ls", "-q", "--filter", label}
 		if kind == "container" {
 			args = []string{"ps", "-a", "-q", "--filter", label}
 		}
-		if left := strings.TrimSpace(s.docker(time.Minute, args...)); left != "" {
+		if left := strings.TrimSpace(s.docker(t, time.Minute, args...)); left != "" {
 			t.Errorf("after make down, %ss left: %s", kind, left)
 		}
 	}
