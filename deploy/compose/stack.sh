@@ -22,8 +22,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cache=${COMPOSE_CACHE:-/var/cache/votestream-compose}
-run=${COMPOSE_RUN:-/run/votestream-compose}
-compose_version=${COMPOSE_VERSION:-v5.6.0}
+run=/run/votestream-compose
+compose_version=v5.6.0
 bridge=vsc0
 pool=10.197.0.0/16
 bridge_addr=10.197.255.1/24
@@ -176,7 +176,7 @@ cmd_test() {
 	cmd_start
 	cmd_images
 	cd "$root"
-	COMPOSE_TEST=1 go test -count=1 -timeout "${COMPOSE_TEST_TIMEOUT:-25m}" -v -run "${COMPOSE_TEST_RUN:-.}" ./deploy/compose/
+	COMPOSE_TEST=1 go test -count=1 -timeout "${COMPOSE_TEST_TIMEOUT:-25m}" -v ./deploy/compose/
 }
 
 case "${1:-}" in
