@@ -166,7 +166,7 @@ kafka_image() {
 	[ "$tag" = "apache/kafka:$version" ] ||
 		die "apache-kafka.yml runs $tag but deploy/kafka/lib holds Kafka $version"
 	rootfs jre --include=openjdk-17-jre-headless
-	key=$(recipe_key "$(image_id votestream-base/debian:jre)" "$(ls -l "$lib"/ | sha256sum)" \
+	key=$(recipe_key "$(image_id votestream-base/debian:jre)" "$(find -L "$lib" -name '*.jar' -printf '%f %s\n' | sort | sha256sum)" \
 		"$(cat "$images_dir"/* "$images_dir"/*/* "$root/deploy/kafka/log4j2.yaml" 2>/dev/null | sha256sum)")
 	if fresh "$tag" "$key"; then return; fi
 	log "$tag: the Maven jars on Debian's JRE"
