@@ -185,6 +185,8 @@ cmd_images() {
 	distroless_image
 	prometheus_image
 	kafka_image
-	docker image prune -f >/dev/null
+	# The classic builder leaves each build stage's last layer untagged: it
+	# is the cache of the next build, so only week-old ones go.
+	docker image prune -f --filter until=168h >/dev/null
 	docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -v '^votestream/' >&2
 }
