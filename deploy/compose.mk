@@ -4,13 +4,14 @@
 #   make logs          follow the logs (SERVICES="counter producer" to narrow)
 #   make down          stop everything and delete its data
 #   make deploy-check  promtool checks and the deployment tests
+#   make compose-test  the stack under a private Docker Engine (as root)
 
 COMPOSE ?= docker compose
 PROMTOOL ?= promtool
 N ?= 3
 SERVICES ?=
 
-.PHONY: up down scale logs deploy-check
+.PHONY: up down scale logs deploy-check compose-test
 
 up:
 	$(COMPOSE) up -d --build
@@ -36,3 +37,10 @@ deploy-check:
 	cd deploy/prometheus && $(PROMTOOL) check rules alerts.yml
 	cd deploy/prometheus && $(PROMTOOL) test rules alerts_test.yml
 	go test ./deploy/...
+
+# Installs what it lacks (docker.io, debootstrap, Compose built from the Go
+# module proxy), starts its own dockerd, builds the base images from local
+# parts, runs deploy/compose's TestStack on the Apache Kafka stack, and stops
+# the engine. Base images and layers stay in COMPOSE_CACHE between runs.
+compose-test:
+	deploy/compose/stack.sh test
