@@ -42,7 +42,7 @@ func TestApacheKafkaOverride(t *testing.T) {
 	p := load(t)
 	got := p.ServiceNames()
 	slices.Sort(got)
-	if want := []string{"counter", "init", "kafka", "producer", "prometheus"}; !slices.Equal(got, want) {
+	if want := []string{"counter", "init", "kafka", "nginx", "producer", "prometheus", "web"}; !slices.Equal(got, want) {
 		t.Errorf("services: got %v, want %v", got, want)
 	}
 	for name, svc := range p.Services {
@@ -52,7 +52,7 @@ func TestApacheKafkaOverride(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{"producer", "counter"} {
+	for _, name := range []string{"producer", "counter", "web"} {
 		svc := p.Services[name]
 		if b := svc.Environment["KAFKA_BROKERS"]; b == nil || *b != "kafka:9092" {
 			t.Errorf("%s: KAFKA_BROKERS = %v, want kafka:9092", name, b)
