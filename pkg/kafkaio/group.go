@@ -141,11 +141,16 @@ func (g *Generation) Heartbeat(ctx context.Context) error {
 // ID" when a peer leaves (kafka-go issue 781), so a Next that neither
 // yields a generation nor an error within a join deadline, or that fails,
 // makes Group close the group and join afresh.
+//
+// kafka-go looks the coordinator up through the first broker of its list
+// that accepts a connection, and a paused or cut-off broker still accepts
+// (its kernel does) and then never answers: each join afresh starts from
+// the next broker, so one hung broker cannot keep the member out.
 func (c *Client) Group(ctx context.Context, cfg GroupConfig, fn func(context.Context, *Generation) error) error {
-	for ctx.Err() == nil {
+	for attempt := 0; ctx.Err() == nil; attempt++ {
 		cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 			ID:                cfg.ID,
-			Brokers:           c.cfg.Brokers,
+			Brokers:           rotate(c.cfg.Brokers, attempt),
 			Dialer:            c.dialer,
 			Topics:            []string{cfg.Topic},
 			GroupBalancers:    []kafka.GroupBalancer{kafka.RoundRobinGroupBalancer{}},
@@ -184,6 +189,15 @@ func (c *Client) Group(ctx context.Context, cfg GroupConfig, fn func(context.Con
 		}
 	}
 	return nil
+}
+
+// rotate returns brokers starting at the n-th (modulo their number).
+func rotate(brokers []string, n int) []string {
+	if len(brokers) == 0 {
+		return brokers
+	}
+	n %= len(brokers)
+	return append(slices.Clone(brokers[n:]), brokers[:n]...)
 }
 
 // generations serves one ConsumerGroup's generations until ctx ends or the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,4 +91,18 @@ func TestGroupSessionRefused(t *testing.T) {
 		t.Errorf("Group left %d times (context %v), want once, at once", rejoined, ctx.Err())
 	}
 	t.Log(err)
+}
+
+// TestRotate: each join afresh starts the coordinator lookup at the next
+// broker, so a hung first broker is passed over on the next attempt.
+func TestRotate(t *testing.T) {
+	brokers := []string{"a:1", "b:2", "c:3"}
+	for n, want := range [][]string{{"a:1", "b:2", "c:3"}, {"b:2", "c:3", "a:1"}, {"c:3", "a:1", "b:2"}, {"a:1", "b:2", "c:3"}} {
+		if got := rotate(brokers, n); !slices.Equal(got, want) {
+			t.Errorf("rotate(%v, %d) = %v, want %v", brokers, n, got, want)
+		}
+	}
+	if !slices.Equal(brokers, []string{"a:1", "b:2", "c:3"}) {
+		t.Errorf("rotate changed its input: %v", brokers)
+	}
 }
