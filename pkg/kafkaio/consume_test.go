@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -17,17 +15,7 @@ import (
 // early in a fetch, and says where the partition ends when asked for an
 // offset past it.
 func TestConsumeEarlyStopAndOutOfRange(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	c, err := New(Config{Brokers: cluster.ListenAddrs(), DialTimeout: 5 * time.Second, ClientID: "test", MetadataMaxAge: time.Second},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := testClient(t, kfake.SeedTopics(1, "t"))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var msgs []Message
@@ -39,7 +27,7 @@ func TestConsumeEarlyStopAndOutOfRange(t *testing.T) {
 	}
 	var seen []string
 	cctx, stop := context.WithCancel(ctx)
-	err = c.Consume(cctx, "t", 0, 0, ConsumeOptions{}, func(f *Fetch) error {
+	err := c.Consume(cctx, "t", 0, 0, ConsumeOptions{}, func(f *Fetch) error {
 		for i := 0; i < 2; i++ { // two records a fetch at most
 			r := f.Next()
 			if r == nil {
