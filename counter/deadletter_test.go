@@ -18,7 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
@@ -266,7 +266,7 @@ func TestStuckPartitionVisible(t *testing.T) {
 		t.Errorf("/readyz says %q: want partition 1 and its error", body)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	fams, err := rig.Metrics(ctx, c.addr, "votestream_counter_partition_stuck_seconds")
+	fams, err := testbed.Metrics(ctx, c.addr, "votestream_counter_partition_stuck_seconds")
 	cancel()
 	if err != nil {
 		t.Fatal(err)
@@ -354,14 +354,14 @@ func TestDLQDeniedCountsOn(t *testing.T) {
 	got := waitExact(t, &want, c.addr)
 	for deadline := time.Now().Add(30 * time.Second); got.Rejected["json"] != bad && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		got, _ = rig.Sum(ctx, []string{c.addr})
+		got, _ = testbed.Sum(ctx, []string{c.addr})
 		cancel()
 	}
 	if got.Rejected["json"] != bad {
 		t.Errorf("rejected json: %d, want %d", got.Rejected["json"], bad)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	fams, err := rig.Metrics(ctx, c.addr, "votestream_counter_dead_letters_lost_total")
+	fams, err := testbed.Metrics(ctx, c.addr, "votestream_counter_dead_letters_lost_total")
 	cancel()
 	if err != nil {
 		t.Fatal(err)

@@ -3,8 +3,8 @@ package main
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/votestream/votestream/pkg/httpserver"
 	"github.com/votestream/votestream/pkg/results"
-	"github.com/votestream/votestream/pkg/telemetry"
 )
 
 // electionCollector exports the whole-election view. Every replica holds the
@@ -22,7 +22,7 @@ type electionCollector struct {
 }
 
 func newElectionCollector(view *election, replica string) *electionCollector {
-	const ns = telemetry.Namespace
+	const ns = httpserver.Namespace
 	labels := prometheus.Labels{"replica": replica}
 	desc := func(name, help string, variable ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(ns, "", name),

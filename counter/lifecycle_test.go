@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/votestream/votestream/pkg/telemetry"
+	"github.com/votestream/votestream/pkg/httpserver"
 	"github.com/votestream/votestream/pkg/votegen"
 )
 
@@ -25,15 +25,15 @@ func TestHTTPFailureEndsCounter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cluster.Close()
-	servers := make(chan *telemetry.Server, 1)
-	listen = func(addr, webConfig string, reg *prometheus.Registry, log *slog.Logger) (*telemetry.Server, error) {
-		srv, err := telemetry.Listen(addr, webConfig, reg, log)
+	servers := make(chan *httpserver.Server, 1)
+	listen = func(addr, webConfig string, reg *prometheus.Registry, log *slog.Logger) (*httpserver.Server, error) {
+		srv, err := httpserver.Listen(addr, webConfig, reg, log)
 		if err == nil {
 			servers <- srv
 		}
 		return srv, err
 	}
-	t.Cleanup(func() { listen = telemetry.Listen })
+	t.Cleanup(func() { listen = httpserver.Listen })
 
 	gen := votegen.Config{Seed: 11, Scale: 0.0001}
 	want, err := votegen.TrueTotals(gen)

@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/votestream/votestream/pkg/checkpoint"
-	"github.com/votestream/votestream/pkg/telemetry"
+	"github.com/votestream/votestream/pkg/httpserver"
 	"github.com/votestream/votestream/pkg/vote"
 )
 
@@ -93,7 +93,7 @@ type collector struct {
 }
 
 func newCollector(o *owned) *collector {
-	const ns = telemetry.Namespace
+	const ns = httpserver.Namespace
 	return &collector{
 		owned: o,
 		votes: prometheus.NewDesc(prometheus.BuildFQName(ns, "", "votes"),
@@ -178,7 +178,7 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer, o *owned) *metrics {
-	const ns, sub = telemetry.Namespace, "counter"
+	const ns, sub = httpserver.Namespace, "counter"
 	m := &metrics{
 		records: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "records_total",
 			Help: "Records consumed by this process."}),

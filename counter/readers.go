@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/votestream/votestream/pkg/telemetry"
+	"github.com/votestream/votestream/pkg/httpserver"
 )
 
 // readers is the health of the partition readers: a reader whose fetches
@@ -29,7 +29,7 @@ type readers struct {
 
 func newReaders(reg prometheus.Registerer, ready func(bool), log *slog.Logger) *readers {
 	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: telemetry.Namespace, Subsystem: "counter", Name: "partition_reader_stopped",
+		Namespace: httpserver.Namespace, Subsystem: "counter", Name: "partition_reader_stopped",
 		Help: "1 while the reader of an owned partition is stopped by an error it retries (see the counter's log): the partition is not counted, and the replica is not ready.",
 	}, []string{"partition"})
 	reg.MustRegister(g)

@@ -11,16 +11,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/votestream/votestream/pkg/config"
+	"github.com/votestream/votestream/pkg/httpserver"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/results/web"
-	"github.com/votestream/votestream/pkg/telemetry"
 )
 
 // newRoleInfo exports the replica's ROLE, so a dashboard or a scrape
 // config can tell the counting replicas from the serving ones.
 func newRoleInfo(role string) prometheus.Collector {
 	g := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name:        prometheus.BuildFQName(telemetry.Namespace, "counter", "role_info"),
+		Name:        prometheus.BuildFQName(httpserver.Namespace, "counter", "role_info"),
 		Help:        "1, labelled with this replica's ROLE (hybrid, count or serve).",
 		ConstLabels: prometheus.Labels{"role": role},
 	})
@@ -33,7 +33,7 @@ func newRoleInfo(role string) prometheus.Collector {
 // says where they are. It returns the live page's handler (nil for count),
 // whose viewers' memory budget runs beside the server and which must be
 // closed before the server shuts down.
-func mountRole(cfg config.Counter, srv *telemetry.Server, reg *prometheus.Registry, view *election) *web.Handler {
+func mountRole(cfg config.Counter, srv *httpserver.Server, reg *prometheus.Registry, view *election) *web.Handler {
 	if cfg.Role == config.RoleCount {
 		notHere := func(w http.ResponseWriter, _ *http.Request) {
 			http.Error(w, "not served by this replica (ROLE=count): the live page, /results and /events are served by ROLE=serve or ROLE=hybrid replicas",

@@ -13,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/internal/webtest"
 	"github.com/votestream/votestream/pkg/results"
 	"github.com/votestream/votestream/pkg/votegen"
@@ -70,7 +70,7 @@ func TestRolesApart(t *testing.T) {
 	checkProxyHeaders(t, "http://"+serving.addr)
 	for _, c := range []*inProcess{serving, counting} {
 		if !strings.Contains(c.out.String(), `msg=starting`) || !strings.Contains(c.out.String(), "role=") {
-			t.Errorf("the log does not say the role:\n%s", rig.Tail(c.out.String(), 5))
+			t.Errorf("the log does not say the role:\n%s", testbed.Tail(c.out.String(), 5))
 		}
 	}
 	if !strings.Contains(serving.out.String(), "role=serve") || !strings.Contains(counting.out.String(), "role=count") {
@@ -152,7 +152,7 @@ func checkRoleMetrics(t *testing.T, addr, role, has, lacks string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	fams, err := rig.Metrics(ctx, addr)
+	fams, err := testbed.Metrics(ctx, addr)
 	if err != nil {
 		t.Fatal(err)
 	}

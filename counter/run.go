@@ -15,10 +15,10 @@ import (
 	"github.com/votestream/votestream/internal/cpuprofile"
 	"github.com/votestream/votestream/internal/lifecycle"
 	"github.com/votestream/votestream/pkg/config"
+	"github.com/votestream/votestream/pkg/httpserver"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/logging"
 	"github.com/votestream/votestream/pkg/memlimit"
-	"github.com/votestream/votestream/pkg/telemetry"
 )
 
 func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error {
@@ -48,7 +48,7 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 		"batch_max_records", cfg.BatchMaxRecords, "batch_max_wait", cfg.BatchMaxWait, "memory_limit_mib", memLimit>>20)
 
 	// Instrumentation and listeners, bound before any Kafka work.
-	reg := telemetry.NewRegistry()
+	reg := httpserver.NewRegistry()
 	reg.MustRegister(newRoleInfo(cfg.Role))
 	srv, err := listen(cfg.HTTPAddr, cfg.HTTPWebConfigFile, reg, log)
 	if err != nil {
@@ -85,12 +85,12 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 }
 
 // listen binds the HTTP port; a test replaces it to reach the server.
-var listen = telemetry.Listen
+var listen = httpserver.Listen
 
 // count is ROLE=count and ROLE=hybrid once the HTTP port is bound: it
 // counts its share of the votes until ctx ends, writes the final
 // checkpoint, stops the election view and closes the Kafka client.
-func count(ctx context.Context, cfg config.Counter, srv *telemetry.Server, reg *prometheus.Registry, view *election, stdout io.Writer, log *slog.Logger) error {
+func count(ctx context.Context, cfg config.Counter, srv *httpserver.Server, reg *prometheus.Registry, view *election, stdout io.Writer, log *slog.Logger) error {
 	own := newOwned()
 	m := newMetrics(reg, own)
 	stuck := newStalls(stuckAfter)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
@@ -59,7 +59,7 @@ type inProcess struct {
 	addr   string
 	cancel context.CancelFunc
 	done   chan error
-	out    *rig.Buffer
+	out    *testbed.Buffer
 }
 
 var servingRE = regexp.MustCompile(`msg="serving metrics".* addr=(\S+)`)
@@ -67,12 +67,12 @@ var servingRE = regexp.MustCompile(`msg="serving metrics".* addr=(\S+)`)
 func startCounter(t *testing.T, env []string, replica string) *inProcess {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &inProcess{cancel: cancel, done: make(chan error, 1), out: &rig.Buffer{}}
+	c := &inProcess{cancel: cancel, done: make(chan error, 1), out: &testbed.Buffer{}}
 	go func() { c.done <- run(ctx, append(env, "REPLICA_ID="+replica), io.Discard, c.out) }()
 	t.Cleanup(func() {
 		cancel()
 		if t.Failed() {
-			t.Logf("--- counter %s:\n%s", replica, rig.Tail(c.out.String(), 40))
+			t.Logf("--- counter %s:\n%s", replica, testbed.Tail(c.out.String(), 40))
 		}
 	})
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
@@ -112,7 +112,7 @@ func publish(t *testing.T, brokers string, parts int, cfg votegen.Config, total 
 		Partitions: parts, ReplicationFactor: 1, DialTimeout: 5 * time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := rig.CreateTopics(ctx, k); err != nil {
+	if err := testbed.CreateTopics(ctx, k); err != nil {
 		t.Fatal(err)
 	}
 	client, err := kafkaio.New(k, slog.New(slog.DiscardHandler))
@@ -141,13 +141,13 @@ func publish(t *testing.T, brokers string, parts int, cfg votegen.Config, total 
 
 // waitExact waits until the counters at addrs together show want in every
 // cell, and returns what they show.
-func waitExact(t *testing.T, want *vote.Tally, addrs ...string) *rig.Counts {
+func waitExact(t *testing.T, want *vote.Tally, addrs ...string) *testbed.Counts {
 	t.Helper()
-	var got *rig.Counts
+	var got *testbed.Counts
 	var err error
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		got, err = rig.Sum(ctx, addrs)
+		got, err = testbed.Sum(ctx, addrs)
 		cancel()
 		if err == nil && got.Tally == *want {
 			return got
@@ -165,7 +165,7 @@ func waitOwning(t *testing.T, addr string) {
 	t.Helper()
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		c, err := rig.Scrape(ctx, addr)
+		c, err := testbed.Scrape(ctx, addr)
 		cancel()
 		if err == nil && c.Partitions > 0 {
 			return

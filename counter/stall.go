@@ -10,7 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/votestream/votestream/pkg/telemetry"
+	"github.com/votestream/votestream/pkg/httpserver"
 )
 
 // stuckAfter is how long a partition's micro-batches may fail before it is
@@ -100,7 +100,7 @@ type stallCollector struct {
 
 func newStallCollector(s *stalls) *stallCollector {
 	return &stallCollector{s: s, desc: prometheus.NewDesc(
-		prometheus.BuildFQName(telemetry.Namespace, "counter", "partition_stuck_seconds"),
+		prometheus.BuildFQName(httpserver.Namespace, "counter", "partition_stuck_seconds"),
 		fmt.Sprintf("How long each owned partition's micro-batches have failed, for those failing longer than %s, with the last error. Absent when none is.", stuckAfter),
 		[]string{"partition", "error"}, nil)}
 }

@@ -11,8 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/votestream/votestream/pkg/httpserver"
 	"github.com/votestream/votestream/pkg/results/web"
-	"github.com/votestream/votestream/pkg/telemetry"
 )
 
 // mountElection serves the live page, /results and /events from the view
@@ -21,13 +21,13 @@ import (
 // exports how many are open, refused and dropped. The returned handler
 // must be closed before the server shuts down, to end the event streams
 // that would hold it up.
-func mountElection(srv *telemetry.Server, reg prometheus.Registerer, view *election, maxViewers int) *web.Handler {
+func mountElection(srv *httpserver.Server, reg prometheus.Registerer, view *election, maxViewers int) *web.Handler {
 	bound := maxViewers
 	if bound == 0 {
 		bound = web.NoEvents // web's 0 is no bound
 	}
 	h := web.New(view.results, web.Options{MaxViewers: bound})
-	name := func(n string) string { return prometheus.BuildFQName(telemetry.Namespace, "http", n) }
+	name := func(n string) string { return prometheus.BuildFQName(httpserver.Namespace, "http", n) }
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name("requests_total"),
 		Help: "Requests for the live page, its assets, /results and /events that reached this replica: a cache in front answers the rest."},
 		[]string{"path"})

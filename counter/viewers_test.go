@@ -10,7 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/internal/webtest"
 	"github.com/votestream/votestream/pkg/results"
 	"github.com/votestream/votestream/pkg/votegen"
@@ -100,7 +100,7 @@ func TestNoEventStreams(t *testing.T) {
 		t.Errorf("freshness %q: want it to say the page is not live (no event stream)", freshness)
 	}
 
-	fams, err := rig.Metrics(ctx, c.addr, "votestream_http_viewers", "votestream_http_viewers_refused_total")
+	fams, err := testbed.Metrics(ctx, c.addr, "votestream_http_viewers", "votestream_http_viewers_refused_total")
 	if err != nil {
 		t.Fatal(err)
 	}

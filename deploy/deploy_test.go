@@ -25,7 +25,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"go.yaml.in/yaml/v4"
 
-	"github.com/votestream/votestream/deploy/promtest"
+	"github.com/votestream/votestream/deploy/promserver"
 	"github.com/votestream/votestream/pkg/config"
 )
 
@@ -581,7 +581,7 @@ func promtool(t *testing.T, args ...string) {
 	t.Helper()
 	bin, err := exec.LookPath("promtool")
 	if err != nil {
-		promtest.MissingTool(t, "promtool")
+		promserver.MissingTool(t, "promtool")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/internal/webtest"
 	"github.com/votestream/votestream/pkg/results"
 )
@@ -49,15 +49,15 @@ func TestScreenshots(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 
-	addrs, err := rig.FreeAddrs(3)
+	addrs, err := testbed.FreeAddrs(3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := rig.Command(script, nil, "BIN="+bin, "BROKER_ADDR="+addrs[0],
+	cmd := testbed.Command(script, nil, "BIN="+bin, "BROKER_ADDR="+addrs[0],
 		"COUNTER_HTTP_ADDR="+addrs[1], "PRODUCER_HTTP_ADDR="+addrs[2],
 		"ELECTION=2024", "INCLUDE_DC=true", "BATCH_INTERVAL=1s")
 	cmd.Dir = t.TempDir()
-	run, err := rig.Start("make run", cmd, rig.Options{Tree: true})
+	run, err := testbed.Start("make run", cmd, testbed.Options{Tree: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestScreenshots(t *testing.T) {
 		run.Signal(syscall.SIGINT)
 		if err := run.Wait(30 * time.Second); err != nil {
 			run.KillTree()
-			t.Logf("make run: %v\n%s", err, rig.Tail(run.Output(), 3000))
+			t.Logf("make run: %v\n%s", err, testbed.Tail(run.Output(), 3000))
 		}
 	})
 	base := "http://" + addrs[1]
@@ -78,7 +78,7 @@ func TestScreenshots(t *testing.T) {
 			break
 		}
 		if run.Exited() || ctx.Err() != nil {
-			t.Fatalf("make run ended or timed out before 9:30 p.m. ET (%v):\n%s", err, rig.Tail(run.Output(), 3000))
+			t.Fatalf("make run ended or timed out before 9:30 p.m. ET (%v):\n%s", err, testbed.Tail(run.Output(), 3000))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -143,7 +143,7 @@ func child(t *testing.T, parent int, comm string) int {
 
 // lastTable waits up to a minute for the counter to print the table of
 // counted votes, and returns it as printed.
-func lastTable(t *testing.T, run *rig.Process, counted int64) string {
+func lastTable(t *testing.T, run *testbed.Process, counted int64) string {
 	t.Helper()
 	const rule = "-------------------------------------------\nElection"
 	want := fmt.Sprintf("counted %d of ", counted)
@@ -159,7 +159,7 @@ func lastTable(t *testing.T, run *rig.Process, counted int64) string {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the counter printed no table of %d votes:\n%s", counted, rig.Tail(out, 3000))
+			t.Fatalf("the counter printed no table of %d votes:\n%s", counted, testbed.Tail(out, 3000))
 		}
 	}
 }

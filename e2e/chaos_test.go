@@ -18,7 +18,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
 )
@@ -314,7 +314,7 @@ func viewPartitions(ctx context.Context, addrs []string) (partitionView, error) 
 func viewOwners(ctx context.Context, addrs []string) (v partitionView, owners int, err error) {
 	v = partitionView{}
 	for _, a := range addrs {
-		families, err := rig.Metrics(ctx, a, partitionMetric)
+		families, err := testbed.Metrics(ctx, a, partitionMetric)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -423,16 +423,16 @@ func topicEnds(t *testing.T, env Env) func() map[int]int64 {
 // settle waits until the live replicas own every partition once and have
 // counted want votes, unchanged for settle; unlike WaitCounted it returns
 // the last counts on timeout, so the figures table has a row either way.
-func settle(f *fleet, partitions int, want int64, timeout time.Duration) (*rig.Counts, error) {
+func settle(f *fleet, partitions int, want int64, timeout time.Duration) (*testbed.Counts, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var (
-		last  *rig.Counts
+		last  *testbed.Counts
 		since time.Time
 		err   error
 	)
 	for {
-		var c *rig.Counts
+		var c *testbed.Counts
 		var v partitionView
 		c, v, err = scrapeAll(ctx, f.live())
 		if err == nil {
@@ -453,7 +453,7 @@ func settle(f *fleet, partitions int, want int64, timeout time.Duration) (*rig.C
 		select {
 		case <-ctx.Done():
 			if last == nil {
-				last = &rig.Counts{Rejected: map[string]int64{}}
+				last = &testbed.Counts{Rejected: map[string]int64{}}
 			}
 			return last, fmt.Errorf("counters did not settle on %d votes over %d partitions within %s: last saw %d (last error: %v)",
 				want, partitions, timeout, last.Tally.Total(), err)
@@ -466,10 +466,10 @@ func settle(f *fleet, partitions int, want int64, timeout time.Duration) (*rig.C
 // bounded on its own: a replica that does not answer must not use a
 // caller's whole timeout up in one poll. Generous: on a loaded machine a
 // race-built replica takes seconds to write its whole /metrics.
-func scrapeAll(ctx context.Context, addrs []string) (*rig.Counts, partitionView, error) {
+func scrapeAll(ctx context.Context, addrs []string) (*testbed.Counts, partitionView, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := rig.Sum(ctx, addrs)
+	c, err := testbed.Sum(ctx, addrs)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -531,7 +531,7 @@ func waitPublished(t *testing.T, p *Proc, n int64, timeout time.Duration) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("producer did not publish %d votes within %s\n%s", n, timeout, rig.Tail(p.Output(), 30))
+			t.Fatalf("producer did not publish %d votes within %s\n%s", n, timeout, testbed.Tail(p.Output(), 30))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -541,9 +541,9 @@ func waitPublished(t *testing.T, p *Proc, n int64, timeout time.Duration) {
 func waitProducer(t *testing.T, p *Proc) {
 	t.Helper()
 	if err := p.Wait(pick(3*time.Minute, 8*time.Minute)); err != nil {
-		t.Fatalf("producer: %v\n%s", err, rig.Tail(p.Output(), 30))
+		t.Fatalf("producer: %v\n%s", err, testbed.Tail(p.Output(), 30))
 	}
 	if !strings.Contains(p.Output(), `msg="election published"`) {
-		t.Fatalf("producer exited without publishing the election\n%s", rig.Tail(p.Output(), 30))
+		t.Fatalf("producer exited without publishing the election\n%s", testbed.Tail(p.Output(), 30))
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/votestream/votestream/deploy/promtest"
+	"github.com/votestream/votestream/deploy/promserver"
 	"github.com/votestream/votestream/pkg/votegen"
 )
 
@@ -15,7 +15,7 @@ import (
 // too): each returns data, and the total-votes query equals the exact
 // total.
 func TestDashboardQueries(t *testing.T) {
-	promtest.Binary(t) // skip (or fail in CI) before starting anything
+	promserver.Binary(t) // skip (or fail in CI) before starting anything
 	bin := Binaries(t)
 	broker := StartBroker(t)
 	env := NewEnv(t, broker, 6)
@@ -34,7 +34,7 @@ func TestDashboardQueries(t *testing.T) {
 	// 10,000 votes), 500ms apart, keeps it up for about 30 s, many scrape
 	// intervals longer than the check needs.
 	prodAddr := freeAddrs(t, 1)[0]
-	prom := promtest.Launch(t, append([]string{prodAddr}, counters...))
+	prom := promserver.Launch(t, append([]string{prodAddr}, counters...))
 	prod := Start(t, "producer", bin.Producer, env.Vars("SEED=99", "SCALE=0.001", "ELECTION=2024",
 		"VOTES_PER_BATCH=10000", "BATCH_INTERVAL=500ms", "OUTPUT_DIR=", "HTTP_ADDR="+prodAddr)...)
 	prom.WaitUp(t)

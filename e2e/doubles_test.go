@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 )
 
 // sampleEvery is how often every replica's /metrics is read to catch a
@@ -117,7 +117,7 @@ func (w *doubleWatch) sample() {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
-			families, err := rig.Metrics(ctx, a, names...)
+			families, err := testbed.Metrics(ctx, a, names...)
 			if err != nil {
 				return
 			}

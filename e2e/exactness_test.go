@@ -16,7 +16,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/checkpoint"
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/kafkaio"
@@ -114,7 +114,7 @@ func (x *exactRig) count(topic, ckpt string, partitions int, want *vote.Tally) (
 func (x *exactRig) stop(c *Proc) {
 	x.t.Helper()
 	if err := c.Stop(30 * time.Second); err != nil {
-		x.t.Errorf("counter did not stop cleanly: %v\n%s", err, rig.Tail(c.Output(), 20))
+		x.t.Errorf("counter did not stop cleanly: %v\n%s", err, testbed.Tail(c.Output(), 20))
 	}
 }
 
@@ -141,14 +141,14 @@ func (x *exactRig) foreignCheckpoints(t *testing.T) {
 		}
 	}
 	if !strings.Contains(c.Output(), "topic_id=") {
-		t.Errorf("the counter did not log the votes topic's id\n%s", rig.Tail(c.Output(), 20))
+		t.Errorf("the counter did not log the votes topic's id\n%s", testbed.Tail(c.Output(), 20))
 	}
 	oldID, err := x.admin.TopicID(ctx, a)
 	if err != nil || oldID == (kafkaio.TopicID{}) {
 		t.Fatalf("topic id of %s: %x %v", a, oldID, err)
 	}
 
-	admin, closeAdmin := rig.KafkaAdmin(x.k.Addr)
+	admin, closeAdmin := testbed.KafkaAdmin(x.k.Addr)
 	defer closeAdmin()
 	if _, err := admin.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{a}}); err != nil {
 		t.Fatal(err)
@@ -158,7 +158,7 @@ func (x *exactRig) foreignCheckpoints(t *testing.T) {
 	c, _ = x.count(a, a+".checkpoints", 4, &want)
 	x.stop(c)
 	if n := strings.Count(c.Output(), `msg="checkpoint ignored: counting the partition from its start"`); n != 4 || !strings.Contains(c.Output(), "deleted and made again") {
-		t.Errorf("topic made again: %d checkpoints ignored (want 4, as made again)\n%s", n, rig.Tail(c.Output(), 30))
+		t.Errorf("topic made again: %d checkpoints ignored (want 4, as made again)\n%s", n, testbed.Tail(c.Output(), 30))
 	}
 
 	want = x.publish(b, a+".checkpoints", 3)
@@ -166,7 +166,7 @@ func (x *exactRig) foreignCheckpoints(t *testing.T) {
 	x.stop(c)
 	ignored := regexp.MustCompile(`msg="checkpoint ignored: counting the partition from its start".*it counts topic \\"` + a + `\\"`)
 	if n := len(ignored.FindAllString(c.Output(), -1)); n != 4 {
-		t.Errorf("topic b: %d checkpoints of topic a ignored, want 4\n%s", n, rig.Tail(c.Output(), 30))
+		t.Errorf("topic b: %d checkpoints of topic a ignored, want 4\n%s", n, testbed.Tail(c.Output(), 30))
 	}
 }
 
@@ -217,7 +217,7 @@ func (x *exactRig) keysAndPartitions(t *testing.T) {
 		t.Errorf("counter exited 0 after a votes partition without checkpoint partition was added")
 	}
 	if !strings.Contains(c.Output(), "votes partition 4 of "+topic+" has no checkpoint partition") {
-		t.Errorf("no line says partition 4 lacks a checkpoint partition\n%s", rig.Tail(c.Output(), 20))
+		t.Errorf("no line says partition 4 lacks a checkpoint partition\n%s", testbed.Tail(c.Output(), 20))
 	}
 	// Added to the checkpoint topic too: its votes are counted.
 	addPartitions(t, x.k.Addr, topic+".checkpoints", 5)
@@ -236,7 +236,7 @@ func (x *exactRig) deletedRecords(t *testing.T) {
 	x.t = t
 	topic := "exact-deleted-" + x.id
 	ctx := x.ctx()
-	admin, closeAdmin := rig.KafkaAdmin(x.k.Addr)
+	admin, closeAdmin := testbed.KafkaAdmin(x.k.Addr)
 	defer closeAdmin()
 	if _, err := admin.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: 4, ReplicationFactor: 1,
 		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "retention.ms", ConfigValue: "3600000"}}}}}); err != nil {
@@ -246,7 +246,7 @@ func (x *exactRig) deletedRecords(t *testing.T) {
 	c, _ := x.count(topic, "", 4, &want)
 	x.stop(c)
 	if !strings.Contains(c.Output(), `the votes topic deletes records`) || !strings.Contains(c.Output(), "retention.ms=3600000") {
-		t.Errorf("no warning that the votes topic deletes records\n%s", rig.Tail(c.Output(), 30))
+		t.Errorf("no warning that the votes topic deletes records\n%s", testbed.Tail(c.Output(), 30))
 	}
 	Kcat(t, strings.NewReader(strings.Repeat("k\t"+exactVote+"\n", 10)), "-P", "-b", x.k.Addr, "-t", topic, "-p", "1", "-K", "\t")
 	_, end, err := x.admin.Offsets(ctx, topic, 1)
@@ -286,11 +286,11 @@ func (x *exactRig) transactions(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := strings.Repeat("C\t"+exactVote+"\n", 3) + strings.Repeat("A\t"+exactVote+"\n", 2)
-	root, err := rig.ModuleRoot()
+	root, err := testbed.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	java := rig.KafkaJava(x.k.lib, "256m", filepath.Join(root, "e2e", "testdata", "TxnVotes.java"), x.k.Addr, topic, "0", "txn-"+x.id)
+	java := testbed.KafkaJava(x.k.lib, "256m", filepath.Join(root, "e2e", "testdata", "TxnVotes.java"), x.k.Addr, topic, "0", "txn-"+x.id)
 	jctx, cancel := context.WithTimeout(ctx, 50*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(jctx, java.Path, java.Args[1:]...)
@@ -352,7 +352,7 @@ func (x *exactRig) restoring(t *testing.T) {
 	x.writeCheckpoint(ctx, topic, 2, b)
 	c = Start(t, "counter-"+topic, x.bin.Counter, x.vars(topic, "")...)
 	if err := c.Wait(time.Minute); err == nil || !strings.Contains(c.Output(), "is for partition 3: corrupt checkpoint") {
-		t.Errorf("a checkpoint of partition 3 in partition 2: exit %v, want an error saying so\n%s", err, rig.Tail(c.Output(), 20))
+		t.Errorf("a checkpoint of partition 3 in partition 2: exit %v, want an error saying so\n%s", err, testbed.Tail(c.Output(), 20))
 	}
 	if n := strings.Count(c.Output(), "load checkpoint failed, retrying"); n > 0 {
 		t.Errorf("the corrupt checkpoint was retried %d times", n)
@@ -394,7 +394,7 @@ func (x *exactRig) deleteRecords(topic string, p int, before int64) {
 	if err := os.WriteFile(f, []byte(js), 0o600); err != nil {
 		x.t.Fatal(err)
 	}
-	cmd := rig.KafkaJava(x.k.lib, "256m", "org.apache.kafka.tools.DeleteRecordsCommand", "--bootstrap-server", x.k.Addr, "--offset-json-file", f)
+	cmd := testbed.KafkaJava(x.k.lib, "256m", "org.apache.kafka.tools.DeleteRecordsCommand", "--bootstrap-server", x.k.Addr, "--offset-json-file", f)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		x.t.Fatalf("kafka-delete-records: %v\n%s", err, out)
 	}
@@ -402,7 +402,7 @@ func (x *exactRig) deleteRecords(topic string, p int, before int64) {
 
 func addPartitions(t *testing.T, brokers, topic string, n int) {
 	t.Helper()
-	c, closeAdmin := rig.KafkaAdmin(brokers)
+	c, closeAdmin := testbed.KafkaAdmin(brokers)
 	defer closeAdmin()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -443,7 +443,7 @@ func offset(ctx context.Context, addr, partition string) int64 {
 
 // gauge is a gauge's value for one partition, or -1.
 func gauge(ctx context.Context, addr, name, partition string) float64 {
-	fams, err := rig.Metrics(ctx, addr, name)
+	fams, err := testbed.Metrics(ctx, addr, name)
 	if err != nil || fams[name] == nil {
 		return -1
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/checkpoint"
 )
 
@@ -223,7 +223,7 @@ func TestChaosStalledReplica(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("stall %d: the zombie did not notice it lost its partitions within 30s\n%s", i+1, rig.Tail(zombie.Output(), 30))
+				t.Fatalf("stall %d: the zombie did not notice it lost its partitions within 30s\n%s", i+1, testbed.Tail(zombie.Output(), 30))
 			}
 			time.Sleep(50 * time.Millisecond)
 		}

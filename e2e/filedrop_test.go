@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 )
 
 // TestChaosFileDrop gives the producer an OUTPUT_DIR it cannot write: a
@@ -124,7 +124,7 @@ func mount(t *testing.T, args ...string) {
 func scrapeValue(addr, name string) float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	families, err := rig.Metrics(ctx, addr)
+	families, err := testbed.Metrics(ctx, addr)
 	if err != nil {
 		return 0
 	}

@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/vote"
 )
 
@@ -40,7 +40,7 @@ var (
 func Binaries(t testing.TB) Bins {
 	t.Helper()
 	buildOnce.Do(func() {
-		root, err := rig.ModuleRoot()
+		root, err := testbed.ModuleRoot()
 		if err != nil {
 			buildErr = err
 			return
@@ -85,7 +85,7 @@ func RequireTool(t testing.TB, name string) string {
 
 // Proc is a running service process with its output captured, bound to
 // the test that started it.
-type Proc struct{ *rig.Process }
+type Proc struct{ *testbed.Process }
 
 // Start runs bin with env (on top of a minimal environment) and stops it,
 // bounded, when the test ends. Its output is logged if the test fails.
@@ -97,20 +97,20 @@ func Start(t testing.TB, name, bin string, env ...string) *Proc {
 // startArgs is Start for a command line: argv[0] and its arguments.
 func startArgs(t testing.TB, name string, argv []string, env ...string) *Proc {
 	t.Helper()
-	return StartCmd(t, name, rig.Command(argv[0], argv[1:], env...))
+	return StartCmd(t, name, testbed.Command(argv[0], argv[1:], env...))
 }
 
 // StartCmd runs cmd (its path, arguments and environment set) like Start.
 func StartCmd(t testing.TB, name string, cmd *exec.Cmd) *Proc {
 	t.Helper()
-	rp, err := rig.Start(name, cmd, rig.Options{})
+	rp, err := testbed.Start(name, cmd, testbed.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		rp.Kill()
 		if t.Failed() {
-			t.Logf("--- output of %s:\n%s", name, rig.Tail(rp.Output(), 200))
+			t.Logf("--- output of %s:\n%s", name, testbed.Tail(rp.Output(), 200))
 			keepOutput(t, name, rp)
 		}
 	})
@@ -120,7 +120,7 @@ func StartCmd(t testing.TB, name string, cmd *exec.Cmd) *Proc {
 // keepOutput writes the whole output of a failed test's process to
 // $E2E_LOG_DIR/<test>/<name>-<pid>.log, when E2E_LOG_DIR is set: the last
 // lines logged seldom reach back to where a long run went wrong.
-func keepOutput(t testing.TB, name string, p *rig.Process) {
+func keepOutput(t testing.TB, name string, p *testbed.Process) {
 	dir := os.Getenv("E2E_LOG_DIR")
 	if dir == "" {
 		return
@@ -260,17 +260,17 @@ func (e Env) Vars(extra ...string) []string {
 // WaitCounted polls the counters' metrics until together they own every
 // partition and have counted want votes, and the sum stays the same for
 // settle, then returns it. It fails after timeout.
-func WaitCounted(t testing.TB, addrs func() []string, partitions int, want int64, settle, timeout time.Duration) *rig.Counts {
+func WaitCounted(t testing.TB, addrs func() []string, partitions int, want int64, settle, timeout time.Duration) *testbed.Counts {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var (
-		last    *rig.Counts
+		last    *testbed.Counts
 		lastErr error
 		since   time.Time
 	)
 	for {
-		c, err := rig.Sum(ctx, addrs())
+		c, err := testbed.Sum(ctx, addrs())
 		switch {
 		case err != nil:
 			lastErr, since = err, time.Time{}

@@ -9,7 +9,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/internal/webtest"
 	"github.com/votestream/votestream/pkg/vote"
 )
@@ -73,7 +73,7 @@ type replicaAnswer struct {
 // the order the replica served them, so a lower counted is the replica's
 // own going back, not two reads crossing.
 func (inv *invariants) read(ctx context.Context, addr string, p *Proc, families map[string]*dto.MetricFamily) (replicaAnswer, error) {
-	c, err := rig.CountsOf(families)
+	c, err := testbed.CountsOf(families)
 	if err != nil {
 		inv.v.add("replica %s: bad /metrics: %v", addr, err)
 		return replicaAnswer{}, err

@@ -16,7 +16,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/kafkaio"
 )
 
@@ -35,7 +35,7 @@ type Kafka struct {
 
 // KafkaNode is one node of a Kafka cluster.
 type KafkaNode struct {
-	rig.KafkaNode
+	testbed.KafkaNode
 	Extra []string // free addresses for extra listeners (KafkaOptions.ExtraAddrs)
 	Host  *Host    // the test network host it runs on, or nil for 127.0.0.1
 	k     *Kafka
@@ -83,7 +83,7 @@ func (o KafkaOptions) host(i int) *Host {
 func RequireKafka(t testing.TB) (lib, java string) {
 	t.Helper()
 	java = RequireTool(t, "java")
-	root, err := rig.ModuleRoot()
+	root, err := testbed.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func StartKafka(t testing.TB, opts KafkaOptions) *Kafka {
 	per := 2 + opts.ExtraAddrs
 	free := freeAddrs(t, opts.Nodes*per)
 	for i := range opts.Nodes {
-		n := &KafkaNode{KafkaNode: rig.KafkaNode{ID: i + 1, Dir: filepath.Join(dir, fmt.Sprintf("node%d", i+1))}, k: k}
+		n := &KafkaNode{KafkaNode: testbed.KafkaNode{ID: i + 1, Dir: filepath.Join(dir, fmt.Sprintf("node%d", i+1))}, k: k}
 		mine := free[i*per : (i+1)*per]
 		n.Addr, n.ControllerAddr, n.Extra = mine[0], mine[1], mine[2:]
 		if h := opts.host(i); h != nil {
@@ -128,7 +128,7 @@ func StartKafka(t testing.TB, opts KafkaOptions) *Kafka {
 		addrs[i] = n.Addr
 	}
 	k.Addr = strings.Join(addrs, ",")
-	clusterID := rig.NewClusterID()
+	clusterID := testbed.NewClusterID()
 	var wg sync.WaitGroup
 	errs := make([]error, len(k.Nodes))
 	for i, n := range k.Nodes {
@@ -162,7 +162,7 @@ func StartKafka(t testing.TB, opts KafkaOptions) *Kafka {
 // all a test needs in one call; two calls may give the same port.
 func freeAddrs(t testing.TB, n int) []string {
 	t.Helper()
-	addrs, err := rig.FreeAddrs(n)
+	addrs, err := testbed.FreeAddrs(n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,14 +181,14 @@ func kafkaVersion(lib string) string {
 	return "Apache Kafka"
 }
 
-// props are a node's server properties: rig's, then the options'.
+// props are a node's server properties: testbed's, then the options'.
 func (n *KafkaNode) props() map[string]string {
 	k := n.k
-	nodes := make([]rig.KafkaNode, len(k.Nodes))
+	nodes := make([]testbed.KafkaNode, len(k.Nodes))
 	for i, o := range k.Nodes {
 		nodes[i] = o.KafkaNode
 	}
-	p := rig.KafkaProps(n.KafkaNode, nodes)
+	p := testbed.KafkaProps(n.KafkaNode, nodes)
 	maps.Copy(p, k.opts.Props)
 	if k.opts.Node != nil {
 		k.opts.Node(n, p)
@@ -199,7 +199,7 @@ func (n *KafkaNode) props() map[string]string {
 // java runs one of Kafka's main classes, on the cluster's host if it has
 // one.
 func (n *KafkaNode) java(class string, args ...string) *exec.Cmd {
-	cmd := rig.KafkaJava(n.k.lib, n.k.opts.Heap, class, args...)
+	cmd := testbed.KafkaJava(n.k.lib, n.k.opts.Heap, class, args...)
 	if h := n.Host; h != nil {
 		// ip execs java in the namespace: the same process, so signals
 		// reach the JVM itself.
@@ -369,7 +369,7 @@ func (k *Kafka) poll(what string, timeout time.Duration, ok func(*kafka.Metadata
 		lastErr = err
 		if time.Now().After(deadline) {
 			for _, n := range k.Nodes {
-				k.t.Logf("--- kafka node %d:\n%s", n.ID, rig.Tail(n.Output(), 40))
+				k.t.Logf("--- kafka node %d:\n%s", n.ID, testbed.Tail(n.Output(), 40))
 			}
 			return fmt.Errorf("kafka: no %s within %s (last error: %v)", what, timeout, lastErr)
 		}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/vote"
 )
 
@@ -141,11 +141,11 @@ func (kc *kafkaCase) recovered(what string, before map[int]int64, start time.Tim
 func (kc *kafkaCase) alive(when string) {
 	kc.t.Helper()
 	if kc.prod.Exited() && !strings.Contains(kc.prod.Output(), `msg="election published"`) {
-		kc.t.Fatalf("the producer exited %s\n%s", when, rig.Tail(kc.prod.Output(), 30))
+		kc.t.Fatalf("the producer exited %s\n%s", when, testbed.Tail(kc.prod.Output(), 30))
 	}
 	for _, n := range kc.f.names() {
 		if p := kc.f.proc(n); p.Exited() {
-			kc.t.Fatalf("counter %s exited %s\n%s", n, when, rig.Tail(p.Output(), 30))
+			kc.t.Fatalf("counter %s exited %s\n%s", n, when, testbed.Tail(p.Output(), 30))
 		}
 	}
 }
@@ -491,7 +491,7 @@ func TestChaosKafkaSequence(t *testing.T) {
 	}
 	for _, name := range f.names() {
 		if out := f.proc(name).Output(); strings.Contains(out, "Message Size Too Large") || strings.Contains(out, `msg="dead letters lost`) {
-			t.Errorf("counter %s: dead letters refused or lost:\n%s", name, rig.Tail(out, 20))
+			t.Errorf("counter %s: dead letters refused or lost:\n%s", name, testbed.Tail(out, 20))
 		}
 	}
 	kc.finish(chaosRow{Fault: "leader SIGKILL, rolling restart, checkpoint leader paused 20s, in sequence", Broker: brokerName(k),
@@ -519,7 +519,7 @@ func watchExact(f *fleet, prod *Proc, want *vote.Tally) *exactWatch {
 			}
 			now := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			c, err := rig.Sum(ctx, f.live())
+			c, err := testbed.Sum(ctx, f.live())
 			cancel()
 			w.mu.Lock()
 			if w.exited.IsZero() && prod.Exited() {

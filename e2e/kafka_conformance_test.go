@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/votegen"
 )
@@ -52,7 +52,7 @@ func testAPIVersions(t *testing.T, cfg kafkaio.Config) {
 func TestRunKafka(t *testing.T) {
 	RequireKafka(t)
 	bin := Binaries(t)
-	root, err := rig.ModuleRoot()
+	root, err := testbed.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,14 +82,14 @@ func TestRunKafka(t *testing.T) {
 	})
 	run.WaitOutput(t, regexp.MustCompile(`every vote is published`), 4*time.Minute)
 	if !strings.Contains(run.Output(), "Apache Kafka ") {
-		t.Errorf("run.sh did not say it started Apache Kafka:\n%s", rig.Tail(run.Output(), 20))
+		t.Errorf("run.sh did not say it started Apache Kafka:\n%s", testbed.Tail(run.Output(), 20))
 	}
 	got := WaitCounted(t, func() []string { return []string{counterAddr} }, 12, want.Total(), time.Second, 2*time.Minute)
 	CheckTally(t, "counter vs generator", &got.Tally, &want)
 
 	run.Signal(syscall.SIGINT)
 	if err := run.Wait(time.Minute); err != nil {
-		t.Fatalf("run.sh after Ctrl-C: %v\n%s", err, rig.Tail(run.Output(), 20))
+		t.Fatalf("run.sh after Ctrl-C: %v\n%s", err, testbed.Tail(run.Output(), 20))
 	}
 	if c, err := net.DialTimeout("tcp", brokerAddr, time.Second); err == nil {
 		c.Close()

@@ -13,7 +13,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
@@ -48,7 +48,7 @@ func testDuplicateBurst(t *testing.T, k *Kafka) {
 	}
 	prod := Start(t, "producer", bin.Producer, env.Vars("SEED=2601", "SCALE=0.0005", "VOTES_PER_BATCH=20000", "BATCH_INTERVAL=1ms", "OUTPUT_DIR=")...)
 	if err := prod.Wait(2 * time.Minute); err != nil {
-		t.Fatalf("producer: %v\n%s", err, rig.Tail(prod.Output(), 20))
+		t.Fatalf("producer: %v\n%s", err, testbed.Tail(prod.Output(), 20))
 	}
 	// One micro-batch for the whole burst: no record limit or wait cuts it.
 	f := newFleet(t, env, "BATCH_MAX_RECORDS=1000000", "BATCH_MAX_WAIT=20s")
@@ -68,7 +68,7 @@ func testDuplicateBurst(t *testing.T, k *Kafka) {
 	t.Logf("%d duplicates counted as such %s after the counter started", burstDuplicates, time.Since(start).Round(time.Millisecond))
 	CheckTally(t, "counter vs generator", &got.Tally, &want)
 	if !regexp.MustCompile(`msg="records rejected" .*reason=duplicate records=` + strconv.Itoa(burstDuplicates) + ` `).MatchString(p.Output()) {
-		t.Errorf("no micro-batch logged the %d duplicates in one line:\n%s", burstDuplicates, rig.Tail(p.Output(), 20))
+		t.Errorf("no micro-batch logged the %d duplicates in one line:\n%s", burstDuplicates, testbed.Tail(p.Output(), 20))
 	}
 	if n := strings.Count(p.Output(), "Message Size Too Large"); n > 0 {
 		t.Errorf("the broker refused %d requests as too large", n)
@@ -132,13 +132,13 @@ func produceAgain(t *testing.T, env Env, p int, recs []kafkaio.Record) {
 
 // waitRejected waits until the replicas own every partition and have
 // rejected n records for reason, and returns their counts.
-func waitRejected(t *testing.T, addrs func() []string, partitions int, reason string, n int64, timeout time.Duration) *rig.Counts {
+func waitRejected(t *testing.T, addrs func() []string, partitions int, reason string, n int64, timeout time.Duration) *testbed.Counts {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	var last *rig.Counts
+	var last *testbed.Counts
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		c, err := rig.Sum(ctx, addrs())
+		c, err := testbed.Sum(ctx, addrs())
 		cancel()
 		if err == nil {
 			last = c
@@ -248,7 +248,7 @@ func counterValue(t *testing.T, addr, name string) float64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	fams, err := rig.Metrics(ctx, addr, name)
+	fams, err := testbed.Metrics(ctx, addr, name)
 	if err != nil || fams[name] == nil {
 		t.Fatalf("%s at %s: %v", name, addr, err)
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/internal/webtest"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/results"
@@ -130,7 +130,7 @@ func TestResultsEveryReplica(t *testing.T) {
 
 	for i, addr := range addrs {
 		t.Run("replica "+names[i], func(t *testing.T) {
-			own, err := rig.Scrape(ctx, addr)
+			own, err := testbed.Scrape(ctx, addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -255,7 +255,7 @@ func endOffsets(ctx context.Context, t testing.TB, env Env) map[int]int64 {
 // the whole election, labelled with the replica.
 func checkElectionMetrics(ctx context.Context, t *testing.T, addr, replica string, want *results.Results) {
 	t.Helper()
-	families, err := rig.Metrics(ctx, addr)
+	families, err := testbed.Metrics(ctx, addr)
 	if err != nil {
 		t.Fatal(err)
 	}

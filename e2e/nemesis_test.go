@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/votestream/votestream/internal/nemesis"
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/internal/webtest"
 	"github.com/votestream/votestream/pkg/results"
 	"github.com/votestream/votestream/pkg/vote"
@@ -288,7 +288,7 @@ func (r *nemesisRun) exitedOnce(p *Proc, what string) {
 	r.exited[p] = true
 	r.mu.Unlock()
 	if !seen {
-		r.viol.add("%s exited (%v) though no fault stopped it:\n%s", what, p.Err(), rig.Tail(p.Output(), 20))
+		r.viol.add("%s exited (%v) though no fault stopped it:\n%s", what, p.Err(), testbed.Tail(p.Output(), 20))
 	}
 }
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 )
 
 // The network faults: every service runs in a network namespace of its own
@@ -181,7 +181,7 @@ func TestChaosNetProducerCutOff(t *testing.T) {
 	time.Sleep(cutFor())
 	if prod.Exited() {
 		ph.LinkUp()
-		t.Fatalf("the producer exited while cut off:\n%s", rig.Tail(prod.Output(), 20))
+		t.Fatalf("the producer exited while cut off:\n%s", testbed.Tail(prod.Output(), 20))
 	}
 	healed := time.Now()
 	ph.LinkUp()

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/results"
 	"github.com/votestream/votestream/pkg/votegen"
 )
@@ -33,7 +33,7 @@ type serveTier struct {
 	web    []*Proc
 	webAt  []string // the serving replicas' HTTP addresses
 	proxy  string   // nginx's base URL
-	nginx  *rig.Process
+	nginx  *testbed.Process
 	counts *Proc
 }
 
@@ -76,9 +76,9 @@ func (s *serveTier) produce(t *testing.T, seconds int) *Proc {
 // loopback port, its upstreams the given replicas and its cache in a
 // fresh directory, and returns its base URL. Nothing else of the
 // configuration changes.
-func startNginx(t *testing.T, bin string, upstreams []string) (string, *rig.Process) {
+func startNginx(t *testing.T, bin string, upstreams []string) (string, *testbed.Process) {
 	t.Helper()
-	root, err := rig.ModuleRoot()
+	root, err := testbed.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,9 +105,9 @@ func startNginx(t *testing.T, bin string, upstreams []string) (string, *rig.Proc
 	writeFile(t, filepath.Join(dir, "conf.d/votestream.conf"), site)
 	writeFile(t, filepath.Join(dir, "nginx.conf"), readFile(t, filepath.Join(root, "deploy/nginx/nginx.conf")))
 	writeFile(t, filepath.Join(dir, "mime.types"), "types { text/html html; text/css css; application/javascript js; }\n")
-	cmd := rig.Command(bin, []string{"-p", dir + "/", "-c", filepath.Join(dir, "nginx.conf"),
+	cmd := testbed.Command(bin, []string{"-p", dir + "/", "-c", filepath.Join(dir, "nginx.conf"),
 		"-g", fmt.Sprintf("daemon off; pid %s/nginx.pid; error_log stderr warn;", dir)})
-	p, err := rig.Start("nginx", cmd, rig.Options{Tree: true})
+	p, err := testbed.Start("nginx", cmd, testbed.Options{Tree: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func startNginx(t *testing.T, bin string, upstreams []string) (string, *rig.Proc
 			p.KillTree()
 		}
 		if t.Failed() {
-			t.Logf("--- nginx:\n%s", rig.Tail(p.Output(), 50))
+			t.Logf("--- nginx:\n%s", testbed.Tail(p.Output(), 50))
 		}
 	})
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -519,7 +519,7 @@ func requestsTo(t *testing.T, addr, path string) float64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	fams, err := rig.Metrics(ctx, addr, "votestream_http_requests_total")
+	fams, err := testbed.Metrics(ctx, addr, "votestream_http_requests_total")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/internal/webtest"
 	"github.com/votestream/votestream/pkg/config"
 	"github.com/votestream/votestream/pkg/results"
@@ -183,7 +183,7 @@ func TestSecondElectionWarns(t *testing.T) {
 	second := publish(testSeed + 1)
 	line := lastLine(second.Output(), "another election")
 	if line == "" || !strings.Contains(line, "level=WARN") || !strings.Contains(line, ids[0]) {
-		t.Errorf("the second producer did not warn at start in one line naming %s:\n%s", ids[0], rig.Tail(second.Output(), 20))
+		t.Errorf("the second producer did not warn at start in one line naming %s:\n%s", ids[0], testbed.Tail(second.Output(), 20))
 	}
 	got = waitResults(ctx, t, base, 2*truth.Counted, 2*time.Minute)
 	t.Logf("/results: %d counted of %d, %.0f%%, warning: %s", got.Counted, got.Expected, got.PercentReporting, got.Warning)
@@ -247,7 +247,7 @@ func bothElections(t *testing.T, a, b votegen.Config) results.Results {
 // election_votes_over_expected.
 func checkWarningMetrics(ctx context.Context, t *testing.T, addr string, producers int, over int64) {
 	t.Helper()
-	families, err := rig.Metrics(ctx, addr)
+	families, err := testbed.Metrics(ctx, addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,16 +11,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/vote"
 )
 
 // needSpark skips a test when pyspark or its jars are missing, except in
 // CI, where they must be there (.ci/run runs make spark-deps).
-func needSpark(t *testing.T) rig.Spark {
+func needSpark(t *testing.T) testbed.Spark {
 	t.Helper()
 	RequireTool(t, "java")
-	s, err := rig.FindSpark(context.Background())
+	s, err := testbed.FindSpark(context.Background())
 	if err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatal(err)
@@ -52,7 +52,7 @@ func TestSparkSeedFiles(t *testing.T) {
 		t.Fatalf("producer: %v", err)
 	}
 	if err := job.Wait(6 * time.Minute); err != nil {
-		t.Fatalf("spark job: %v\n%s", err, rig.Tail(job.Output(), 40))
+		t.Fatalf("spark job: %v\n%s", err, testbed.Tail(job.Output(), 40))
 	}
 	var got struct {
 		Candidate      map[string]int64 `json:"candidate"`
@@ -115,9 +115,9 @@ func TestSparkKafka(t *testing.T) {
 	job := StartCmd(t, "spark votes_kafka.py", spark.Cmd("votes_kafka.py", "--brokers", k.Addr, "--topic", env.Topic,
 		"--available-now", "--checkpoint", t.TempDir(), "--out", out))
 	if err := job.Wait(6 * time.Minute); err != nil {
-		t.Fatalf("spark job: %v\n%s", err, rig.Tail(job.Output(), 40))
+		t.Fatalf("spark job: %v\n%s", err, testbed.Tail(job.Output(), 40))
 	}
-	st, got, err := rig.ReadSparkTotals(out)
+	st, got, err := testbed.ReadSparkTotals(out)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/results"
 	"github.com/votestream/votestream/pkg/votegen"
 )
@@ -220,7 +220,7 @@ func waitMetric(ctx context.Context, t *testing.T, addr, name string, want float
 	defer cancel()
 	var got float64
 	for {
-		if fams, err := rig.Metrics(ctx, addr); err == nil && fams[name] != nil {
+		if fams, err := testbed.Metrics(ctx, addr); err == nil && fams[name] != nil {
 			m := fams[name].GetMetric()[0]
 			got = m.GetGauge().GetValue() + m.GetCounter().GetValue()
 			if got >= want {

@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/votestream/votestream/deploy/promtest"
+	"github.com/votestream/votestream/deploy/promserver"
 	"github.com/votestream/votestream/pkg/votegen"
 )
 
@@ -50,7 +50,7 @@ func TestHTTPTLSBasicAuth(t *testing.T) {
 	bin := Binaries(t)
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
-		promtest.MissingTool(t, "promtool")
+		promserver.MissingTool(t, "promtool")
 	}
 	dir := t.TempDir()
 	password, wrong := RandomPassword(t), RandomPassword(t)
@@ -112,7 +112,7 @@ func TestHTTPTLSBasicAuth(t *testing.T) {
 		return fmt.Sprintf("  - job_name: %s\n    scheme: https\n    tls_config:\n      ca_file: %s\n    basic_auth:\n      username: scraper\n      password_file: %s\n    static_configs:\n      - targets: [%q]\n",
 			name, caFile, pwFile, addr)
 	}
-	prom := promtest.StartJobs(t, job("counter", passFile)+job("intruder", wrongFile), []string{addr})
+	prom := promserver.StartJobs(t, job("counter", passFile)+job("intruder", wrongFile), []string{addr})
 	if err := prod.Wait(2 * time.Minute); err != nil {
 		t.Fatalf("producer: %v", err)
 	}

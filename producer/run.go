@@ -16,10 +16,10 @@ import (
 
 	"github.com/votestream/votestream/internal/lifecycle"
 	"github.com/votestream/votestream/pkg/config"
+	"github.com/votestream/votestream/pkg/httpserver"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/logging"
 	"github.com/votestream/votestream/pkg/memlimit"
-	"github.com/votestream/votestream/pkg/telemetry"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
 )
@@ -50,10 +50,10 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 		"votes_per_batch", cfg.VotesPerBatch, "batch_interval", cfg.BatchInterval, "output_dir", cfg.OutputDir, "memory_limit_mib", memLimit>>20)
 
 	// Instrumentation and listeners, bound before any Kafka work.
-	reg := telemetry.NewRegistry()
+	reg := httpserver.NewRegistry()
 	m := newMetrics(reg)
 	m.expected.Set(float64(gen.Total()))
-	srv, err := telemetry.Listen(cfg.HTTPAddr, cfg.HTTPWebConfigFile, reg, log)
+	srv, err := httpserver.Listen(cfg.HTTPAddr, cfg.HTTPWebConfigFile, reg, log)
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,7 @@ func run(ctx context.Context, environ []string, stdout, stderr io.Writer) error 
 // publish is the producer once its HTTP port is bound: it publishes the
 // election, from where an earlier run stopped, then closes the Kafka
 // client.
-func publish(ctx context.Context, cfg config.Producer, gen *votegen.Generator, gcfg votegen.Config, srv *telemetry.Server, m *metrics, log *slog.Logger) error {
+func publish(ctx context.Context, cfg config.Producer, gen *votegen.Generator, gcfg votegen.Config, srv *httpserver.Server, m *metrics, log *slog.Logger) error {
 	client, parts, err := kafkaio.Open(ctx, cfg.Kafka, log)
 	if err != nil {
 		return err
@@ -262,7 +262,7 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	const ns, sub = telemetry.Namespace, "producer"
+	const ns, sub = httpserver.Namespace, "producer"
 	m := &metrics{
 		expected: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "votes_expected",
 			Help: "Votes in the whole election at this SCALE."}),

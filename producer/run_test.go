@@ -18,7 +18,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
@@ -109,7 +109,7 @@ func TestGrownTopicKeepsPartitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	admin, closeAdmin := rig.KafkaAdmin(addr)
+	admin, closeAdmin := testbed.KafkaAdmin(addr)
 	defer closeAdmin()
 	gctx, gcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer gcancel()

@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/votestream/votestream/e2e"
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/internal/webtest"
 	"github.com/votestream/votestream/pkg/results"
 	"github.com/votestream/votestream/pkg/vote"
@@ -538,7 +538,7 @@ func (s *stack) checkSplit(t *testing.T, ctx context.Context, counters []contain
 	for {
 		owned, sum := make([]int, len(counters)), 0
 		for i, c := range counters {
-			if got, err := rig.Scrape(ctx, c.addr("9102")); err == nil {
+			if got, err := testbed.Scrape(ctx, c.addr("9102")); err == nil {
 				owned[i] = got.Partitions
 				sum += got.Partitions
 			}
@@ -563,7 +563,7 @@ func (s *stack) checkStop(t *testing.T, ctx context.Context, smp *sampler, victi
 	stopped := time.Now()
 	session := 10 * time.Second // GROUP_SESSION_TIMEOUT in docker-compose.yml
 	for {
-		c, err := rig.Sum(ctx, smp.live())
+		c, err := testbed.Sum(ctx, smp.live())
 		if err == nil && c.Partitions == partitions {
 			t.Logf("the %d others own all %d partitions %s after %s stopped", replicas-1, partitions,
 				time.Since(stopped).Round(100*time.Millisecond), victim.Name)

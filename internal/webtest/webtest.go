@@ -22,7 +22,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/results"
 )
 
@@ -56,7 +56,7 @@ type Browser struct {
 // Start runs Chromium at bin; it is closed, bounded, when the test ends.
 func Start(t testing.TB, bin string) *Browser {
 	t.Helper()
-	var stderr rig.Buffer
+	var stderr testbed.Buffer
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),

@@ -19,7 +19,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/votegen"
 )
@@ -41,7 +41,7 @@ type Bed struct {
 	Cfg    Config
 	Self   string // this binary, whose sub-commands are the workers
 	Work   string // the work directory
-	Broker *rig.Process
+	Broker *testbed.Process
 	Addr   string
 	Client *kafkaio.Client
 	Log    io.Writer
@@ -154,22 +154,22 @@ func (b *Bed) CreateTopics(ctx context.Context, n Names) error {
 }
 
 // StartProc runs bin measured: its peak RSS and CPU.
-func StartProc(name, bin string, args, env []string) (*rig.Process, error) {
-	return rig.Start(name, rig.Command(bin, args, env...), rig.Options{Measure: true})
+func StartProc(name, bin string, args, env []string) (*testbed.Process, error) {
+	return testbed.Start(name, testbed.Command(bin, args, env...), testbed.Options{Measure: true})
 }
 
 // StartTree runs bin measured with its descendants, in a process group of
 // its own so that KillTree ends them all.
-func StartTree(name, bin string, args, env []string) (*rig.Process, error) {
-	return rig.Start(name, rig.Command(bin, args, env...), rig.Options{Measure: true, Tree: true})
+func StartTree(name, bin string, args, env []string) (*testbed.Process, error) {
+	return testbed.Start(name, testbed.Command(bin, args, env...), testbed.Options{Measure: true, Tree: true})
 }
 
 // Finished explains a process's exit error with the end of its output.
-func Finished(p *rig.Process, err error) error {
+func Finished(p *testbed.Process, err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("%s: %v\n%s", p.Name, err, rig.Tail(p.Output(), 30))
+	return fmt.Errorf("%s: %v\n%s", p.Name, err, testbed.Tail(p.Output(), 30))
 }
 
 // MustTotal is the number of votes of the election seed draws at scale.

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/vote"
 )
 
@@ -25,7 +25,7 @@ func (b *Bed) Worker(ctx context.Context, name string, args ...string) (Row, err
 	}
 	m := regexp.MustCompile(`records=(\d+) seconds=([\d.]+)`).FindStringSubmatch(p.Output())
 	if m == nil {
-		return Row{}, fmt.Errorf("%s printed no result:\n%s", name, rig.Tail(p.Output(), 20))
+		return Row{}, fmt.Errorf("%s printed no result:\n%s", name, testbed.Tail(p.Output(), 20))
 	}
 	n, _ := strconv.ParseInt(m[1], 10, 64)
 	s, _ := strconv.ParseFloat(m[2], 64)
@@ -39,7 +39,7 @@ func (b *Bed) RawRead(ctx context.Context, topic, mode, name string, extra ...st
 
 // StartProducer starts votestream's producer on the run named n, SEED
 // and SCALE set, with env on top.
-func (b *Bed) StartProducer(n Names, scale float64, env ...string) (*rig.Process, error) {
+func (b *Bed) StartProducer(n Names, scale float64, env ...string) (*testbed.Process, error) {
 	return StartProc("producer", filepath.Join(b.Cfg.Bin, "producer"), nil, b.Env(n,
 		append([]string{"SEED=" + strconv.FormatUint(b.Cfg.Seed, 10), "SCALE=" + strconv.FormatFloat(scale, 'g', -1, 64)}, env...)...))
 }
@@ -67,21 +67,21 @@ var elapsedRE = regexp.MustCompile(`msg="election published".* elapsed=(\S+)`)
 
 // Elapsed is the time an exited producer logs from its first batch to the
 // last acknowledgement.
-func Elapsed(p *rig.Process) (time.Duration, error) {
+func Elapsed(p *testbed.Process) (time.Duration, error) {
 	m := elapsedRE.FindStringSubmatch(p.Output())
 	if m == nil {
-		return 0, fmt.Errorf("producer did not log its elapsed time:\n%s", rig.Tail(p.Output(), 20))
+		return 0, fmt.Errorf("producer did not log its elapsed time:\n%s", testbed.Tail(p.Output(), 20))
 	}
 	return time.ParseDuration(m[1])
 }
 
 // StartCounterProc starts a counter on the run named n, without waiting.
-func (b *Bed) StartCounterProc(n Names, extra ...string) (*rig.Process, error) {
+func (b *Bed) StartCounterProc(n Names, extra ...string) (*testbed.Process, error) {
 	return StartProc("counter", filepath.Join(b.Cfg.Bin, "counter"), nil, b.Env(n, extra...))
 }
 
 // StartCounter starts a counter and waits until it owns its partitions.
-func (b *Bed) StartCounter(n Names, extra ...string) (*rig.Process, string, time.Time, error) {
+func (b *Bed) StartCounter(n Names, extra ...string) (*testbed.Process, string, time.Time, error) {
 	p, err := b.StartCounterProc(n, extra...)
 	if err != nil {
 		return nil, "", time.Time{}, err
@@ -102,13 +102,13 @@ func (b *Bed) StartCounter(n Names, extra ...string) (*rig.Process, string, time
 var metricsAddrRE = regexp.MustCompile(`msg="serving metrics".* addr=(\S+)`)
 
 // CounterAddr waits for a started counter's HTTP address.
-func CounterAddr(p *rig.Process) (string, error) {
+func CounterAddr(p *testbed.Process) (string, error) {
 	return p.WaitOutput(metricsAddrRE, 30*time.Second)
 }
 
 // CounterReady waits for a started counter's HTTP address and for its
 // /readyz to answer 200: it owns its partitions.
-func (b *Bed) CounterReady(p *rig.Process) (string, error) {
+func (b *Bed) CounterReady(p *testbed.Process) (string, error) {
 	addr, err := CounterAddr(p)
 	if err != nil {
 		return "", err
@@ -119,7 +119,7 @@ func (b *Bed) CounterReady(p *rig.Process) (string, error) {
 
 // WaitReady waits until the counter at addr answers /readyz: it owns its
 // partitions.
-func (b *Bed) WaitReady(p *rig.Process, addr string) (time.Time, error) {
+func (b *Bed) WaitReady(p *testbed.Process, addr string) (time.Time, error) {
 	deadline := time.Now().Add(b.Cfg.Timeout)
 	for time.Now().Before(deadline) {
 		res, err := http.Get("http://" + addr + "/readyz")
@@ -134,7 +134,7 @@ func (b *Bed) WaitReady(p *rig.Process, addr string) (time.Time, error) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	return time.Time{}, fmt.Errorf("counter not ready within %s:\n%s", b.Cfg.Timeout, rig.Tail(p.Output(), 20))
+	return time.Time{}, fmt.Errorf("counter not ready within %s:\n%s", b.Cfg.Timeout, testbed.Tail(p.Output(), 20))
 }
 
 // WaitExact polls the counter's /metrics until it shows want exactly over
@@ -151,7 +151,7 @@ func (b *Bed) WaitExact(ctx context.Context, addr string, want *vote.Tally, stea
 	}
 	for {
 		wait := pace.Every
-		c, err := rig.Scrape(ctx, addr)
+		c, err := testbed.Scrape(ctx, addr)
 		if err == nil && steady {
 			wait = pace.Next(c.Tally.Total(), want.Total())
 		}

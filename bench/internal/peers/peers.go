@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/votestream/votestream/bench/internal/bed"
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
@@ -73,8 +73,8 @@ type bench struct{ *bed.Bed }
 // checkpoint, state directory) that survives a SIGKILL and a restart.
 type peer struct {
 	key, label string
-	launch     func(st *peerState) (*rig.Process, error)
-	ready      func(p *rig.Process, st *peerState) error // it reads; fills st.addr
+	launch     func(st *peerState) (*testbed.Process, error)
+	ready      func(p *testbed.Process, st *peerState) error // it reads; fills st.addr
 	totals     func(ctx context.Context, st *peerState) (counted, error)
 }
 
@@ -118,7 +118,7 @@ func (r peerResult) Rate() float64 {
 }
 
 func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
-	root, err := rig.ModuleRoot()
+	root, err := testbed.ModuleRoot()
 	if err != nil {
 		return err
 	}
@@ -145,7 +145,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return err
 	}
 	topic := b.NewNames("peers")
-	if err := rig.CreateTopics(ctx, kafkaio.Config{Brokers: strings.Split(addr, ","), Topic: topic.Topic, CheckpointTopic: topic.Ckpt,
+	if err := testbed.CreateTopics(ctx, kafkaio.Config{Brokers: strings.Split(addr, ","), Topic: topic.Topic, CheckpointTopic: topic.Ckpt,
 		DLQTopic: topic.DLQ, Partitions: cfg.partitions, ReplicationFactor: 1, DialTimeout: 10 * time.Second}); err != nil {
 		return err
 	}
@@ -153,7 +153,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if _, err := b.Producer(ctx, topic, cfg.scale, "producer", ""); err != nil {
 		return err
 	}
-	spark, err := rig.FindSpark(ctx)
+	spark, err := testbed.FindSpark(ctx)
 	if err != nil {
 		return err
 	}
@@ -258,7 +258,7 @@ func startPeersBroker(ctx context.Context, cfg Config, work string) (string, fun
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return "", nil, err
 		}
-		k, err := rig.StartKRaftNode(ctx, dir)
+		k, err := testbed.StartKRaftNode(ctx, dir)
 		if err != nil {
 			return "", nil, err
 		}
@@ -306,7 +306,7 @@ func (b *bench) measurePeer(ctx context.Context, pe peer, want *vote.Tally) peer
 	return r
 }
 
-func (b *bench) startPeer(pe peer, st *peerState) (*rig.Process, time.Time, error) {
+func (b *bench) startPeer(pe peer, st *peerState) (*testbed.Process, time.Time, error) {
 	p, err := pe.launch(st)
 	if err != nil {
 		return nil, time.Time{}, err
@@ -427,17 +427,17 @@ func oneLine(err error) string {
 func (b *bench) votestreamPeer(topic bed.Names) peer {
 	return peer{
 		key: "votestream", label: "votestream counter (checkpoints in Kafka)",
-		launch: func(st *peerState) (*rig.Process, error) {
+		launch: func(st *peerState) (*testbed.Process, error) {
 			n := st.names
 			n.Topic = topic.Topic
 			return bed.StartTree("counter", filepath.Join(b.Cfg.Bin, "counter"), nil, b.Env(n))
 		},
-		ready: func(p *rig.Process, st *peerState) (err error) {
+		ready: func(p *testbed.Process, st *peerState) (err error) {
 			st.addr, err = b.CounterReady(p)
 			return err
 		},
 		totals: func(ctx context.Context, st *peerState) (counted, error) {
-			c, err := rig.Scrape(ctx, st.addr)
+			c, err := testbed.Scrape(ctx, st.addr)
 			if err != nil {
 				return counted{}, err
 			}
@@ -453,20 +453,20 @@ func (b *bench) votestreamPeer(topic bed.Names) peer {
 
 // sparkPeer is deploy/spark/votes_kafka.py: the seed's aggregation over the
 // Kafka source, as fast as it goes, state in its checkpoint location.
-func sparkPeer(s rig.Spark, brokers, topic string) peer {
+func sparkPeer(s testbed.Spark, brokers, topic string) peer {
 	return peer{
 		key: "spark", label: "Spark Structured Streaming (local[2], checkpoint)",
-		launch: func(st *peerState) (*rig.Process, error) {
+		launch: func(st *peerState) (*testbed.Process, error) {
 			py, args := s.Job("votes_kafka.py", "--brokers", brokers, "--topic", topic,
 				"--checkpoint", filepath.Join(st.dir, "checkpoint"), "--out", filepath.Join(st.dir, "totals.json"))
 			return bed.StartTree("spark", py, args, s.Env())
 		},
-		ready: func(p *rig.Process, _ *peerState) error {
+		ready: func(p *testbed.Process, _ *peerState) error {
 			_, err := p.WaitOutput(regexp.MustCompile(`query started`), 5*time.Minute)
 			return err
 		},
 		totals: func(_ context.Context, st *peerState) (counted, error) {
-			t, tally, err := rig.ReadSparkTotals(filepath.Join(st.dir, "totals.json"))
+			t, tally, err := testbed.ReadSparkTotals(filepath.Join(st.dir, "totals.json"))
 			return counted{tally: tally, records: t.Records, unparsed: t.Unparsed}, err
 		},
 	}
@@ -478,7 +478,7 @@ func streamsPeer(root, brokers, topic string, threads int) peer {
 	dir := filepath.Join(root, "bench", "peers")
 	return peer{
 		key: "kafka_streams", label: "Kafka Streams (exactly_once_v2, state store)",
-		launch: func(st *peerState) (*rig.Process, error) {
+		launch: func(st *peerState) (*testbed.Process, error) {
 			if _, err := os.Stat(filepath.Join(dir, "lib", ".done")); err != nil {
 				return nil, fmt.Errorf("the Kafka Streams peer is not built: run make peers-deps")
 			}
@@ -491,7 +491,7 @@ func streamsPeer(root, brokers, topic string, threads int) peer {
 				"io.votestream.peers.VoteCountStreams", brokers, topic, st.names.Group, filepath.Join(st.dir, "state"),
 				"127.0.0.1:0", strconv.Itoa(threads)}, nil)
 		},
-		ready: func(p *rig.Process, st *peerState) (err error) {
+		ready: func(p *testbed.Process, st *peerState) (err error) {
 			if st.addr, err = p.WaitOutput(regexp.MustCompile(`listening on (\S+)`), 2*time.Minute); err != nil {
 				return err
 			}
@@ -512,7 +512,7 @@ func streamsPeer(root, brokers, topic string, threads int) peer {
 			if err != nil || res.StatusCode != http.StatusOK {
 				return counted{}, fmt.Errorf("GET /totals: %s %v", res.Status, err)
 			}
-			t, tally, err := rig.ParseCellTotals(body)
+			t, tally, err := testbed.ParseCellTotals(body)
 			return counted{tally: tally, records: t.Records, unparsed: t.Unparsed}, err
 		},
 	}

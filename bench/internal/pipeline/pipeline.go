@@ -20,7 +20,7 @@ import (
 	"github.com/votestream/votestream/bench/internal/bed"
 	"github.com/votestream/votestream/bench/internal/scale"
 	"github.com/votestream/votestream/bench/internal/viewers"
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/votegen"
 )
 
@@ -427,7 +427,7 @@ func (h histogram) maxBucket() string {
 // scrapeHistogram reads the histogram name from the service at addr.
 func scrapeHistogram(ctx context.Context, addr, name string) (histogram, error) {
 	var h histogram
-	fams, err := rig.Metrics(ctx, addr, name)
+	fams, err := testbed.Metrics(ctx, addr, name)
 	if err != nil {
 		return h, err
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/votestream/votestream/bench/internal/bed"
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/votegen"
 )
 
@@ -77,7 +77,7 @@ func Run(ctx context.Context, b *bed.Bed, scale float64, dataDir string, stdout,
 
 // progress logs, every 30 s until stopped, how far the count is and the
 // peak RSS of each process.
-func progress(ctx context.Context, b *bed.Bed, addr string, producer, counter *rig.Process, total int64, dataDir string, stderr io.Writer) (stop func()) {
+func progress(ctx context.Context, b *bed.Bed, addr string, producer, counter *testbed.Process, total int64, dataDir string, stderr io.Writer) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(30 * time.Second)
@@ -90,7 +90,7 @@ func progress(ctx context.Context, b *bed.Bed, addr string, producer, counter *r
 			}
 			counted := int64(-1)
 			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			if got, err := rig.Scrape(sctx, addr); err == nil {
+			if got, err := testbed.Scrape(sctx, addr); err == nil {
 				counted = got.Tally.Total()
 			}
 			cancel()

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/votestream/votestream/bench/internal/bed"
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 )
 
 // The viewers run's CPU: a count that keeps every core busy is slowed by
@@ -20,7 +20,7 @@ import (
 // cpuMark is the CPU used so far, by the machine and by the processes.
 type cpuMark struct {
 	at      time.Time
-	machine rig.MachineCPU
+	machine testbed.MachineCPU
 	procs   [3]float64 // counter, broker, server
 	client  float64
 }
@@ -34,9 +34,9 @@ type cpuUse struct {
 
 // markCPU reads the CPU used so far by the machine and by counter, broker
 // and server (any may be nil).
-func markCPU(counter, broker, server *rig.Process) cpuMark {
-	m := cpuMark{at: time.Now(), machine: rig.ReadMachineCPU()}
-	for i, p := range []*rig.Process{counter, broker, server} {
+func markCPU(counter, broker, server *testbed.Process) cpuMark {
+	m := cpuMark{at: time.Now(), machine: testbed.ReadMachineCPU()}
+	for i, p := range []*testbed.Process{counter, broker, server} {
 		if p != nil {
 			m.procs[i] = p.CPUNow()
 		}

@@ -5,13 +5,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 )
 
 // TestCPUUse checks the accounting of a window: this process's CPU is part
 // of the machine's busy time, and the machine's time adds up to its cores.
 func TestCPUUse(t *testing.T) {
-	if rig.ReadMachineCPU().Cores == 0 {
+	if testbed.ReadMachineCPU().Cores == 0 {
 		t.Skip("no /proc/stat")
 	}
 	start := markCPU(nil, nil, nil)

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/votestream/votestream/bench/internal/bed"
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/checkpoint"
 	"github.com/votestream/votestream/pkg/votegen"
 )
@@ -136,7 +136,7 @@ func (v *SplitRuns) count(ctx context.Context, b *bed.Bed, topic bed.Names, scal
 	if err != nil {
 		return w, err
 	}
-	var server *rig.Process
+	var server *testbed.Process
 	target := addr
 	switch k {
 	case splitAlone, splitLoaded:
@@ -174,7 +174,7 @@ func (v *SplitRuns) count(ctx context.Context, b *bed.Bed, topic bed.Names, scal
 	}
 	ready := <-readyc
 	if ready.IsZero() {
-		return w, fmt.Errorf("counter not ready:\n%s", rig.Tail(p.Output(), 20))
+		return w, fmt.Errorf("counter not ready:\n%s", testbed.Tail(p.Output(), 20))
 	}
 	from = later(from, ready)
 	start, frames0 := markCPU(p, b.Broker, server), load.frameCount()
@@ -227,7 +227,7 @@ func (v *SplitRuns) count(ctx context.Context, b *bed.Bed, topic bed.Names, scal
 	return w, nil
 }
 
-func stopQuietly(p *rig.Process) {
+func stopQuietly(p *testbed.Process) {
 	if !p.Exited() {
 		_ = p.Stop(10 * time.Second)
 	}

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/votestream/votestream/bench/internal/bed"
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/results"
 	"github.com/votestream/votestream/pkg/vote"
 	"github.com/votestream/votestream/pkg/votegen"
@@ -102,7 +102,7 @@ var standInAddrRE = regexp.MustCompile(`stand-in serving addr=(\S+)`)
 
 // startStandIn runs the stand-in process for the election at scale and
 // returns it with its address.
-func startStandIn(b *bed.Bed, scale float64) (*rig.Process, string, error) {
+func startStandIn(b *bed.Bed, scale float64) (*testbed.Process, string, error) {
 	p, err := bed.StartProc("stand-in", b.Self, []string{"stand-in", "-seed", strconv.FormatUint(b.Cfg.Seed, 10), "-scale", strconv.FormatFloat(scale, 'g', -1, 64)}, nil)
 	if err != nil {
 		return nil, "", err

@@ -25,7 +25,7 @@ import (
 	"time"
 
 	"github.com/votestream/votestream/bench/internal/bed"
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/checkpoint"
 	"github.com/votestream/votestream/pkg/votegen"
 )
@@ -549,7 +549,7 @@ func (v *Runs) countWatched(ctx context.Context, b *bed.Bed, topic bed.Names, sc
 	go func() { t, _ := b.WaitReady(p, addr); readyc <- t }()
 	from := time.Now()
 	var load *viewerLoad
-	var server *rig.Process
+	var server *testbed.Process
 	if viewers > 0 {
 		target := addr
 		if elsewhere {
@@ -570,7 +570,7 @@ func (v *Runs) countWatched(ctx context.Context, b *bed.Bed, topic bed.Names, sc
 	}
 	ready := <-readyc
 	if ready.IsZero() {
-		return w, fmt.Errorf("counter not ready:\n%s", rig.Tail(p.Output(), 20))
+		return w, fmt.Errorf("counter not ready:\n%s", testbed.Tail(p.Output(), 20))
 	}
 	from = later(from, ready)
 	start := markCPU(p, b.Broker, server)

@@ -1,4 +1,4 @@
-package rig
+package testbed
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package promtest_test
+package promserver_test
 
 import (
 	"encoding/json"
@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/votestream/votestream/deploy/promtest"
+	"github.com/votestream/votestream/deploy/promserver"
 )
 
 const dashboard = "../grafana/dashboards/election.json"
@@ -147,7 +147,7 @@ func serve(t *testing.T, body func(n int) string) string {
 }
 
 func TestDashboardAgainstPrometheus(t *testing.T) {
-	p := promtest.Start(t, []string{
+	p := promserver.Start(t, []string{
 		serve(t, func(n int) string { return counterMetrics(0, n) }),
 		serve(t, func(n int) string { return counterMetrics(1, n) }),
 		serve(t, producerMetrics),
@@ -157,7 +157,7 @@ func TestDashboardAgainstPrometheus(t *testing.T) {
 		p.CheckDashboard(t, dashboard, 30*time.Second)
 	})
 
-	targets, err := promtest.DashboardTargets(dashboard)
+	targets, err := promserver.DashboardTargets(dashboard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,13 +197,13 @@ func TestDashboardAgainstPrometheus(t *testing.T) {
 	})
 
 	t.Run("state table", func(t *testing.T) {
-		byState := func(expr string) map[string]promtest.Sample {
+		byState := func(expr string) map[string]promserver.Sample {
 			t.Helper()
 			samples, err := p.QueryVector(expr)
 			if err != nil {
 				t.Fatal(err)
 			}
-			m := map[string]promtest.Sample{}
+			m := map[string]promserver.Sample{}
 			for _, s := range samples {
 				m[s.Labels["state"]] = s
 			}
@@ -244,7 +244,7 @@ func TestDashboardAgainstPrometheus(t *testing.T) {
 }
 
 func TestDashboardTargets(t *testing.T) {
-	targets, err := promtest.DashboardTargets(dashboard)
+	targets, err := promserver.DashboardTargets(dashboard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +280,7 @@ func TestSubstitute(t *testing.T) {
 		{`x{namespace="$namespace"}`, `x{namespace="votestream"}`},
 		{`x{namespace="${namespace}"}`, `x{namespace="votestream"}`},
 	} {
-		if got := promtest.Substitute(tc.in); got != tc.want {
+		if got := promserver.Substitute(tc.in); got != tc.want {
 			t.Errorf("Substitute(%q): got %q, want %q", tc.in, got, tc.want)
 		}
 	}

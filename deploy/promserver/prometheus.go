@@ -1,4 +1,4 @@
-// Package promtest runs a real Prometheus server for tests: it scrapes the
+// Package promserver runs a real Prometheus server for tests: it scrapes the
 // targets a test gives it, and runs the queries of votestream's Grafana
 // dashboard against what it scraped, so a dashboard that does not parse, or
 // asks for a metric the services do not export, fails a test instead of
@@ -7,7 +7,7 @@
 // It needs the prometheus binary (Debian's package `prometheus`, or the
 // PROMETHEUS_BIN variable). Without it, Start skips the test, unless the
 // CI variable is set: there a missing binary is a failure.
-package promtest
+package promserver
 
 import (
 	"bytes"
@@ -29,7 +29,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/votestream/votestream/internal/rig"
+	"github.com/votestream/votestream/internal/testbed"
 )
 
 // Timeouts for every wait in this package; none is unbounded.
@@ -105,7 +105,7 @@ func Start(t testing.TB, targets []string) *Prometheus {
 func Launch(t testing.TB, targets []string) *Prometheus {
 	t.Helper()
 	if len(targets) == 0 {
-		t.Fatal("promtest: no targets")
+		t.Fatal("promserver: no targets")
 	}
 	return launch(t, configYAML(targets), targets, nil)
 }
@@ -183,7 +183,7 @@ func start(t testing.TB, bin, config, data string, targets []string) (*Prometheu
 	if err != nil {
 		return nil, err
 	}
-	var log rig.Buffer
+	var log testbed.Buffer
 	cmd := exec.Command(bin,
 		"--config.file="+config,
 		"--storage.tsdb.path="+data,

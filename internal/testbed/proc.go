@@ -1,9 +1,9 @@
-// Package rig runs the real things the end-to-end tests and the benchmarks
+// Package testbed runs the real things the end-to-end tests and the benchmarks
 // drive: child processes (their output kept, their memory and CPU
 // measured), Apache Kafka nodes, the Spark jobs, and the services' /metrics
 // read back. It links no testing package: the benchmark binary uses it as
 // the tests do.
-package rig
+package testbed
 
 import (
 	"bufio"

@@ -1,4 +1,4 @@
-package promtest_test
+package promserver_test
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v4"
 
-	"github.com/votestream/votestream/deploy/promtest"
+	"github.com/votestream/votestream/deploy/promserver"
 )
 
 const alertsFile = "../prometheus/alerts.yml"
@@ -209,7 +209,7 @@ func openMetrics(start time.Time, ss ...[]series) []byte {
 // sampleSet keys samples by their labels.
 type sampleSet map[string]float64
 
-func toSet(t *testing.T, samples []promtest.Sample) sampleSet {
+func toSet(t *testing.T, samples []promserver.Sample) sampleSet {
 	t.Helper()
 	set := sampleSet{}
 	for _, s := range samples {
@@ -278,12 +278,12 @@ func TestDeploymentsApart(t *testing.T) {
 	start := time.Now().Add(-(span + 2) * time.Minute).Truncate(time.Minute)
 	at := func(m float64) time.Time { return start.Add(time.Duration(m * float64(time.Minute))) }
 	prodSeries, stagingSeries := deployment(prod), deployment(staging)
-	shared := promtest.StartWithData(t, openMetrics(start, prodSeries, stagingSeries))
-	alone := map[string]*promtest.Prometheus{
-		prod:    promtest.StartWithData(t, openMetrics(start, prodSeries)),
-		staging: promtest.StartWithData(t, openMetrics(start, stagingSeries)),
+	shared := promserver.StartWithData(t, openMetrics(start, prodSeries, stagingSeries))
+	alone := map[string]*promserver.Prometheus{
+		prod:    promserver.StartWithData(t, openMetrics(start, prodSeries)),
+		staging: promserver.StartWithData(t, openMetrics(start, stagingSeries)),
 	}
-	query := func(t *testing.T, p *promtest.Prometheus, expr string, m float64) sampleSet {
+	query := func(t *testing.T, p *promserver.Prometheus, expr string, m float64) sampleSet {
 		t.Helper()
 		samples, err := p.QueryAt(expr, at(m))
 		if err != nil {
@@ -327,7 +327,7 @@ func TestDeploymentsApart(t *testing.T) {
 	t.Run("dashboard queries", func(t *testing.T) {
 		const m = 18 // both deployments fully up
 		for _, ns := range []string{prod, staging} {
-			targets, err := promtest.DashboardTargetsIn(dashboard, ns)
+			targets, err := promserver.DashboardTargetsIn(dashboard, ns)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -345,13 +345,13 @@ func TestDeploymentsApart(t *testing.T) {
 	})
 
 	t.Run("panel values", func(t *testing.T) {
-		targets, err := promtest.DashboardTargetsIn(dashboard, prod)
+		targets, err := promserver.DashboardTargetsIn(dashboard, prod)
 		if err != nil {
 			t.Fatal(err)
 		}
 		value := func(panel string) float64 {
 			t.Helper()
-			i := slices.IndexFunc(targets, func(tg promtest.Target) bool { return tg.Panel == panel })
+			i := slices.IndexFunc(targets, func(tg promserver.Target) bool { return tg.Panel == panel })
 			if i < 0 {
 				t.Fatalf("no panel %q", panel)
 			}
@@ -416,7 +416,7 @@ func TestAnnotationScrapeLabels(t *testing.T) {
 	job = strings.Replace(job, k8sSD, fmt.Sprintf("file_sd_configs: [{files: [%q]}]", sd), 1)
 	// StartJobs takes the items of scrape_configs indented by 2.
 	items := "  - job_name: kubernetes-pods\n" + strings.ReplaceAll("  "+strings.TrimSuffix(job, "\n"), "\n", "\n  ") + "\n"
-	p := promtest.StartJobs(t, items, []string{upAddr})
+	p := promserver.StartJobs(t, items, []string{upAddr})
 	if _, err := p.WaitForData(context.Background(), `up{pod="counter-down"} == 0`, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,8 @@
-// Package telemetry is the services' HTTP server: /metrics (from a private
+// Package httpserver is the services' HTTP server: /metrics (from a private
 // registry, under Namespace), /healthz and /readyz, and the routes a
 // service adds (the counter's live page, /results and /events). Serve is
 // one of the service's actors: its failure ends the service.
-package telemetry
+package httpserver
 
 import (
 	"context"

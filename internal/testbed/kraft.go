@@ -1,4 +1,4 @@
-package rig
+package testbed
 
 import (
 	"context"
@@ -69,7 +69,7 @@ func WaitCoordinator(ctx context.Context, addrs string) error {
 	c, tr := probe(addrs)
 	defer tr.CloseIdleConnections()
 	for {
-		res, err := c.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: "votestream-rig", KeyType: kafka.CoordinatorKeyTypeConsumer})
+		res, err := c.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: "votestream-testbed", KeyType: kafka.CoordinatorKeyTypeConsumer})
 		if err == nil {
 			err = res.Error
 		}
