@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/votestream/votestream/pkg/backoff"
 )
 
 // GroupCoordinator returns the address of the broker coordinating group.
@@ -146,7 +149,15 @@ func (g *Generation) Heartbeat(ctx context.Context) error {
 // that accepts a connection, and a paused or cut-off broker still accepts
 // (its kernel does) and then never answers: each join afresh starts from
 // the next broker, so one hung broker cannot keep the member out.
+//
+// Each join afresh is itself a new member that restarts the group's
+// rebalance, so members that all gave up on one deadline would restart it
+// for each other for good (seed 1 of the nemesis, under load): after each
+// join that yields no generation the deadline grows, and the pause before
+// joining again is jittered, until a generation is joined.
 func (c *Client) Group(ctx context.Context, cfg GroupConfig, fn func(context.Context, *Generation) error) error {
+	pause := backoff.Backoff{Min: time.Second, Max: 8 * time.Second}
+	misses := 0
 	for attempt := 0; ctx.Err() == nil; attempt++ {
 		cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 			ID:                cfg.ID,
@@ -171,8 +182,15 @@ func (c *Client) Group(ctx context.Context, cfg GroupConfig, fn func(context.Con
 		}
 		// generations returns once the generation under way has ended;
 		// only then does Close leave the group.
-		err = c.generations(ctx, cg, cfg, fn)
+		joined := false
+		err = c.generations(ctx, cg, cfg, joinDeadline(cfg, misses), &joined, fn)
 		cg.Close()
+		if joined {
+			misses = 0
+			pause.Reset()
+		} else {
+			misses++
+		}
 		if cfg.Rejoining != nil {
 			cfg.Rejoining()
 		}
@@ -183,12 +201,18 @@ func (c *Client) Group(ctx context.Context, cfg GroupConfig, fn func(context.Con
 			return err
 		}
 		c.log.Warn("rejoining the group afresh", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
+		_ = pause.Wait(ctx)
 	}
 	return nil
+}
+
+// joinDeadline is how long a member waits for a generation after misses
+// joins in a row that yielded none: a rebalance's and a session's length
+// and 10 s, doubled per miss up to four times that, and jittered by up to
+// half of it so that members that missed together do not give up together.
+func joinDeadline(cfg GroupConfig, misses int) time.Duration {
+	d := (cfg.RebalanceTimeout + cfg.SessionTimeout + 10*time.Second) << min(misses, 2)
+	return d + rand.N(d/2+1)
 }
 
 // rotate returns brokers starting at the n-th (modulo their number).
@@ -201,9 +225,8 @@ func rotate(brokers []string, n int) []string {
 }
 
 // generations serves one ConsumerGroup's generations until ctx ends or the
-// group goes wrong.
-func (c *Client) generations(ctx context.Context, cg *kafka.ConsumerGroup, cfg GroupConfig, fn func(context.Context, *Generation) error) error {
-	joinDeadline := cfg.RebalanceTimeout + cfg.SessionTimeout + 10*time.Second
+// group goes wrong; joined is set once a generation is.
+func (c *Client) generations(ctx context.Context, cg *kafka.ConsumerGroup, cfg GroupConfig, joinDeadline time.Duration, joined *bool, fn func(context.Context, *Generation) error) error {
 	for {
 		// Next is asked for only between generations (it blocks while one
 		// runs, by design), so the deadline measures a join, not a
@@ -228,6 +251,7 @@ func (c *Client) generations(ctx context.Context, cg *kafka.ConsumerGroup, cfg G
 		case err != nil:
 			return err
 		}
+		*joined = true
 		g := &Generation{ID: gen.ID, MemberID: gen.MemberID, gen: gen, cfg: cfg, c: c}
 		for _, a := range gen.Assignments[cfg.Topic] {
 			g.Partitions = append(g.Partitions, a.ID)

@@ -106,3 +106,24 @@ func TestRotate(t *testing.T) {
 		t.Errorf("rotate changed its input: %v", brokers)
 	}
 }
+
+// TestJoinDeadline: the deadline grows with each join in a row that
+// yielded no generation, up to four times the first, and is jittered so
+// that members that missed together do not give up together.
+func TestJoinDeadline(t *testing.T) {
+	cfg := GroupConfig{SessionTimeout: 2 * time.Second, RebalanceTimeout: 4 * time.Second}
+	base := 16 * time.Second
+	for misses, lo := range []time.Duration{base, 2 * base, 4 * base, 4 * base, 4 * base} {
+		seen := map[time.Duration]bool{}
+		for range 50 {
+			d := joinDeadline(cfg, misses)
+			if d < lo || d > lo*3/2 {
+				t.Fatalf("joinDeadline after %d misses = %s, want %s to %s", misses, d, lo, lo*3/2)
+			}
+			seen[d] = true
+		}
+		if len(seen) < 2 {
+			t.Errorf("joinDeadline after %d misses is always %v: not jittered", misses, seen)
+		}
+	}
+}
