@@ -14,11 +14,11 @@ build:
 run: build
 	BIN=$(BIN) BROKER=$(BROKER) ./deploy/local/run.sh
 
-## test: vet, formatting, every test with the race detector, then every
-## benchmark once so none can rot.
+## test: vet, formatting, every test with the race detector, and every
+## benchmark once in the same test binaries (so none can rot, at no second
+## build of every package).
 test: vet fmt-check
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+	$(GO) test -race -count=1 -bench . -benchtime 1x -timeout $(TEST_TIMEOUT) ./...
 
 ## docs: regenerate docs/configuration.md from the env tags and doc comments of pkg/config, pkg/kafkaio and pkg/logging.
 docs:
