@@ -15,13 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
-	"github.com/votestream/votestream/pkg/votegen"
 )
 
 // A retried run of duplicates is one dead letter with its coordinates, not
@@ -222,12 +220,8 @@ func TestReplicaIDDefault(t *testing.T) {
 // go on, and once writes are accepted again everything is counted and the
 // counter is ready. It takes stuckAfter and a few seconds.
 func TestStuckPartitionVisible(t *testing.T) {
-	const parts = 2
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
+	e := newTestElection(t, 8, 2, "BATCH_MAX_WAIT=200ms")
+	cluster := e.cluster
 	var refuse atomic.Bool
 	refuse.Store(true)
 	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
@@ -246,17 +240,8 @@ func TestStuckPartitionVisible(t *testing.T) {
 		res.Topics = append(res.Topics, rt)
 		return res, nil, true
 	})
-	gen := votegen.Config{Seed: 8, Scale: 0.0001}
-	want, err := votegen.TrueTotals(gen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	brokers := cluster.ListenAddrs()[0]
-	env := []string{"KAFKA_BROKERS=" + brokers, "KAFKA_TOPIC=votes", "KAFKA_CHECKPOINT_TOPIC=ckpt", "KAFKA_DLQ_TOPIC=dlq",
-		fmt.Sprintf("KAFKA_PARTITIONS=%d", parts), "GROUP_ID=g", "HTTP_ADDR=127.0.0.1:0", "BATCH_MAX_WAIT=200ms",
-		"GROUP_SESSION_TIMEOUT=2s", "GROUP_REBALANCE_TIMEOUT=4s"}
-	c := startCounter(t, env, "a")
-	publish(t, brokers, parts, gen, want.Total())
+	c := startCounter(t, e.env, "a")
+	e.publish(t)
 	start := time.Now()
 	body := waitReadyz(t, c.addr, http.StatusServiceUnavailable, stuckAfter+30*time.Second)
 	if took := time.Since(start); took < stuckAfter-time.Second {
@@ -277,7 +262,7 @@ func TestStuckPartitionVisible(t *testing.T) {
 	}
 	refuse.Store(false)
 	waitReadyz(t, c.addr, http.StatusOK, 30*time.Second)
-	waitExact(t, &want, c.addr)
+	waitExact(t, &e.want, c.addr)
 	c.stop(t)
 }
 
@@ -305,12 +290,8 @@ func waitReadyz(t *testing.T, addr string, code int, timeout time.Duration) stri
 // letters, counted as lost, and nothing else: counting goes on, exact,
 // with every rejected record counted by reason.
 func TestDLQDeniedCountsOn(t *testing.T) {
-	const parts = 2
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
+	e := newTestElection(t, 9, 2, "BATCH_MAX_WAIT=200ms")
+	cluster := e.cluster
 	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		cluster.KeepControl()
 		r := req.(*kmsg.ProduceRequest)
@@ -329,29 +310,20 @@ func TestDLQDeniedCountsOn(t *testing.T) {
 		res.Topics = append(res.Topics, rt)
 		return res, nil, true
 	})
-	gen := votegen.Config{Seed: 9, Scale: 0.0001}
-	want, err := votegen.TrueTotals(gen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	brokers := cluster.ListenAddrs()[0]
-	env := []string{"KAFKA_BROKERS=" + brokers, "KAFKA_TOPIC=votes", "KAFKA_CHECKPOINT_TOPIC=ckpt", "KAFKA_DLQ_TOPIC=dlq",
-		fmt.Sprintf("KAFKA_PARTITIONS=%d", parts), "GROUP_ID=g", "HTTP_ADDR=127.0.0.1:0", "BATCH_MAX_WAIT=200ms",
-		"GROUP_SESSION_TIMEOUT=2s", "GROUP_REBALANCE_TIMEOUT=4s"}
-	c := startCounter(t, env, "a")
-	publish(t, brokers, parts, gen, want.Total())
-	client, err := kafkaio.New(kafkaio.Config{Brokers: []string{brokers}, DialTimeout: 5 * time.Second}, slog.New(slog.DiscardHandler))
+	c := startCounter(t, e.env, "a")
+	e.publish(t)
+	client, err := kafkaio.New(kafkaio.Config{Brokers: []string{e.brokers}, DialTimeout: 5 * time.Second}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
 	const bad = 5
 	for i := range bad {
-		if err := client.ProduceMessages(t.Context(), "votes", i%parts, 0, []kafkaio.Message{{Value: []byte("not a vote")}}); err != nil {
+		if err := client.ProduceMessages(t.Context(), "votes", i%e.parts, 0, []kafkaio.Message{{Value: []byte("not a vote")}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got := waitExact(t, &want, c.addr)
+	got := waitExact(t, &e.want, c.addr)
 	for deadline := time.Now().Add(30 * time.Second); got.Rejected["json"] != bad && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		got, _ = testbed.Sum(ctx, []string{c.addr})
