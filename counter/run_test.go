@@ -53,8 +53,8 @@ type testElection struct {
 
 // newTestElection starts a one-broker kfake, closed when the test ends, for
 // the election of seed over parts partitions. Its env names the topics and
-// the group, a free HTTP port and short batch and group timeouts, then
-// extra: a later setting wins.
+// the group, a free HTTP port, short batch and group timeouts and the
+// election's scale, then extra: a later setting wins.
 func newTestElection(t *testing.T, seed uint64, parts int, extra ...string) *testElection {
 	t.Helper()
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(time.Second))
@@ -69,7 +69,8 @@ func newTestElection(t *testing.T, seed uint64, parts int, extra ...string) *tes
 	}
 	e.env = append([]string{"KAFKA_BROKERS=" + e.brokers, "KAFKA_TOPIC=votes", "KAFKA_CHECKPOINT_TOPIC=ckpt",
 		"KAFKA_DLQ_TOPIC=dlq", fmt.Sprintf("KAFKA_PARTITIONS=%d", parts), "GROUP_ID=g", "HTTP_ADDR=127.0.0.1:0",
-		"BATCH_MAX_WAIT=100ms", "GROUP_SESSION_TIMEOUT=2s", "GROUP_REBALANCE_TIMEOUT=4s"}, extra...)
+		"BATCH_MAX_WAIT=100ms", "GROUP_SESSION_TIMEOUT=2s", "GROUP_REBALANCE_TIMEOUT=4s",
+		fmt.Sprintf("SCALE=%g", e.gen.Scale)}, extra...)
 	return e
 }
 
