@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/votestream/votestream/internal/testbed"
@@ -221,24 +222,10 @@ func TestReplicaIDDefault(t *testing.T) {
 // counter is ready. It takes stuckAfter and a few seconds.
 func TestStuckPartitionVisible(t *testing.T) {
 	e := newTestElection(t, 8, 2, "BATCH_MAX_WAIT=200ms")
-	cluster := e.cluster
 	var refuse atomic.Bool
 	refuse.Store(true)
-	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		cluster.KeepControl()
-		r := req.(*kmsg.ProduceRequest)
-		if !refuse.Load() || len(r.Topics) != 1 || r.Topics[0].Topic != "ckpt" || r.Topics[0].Partitions[0].Partition != 1 {
-			return nil, nil, false
-		}
-		res := r.ResponseKind().(*kmsg.ProduceResponse)
-		rt := kmsg.NewProduceResponseTopic()
-		rt.Topic = "ckpt"
-		rp := kmsg.NewProduceResponseTopicPartition()
-		rp.Partition = 1
-		rp.ErrorCode = 10 // MESSAGE_TOO_LARGE
-		rt.Partitions = append(rt.Partitions, rp)
-		res.Topics = append(res.Topics, rt)
-		return res, nil, true
+	refuseProduce(e.cluster, 10, func(topic string, partition int32) bool { // MESSAGE_TOO_LARGE
+		return refuse.Load() && topic == "ckpt" && partition == 1
 	})
 	c := startCounter(t, e.env, "a")
 	e.publish(t)
@@ -266,6 +253,28 @@ func TestStuckPartitionVisible(t *testing.T) {
 	c.stop(t)
 }
 
+// refuseProduce answers code to every produce request from now on whose
+// topic and partition refuse names, so the broker writes none of it.
+// kafka-go asks for one partition of one topic in each.
+func refuseProduce(cluster *kfake.Cluster, code int16, refuse func(topic string, partition int32) bool) {
+	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		r := req.(*kmsg.ProduceRequest)
+		if len(r.Topics) != 1 || len(r.Topics[0].Partitions) != 1 || !refuse(r.Topics[0].Topic, r.Topics[0].Partitions[0].Partition) {
+			return nil, nil, false
+		}
+		res := r.ResponseKind().(*kmsg.ProduceResponse)
+		rt := kmsg.NewProduceResponseTopic()
+		rt.Topic = r.Topics[0].Topic
+		rp := kmsg.NewProduceResponseTopicPartition()
+		rp.Partition = r.Topics[0].Partitions[0].Partition
+		rp.ErrorCode = code
+		rt.Partitions = append(rt.Partitions, rp)
+		res.Topics = append(res.Topics, rt)
+		return res, nil, true
+	})
+}
+
 // waitReadyz waits until /readyz answers code and returns its body.
 func waitReadyz(t *testing.T, addr string, code int, timeout time.Duration) string {
 	t.Helper()
@@ -291,25 +300,7 @@ func waitReadyz(t *testing.T, addr string, code int, timeout time.Duration) stri
 // with every rejected record counted by reason.
 func TestDLQDeniedCountsOn(t *testing.T) {
 	e := newTestElection(t, 9, 2, "BATCH_MAX_WAIT=200ms")
-	cluster := e.cluster
-	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		cluster.KeepControl()
-		r := req.(*kmsg.ProduceRequest)
-		if len(r.Topics) != 1 || r.Topics[0].Topic != "dlq" {
-			return nil, nil, false
-		}
-		res := r.ResponseKind().(*kmsg.ProduceResponse)
-		rt := kmsg.NewProduceResponseTopic()
-		rt.Topic = "dlq"
-		for _, p := range r.Topics[0].Partitions {
-			rp := kmsg.NewProduceResponseTopicPartition()
-			rp.Partition = p.Partition
-			rp.ErrorCode = 29 // TOPIC_AUTHORIZATION_FAILED
-			rt.Partitions = append(rt.Partitions, rp)
-		}
-		res.Topics = append(res.Topics, rt)
-		return res, nil, true
-	})
+	refuseProduce(e.cluster, 29, func(topic string, _ int32) bool { return topic == "dlq" }) // TOPIC_AUTHORIZATION_FAILED
 	c := startCounter(t, e.env, "a")
 	e.publish(t)
 	client, err := kafkaio.New(kafkaio.Config{Brokers: []string{e.brokers}, DialTimeout: 5 * time.Second}, slog.New(slog.DiscardHandler))
