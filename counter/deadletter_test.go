@@ -21,7 +21,6 @@ import (
 	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/kafkaio"
 	"github.com/votestream/votestream/pkg/vote"
-	"github.com/votestream/votestream/pkg/votegen"
 )
 
 // A retried run of duplicates is one dead letter with its coordinates, not
@@ -222,41 +221,14 @@ func TestReplicaIDDefault(t *testing.T) {
 // go on, and once writes are accepted again everything is counted and the
 // counter is ready. It takes stuckAfter and a few seconds.
 func TestStuckPartitionVisible(t *testing.T) {
-	const parts = 2
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
+	e := newTestElection(t, 8, 2, "BATCH_MAX_WAIT=200ms")
 	var refuse atomic.Bool
 	refuse.Store(true)
-	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		cluster.KeepControl()
-		r := req.(*kmsg.ProduceRequest)
-		if !refuse.Load() || len(r.Topics) != 1 || r.Topics[0].Topic != "ckpt" || r.Topics[0].Partitions[0].Partition != 1 {
-			return nil, nil, false
-		}
-		res := r.ResponseKind().(*kmsg.ProduceResponse)
-		rt := kmsg.NewProduceResponseTopic()
-		rt.Topic = "ckpt"
-		rp := kmsg.NewProduceResponseTopicPartition()
-		rp.Partition = 1
-		rp.ErrorCode = 10 // MESSAGE_TOO_LARGE
-		rt.Partitions = append(rt.Partitions, rp)
-		res.Topics = append(res.Topics, rt)
-		return res, nil, true
+	refuseProduce(e.cluster, 10, func(topic string, partition int32) bool { // MESSAGE_TOO_LARGE
+		return refuse.Load() && topic == "ckpt" && partition == 1
 	})
-	gen := votegen.Config{Seed: 8, Scale: 0.0001}
-	want, err := votegen.TrueTotals(gen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	brokers := cluster.ListenAddrs()[0]
-	env := []string{"KAFKA_BROKERS=" + brokers, "KAFKA_TOPIC=votes", "KAFKA_CHECKPOINT_TOPIC=ckpt", "KAFKA_DLQ_TOPIC=dlq",
-		fmt.Sprintf("KAFKA_PARTITIONS=%d", parts), "GROUP_ID=g", "HTTP_ADDR=127.0.0.1:0", "BATCH_MAX_WAIT=200ms",
-		"GROUP_SESSION_TIMEOUT=2s", "GROUP_REBALANCE_TIMEOUT=4s"}
-	c := startCounter(t, env, "a")
-	publish(t, brokers, parts, gen, want.Total())
+	c := startCounter(t, e.env, "a")
+	e.publish(t)
 	start := time.Now()
 	body := waitReadyz(t, c.addr, http.StatusServiceUnavailable, stuckAfter+30*time.Second)
 	if took := time.Since(start); took < stuckAfter-time.Second {
@@ -277,8 +249,30 @@ func TestStuckPartitionVisible(t *testing.T) {
 	}
 	refuse.Store(false)
 	waitReadyz(t, c.addr, http.StatusOK, 30*time.Second)
-	waitExact(t, &want, c.addr)
+	waitExact(t, &e.want, c.addr)
 	c.stop(t)
+}
+
+// refuseProduce answers code to every produce request from now on whose
+// topic and partition refuse names, so the broker writes none of it.
+// kafka-go asks for one partition of one topic in each.
+func refuseProduce(cluster *kfake.Cluster, code int16, refuse func(topic string, partition int32) bool) {
+	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		r := req.(*kmsg.ProduceRequest)
+		if len(r.Topics) != 1 || len(r.Topics[0].Partitions) != 1 || !refuse(r.Topics[0].Topic, r.Topics[0].Partitions[0].Partition) {
+			return nil, nil, false
+		}
+		res := r.ResponseKind().(*kmsg.ProduceResponse)
+		rt := kmsg.NewProduceResponseTopic()
+		rt.Topic = r.Topics[0].Topic
+		rp := kmsg.NewProduceResponseTopicPartition()
+		rp.Partition = r.Topics[0].Partitions[0].Partition
+		rp.ErrorCode = code
+		rt.Partitions = append(rt.Partitions, rp)
+		res.Topics = append(res.Topics, rt)
+		return res, nil, true
+	})
 }
 
 // waitReadyz waits until /readyz answers code and returns its body.
@@ -305,53 +299,22 @@ func waitReadyz(t *testing.T, addr string, code int, timeout time.Duration) stri
 // letters, counted as lost, and nothing else: counting goes on, exact,
 // with every rejected record counted by reason.
 func TestDLQDeniedCountsOn(t *testing.T) {
-	const parts = 2
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		cluster.KeepControl()
-		r := req.(*kmsg.ProduceRequest)
-		if len(r.Topics) != 1 || r.Topics[0].Topic != "dlq" {
-			return nil, nil, false
-		}
-		res := r.ResponseKind().(*kmsg.ProduceResponse)
-		rt := kmsg.NewProduceResponseTopic()
-		rt.Topic = "dlq"
-		for _, p := range r.Topics[0].Partitions {
-			rp := kmsg.NewProduceResponseTopicPartition()
-			rp.Partition = p.Partition
-			rp.ErrorCode = 29 // TOPIC_AUTHORIZATION_FAILED
-			rt.Partitions = append(rt.Partitions, rp)
-		}
-		res.Topics = append(res.Topics, rt)
-		return res, nil, true
-	})
-	gen := votegen.Config{Seed: 9, Scale: 0.0001}
-	want, err := votegen.TrueTotals(gen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	brokers := cluster.ListenAddrs()[0]
-	env := []string{"KAFKA_BROKERS=" + brokers, "KAFKA_TOPIC=votes", "KAFKA_CHECKPOINT_TOPIC=ckpt", "KAFKA_DLQ_TOPIC=dlq",
-		fmt.Sprintf("KAFKA_PARTITIONS=%d", parts), "GROUP_ID=g", "HTTP_ADDR=127.0.0.1:0", "BATCH_MAX_WAIT=200ms",
-		"GROUP_SESSION_TIMEOUT=2s", "GROUP_REBALANCE_TIMEOUT=4s"}
-	c := startCounter(t, env, "a")
-	publish(t, brokers, parts, gen, want.Total())
-	client, err := kafkaio.New(kafkaio.Config{Brokers: []string{brokers}, DialTimeout: 5 * time.Second}, slog.New(slog.DiscardHandler))
+	e := newTestElection(t, 9, 2, "BATCH_MAX_WAIT=200ms")
+	refuseProduce(e.cluster, 29, func(topic string, _ int32) bool { return topic == "dlq" }) // TOPIC_AUTHORIZATION_FAILED
+	c := startCounter(t, e.env, "a")
+	e.publish(t)
+	client, err := kafkaio.New(kafkaio.Config{Brokers: []string{e.brokers}, DialTimeout: 5 * time.Second}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
 	const bad = 5
 	for i := range bad {
-		if err := client.ProduceMessages(t.Context(), "votes", i%parts, 0, []kafkaio.Message{{Value: []byte("not a vote")}}); err != nil {
+		if err := client.ProduceMessages(t.Context(), "votes", i%e.parts, 0, []kafkaio.Message{{Value: []byte("not a vote")}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got := waitExact(t, &want, c.addr)
+	got := waitExact(t, &e.want, c.addr)
 	for deadline := time.Now().Add(30 * time.Second); got.Rejected["json"] != bad && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		got, _ = testbed.Sum(ctx, []string{c.addr})

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -29,33 +28,19 @@ import (
 // second serving replica starts and shows the same results without one
 // request that writes to Kafka or touches a group.
 func TestRolesApart(t *testing.T) {
-	const parts = 4
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(time.Second))
+	e := newTestElection(t, 11, 4)
+	quotas, err := votegen.Quotas(e.gen)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cluster.Close()
-	gen := votegen.Config{Seed: 11, Scale: 0.0001}
-	want, err := votegen.TrueTotals(gen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	quotas, err := votegen.Quotas(gen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	truth := results.Compute(&want, quotas)
-	brokers := cluster.ListenAddrs()[0]
-	env := []string{"KAFKA_BROKERS=" + brokers, "KAFKA_TOPIC=votes", "KAFKA_CHECKPOINT_TOPIC=ckpt", "KAFKA_DLQ_TOPIC=dlq",
-		fmt.Sprintf("KAFKA_PARTITIONS=%d", parts), "GROUP_ID=g", "HTTP_ADDR=127.0.0.1:0", "BATCH_MAX_WAIT=100ms",
-		"GROUP_SESSION_TIMEOUT=2s", "GROUP_REBALANCE_TIMEOUT=4s", "SCALE=0.0001"}
-	serving := startCounter(t, append(env, "ROLE=serve"), "s") // first: it waits for the topic
-	counting := startCounter(t, append(env, "ROLE=count"), "c")
+	truth := results.Compute(&e.want, quotas)
+	serving := startCounter(t, append(e.env, "ROLE=serve"), "s") // first: it waits for the topic
+	counting := startCounter(t, append(e.env, "ROLE=count"), "c")
 	waitOwning(t, counting.addr)
 	waitStatus(t, "http://"+serving.addr+"/readyz", http.StatusOK)
 
-	publish(t, brokers, parts, gen, want.Total())
-	waitExact(t, &want, counting.addr)
+	e.publish(t)
+	waitExact(t, &e.want, counting.addr)
 	got := waitServed(t, serving.addr, truth.Counted)
 	checkServed(t, "ROLE=serve /results", &got, &truth)
 
@@ -78,8 +63,8 @@ func TestRolesApart(t *testing.T) {
 	}
 	counting.stop(t)
 
-	writes := watchWrites(cluster)
-	late := startCounter(t, append(env, "ROLE=serve"), "s2")
+	writes := watchWrites(e.cluster)
+	late := startCounter(t, append(e.env, "ROLE=serve"), "s2")
 	waitStatus(t, "http://"+late.addr+"/readyz", http.StatusOK)
 	got = waitServed(t, late.addr, truth.Counted)
 	checkServed(t, "a late ROLE=serve /results", &got, &truth)

@@ -24,35 +24,60 @@ import (
 // the survivor alone: the group loop, the generations and the micro-batches
 // without a built binary.
 func TestCountersInProcess(t *testing.T) {
-	const parts = 4
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	gen := votegen.Config{Seed: 7, Scale: 0.0001}
-	want, err := votegen.TrueTotals(gen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	brokers := cluster.ListenAddrs()[0]
-	env := []string{"KAFKA_BROKERS=" + brokers, "KAFKA_TOPIC=votes", "KAFKA_CHECKPOINT_TOPIC=ckpt", "KAFKA_DLQ_TOPIC=dlq",
-		fmt.Sprintf("KAFKA_PARTITIONS=%d", parts), "GROUP_ID=g", "HTTP_ADDR=127.0.0.1:0", "BATCH_MAX_WAIT=100ms",
-		"GROUP_SESSION_TIMEOUT=2s", "GROUP_REBALANCE_TIMEOUT=4s"}
-	a, b := startCounter(t, env, "a"), startCounter(t, env, "b")
+	e := newTestElection(t, 7, 4)
+	a, b := startCounter(t, e.env, "a"), startCounter(t, e.env, "b")
 	// Both in the group's generation before the votes come.
 	waitOwning(t, a.addr)
 	waitOwning(t, b.addr)
 
-	publish(t, brokers, parts, gen, want.Total())
-	if got := waitExact(t, &want, a.addr, b.addr); got.Partitions != parts {
-		t.Errorf("%d partitions owned by both, want %d", got.Partitions, parts)
+	e.publish(t)
+	if got := waitExact(t, &e.want, a.addr, b.addr); got.Partitions != e.parts {
+		t.Errorf("%d partitions owned by both, want %d", got.Partitions, e.parts)
 	}
 	a.stop(t)
-	if got := waitExact(t, &want, b.addr); got.Partitions != parts {
-		t.Errorf("b owns %d partitions after a stopped, want %d", got.Partitions, parts)
+	if got := waitExact(t, &e.want, b.addr); got.Partitions != e.parts {
+		t.Errorf("b owns %d partitions after a stopped, want %d", got.Partitions, e.parts)
 	}
 	b.stop(t)
+}
+
+// testElection is a seeded election to count on a one-broker kfake.
+type testElection struct {
+	cluster *kfake.Cluster
+	brokers string
+	parts   int
+	gen     votegen.Config
+	want    vote.Tally
+	env     []string // a counter's environment to count it
+}
+
+// newTestElection starts a one-broker kfake, closed when the test ends, for
+// the election of seed over parts partitions. Its env names the topics and
+// the group, a free HTTP port, short batch and group timeouts and the
+// election's scale, then extra: a later setting wins.
+func newTestElection(t *testing.T, seed uint64, parts int, extra ...string) *testElection {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	e := &testElection{cluster: cluster, brokers: cluster.ListenAddrs()[0], parts: parts,
+		gen: votegen.Config{Seed: seed, Scale: 0.0001}}
+	if e.want, err = votegen.TrueTotals(e.gen); err != nil {
+		t.Fatal(err)
+	}
+	e.env = append([]string{"KAFKA_BROKERS=" + e.brokers, "KAFKA_TOPIC=votes", "KAFKA_CHECKPOINT_TOPIC=ckpt",
+		"KAFKA_DLQ_TOPIC=dlq", fmt.Sprintf("KAFKA_PARTITIONS=%d", parts), "GROUP_ID=g", "HTTP_ADDR=127.0.0.1:0",
+		"BATCH_MAX_WAIT=100ms", "GROUP_SESSION_TIMEOUT=2s", "GROUP_REBALANCE_TIMEOUT=4s",
+		fmt.Sprintf("SCALE=%g", e.gen.Scale)}, extra...)
+	return e
+}
+
+// publish publishes the election's votes.
+func (e *testElection) publish(t *testing.T) {
+	t.Helper()
+	publish(t, e.brokers, e.parts, e.gen, e.want.Total())
 }
 
 type inProcess struct {

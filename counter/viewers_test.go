@@ -2,18 +2,14 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/internal/webtest"
 	"github.com/votestream/votestream/pkg/results"
-	"github.com/votestream/votestream/pkg/votegen"
 )
 
 // TestViewerLimit: open viewers raise the limit by their budget, and a
@@ -44,21 +40,8 @@ func TestViewerLimit(t *testing.T) {
 func TestNoEventStreams(t *testing.T) {
 	bin := webtest.Chromium(t)
 	b := webtest.Start(t, bin) // first: its start is not the test's time
-	const parts = 2
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	gen := votegen.Config{Seed: 11, Scale: 0.0001}
-	want, err := votegen.TrueTotals(gen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	brokers := cluster.ListenAddrs()[0]
-	c := startCounter(t, []string{"KAFKA_BROKERS=" + brokers, "KAFKA_TOPIC=votes", "KAFKA_CHECKPOINT_TOPIC=ckpt",
-		"KAFKA_DLQ_TOPIC=dlq", fmt.Sprintf("KAFKA_PARTITIONS=%d", parts), "GROUP_ID=g", "HTTP_ADDR=127.0.0.1:0",
-		"BATCH_MAX_WAIT=100ms", "GROUP_SESSION_TIMEOUT=2s", "SCALE=0.0001", "HTTP_MAX_VIEWERS=0"}, "a")
+	e := newTestElection(t, 11, 2, "HTTP_MAX_VIEWERS=0")
+	c := startCounter(t, e.env, "a")
 	base := "http://" + c.addr
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -85,11 +68,11 @@ func TestNoEventStreams(t *testing.T) {
 		return r
 	}
 	page.WaitShows(ctx, t, 20*time.Second, results)
-	publish(t, brokers, parts, gen, want.Total())
-	waitExact(t, &want, c.addr)
-	for deadline := time.Now().Add(30 * time.Second); results().Counted != want.Total(); time.Sleep(50 * time.Millisecond) {
+	e.publish(t)
+	waitExact(t, &e.want, c.addr)
+	for deadline := time.Now().Add(30 * time.Second); results().Counted != e.want.Total(); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("/results does not show the %d votes counted", want.Total())
+			t.Fatalf("/results does not show the %d votes counted", e.want.Total())
 		}
 	}
 	// Polled every 2 s.

@@ -6,6 +6,7 @@ package docs
 import (
 	"bytes"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -94,19 +95,7 @@ var (
 // spans.
 func links(text string) []link {
 	var out []link
-	fence := ""
-	for i, l := range strings.Split(text, "\n") {
-		trim := strings.TrimSpace(l)
-		if fence != "" {
-			if strings.HasPrefix(trim, fence) {
-				fence = ""
-			}
-			continue
-		}
-		if strings.HasPrefix(trim, "```") || strings.HasPrefix(trim, "~~~") {
-			fence = trim[:3]
-			continue
-		}
+	for i, l := range prose(text) {
 		l = codeSpan.ReplaceAllString(l, "")
 		for _, m := range inlineLink.FindAllStringSubmatch(l, -1) {
 			out = append(out, link{target: m[2], image: m[1] == "!", line: i + 1})
@@ -126,19 +115,7 @@ func links(text string) []link {
 func anchors(text string) map[string]bool {
 	out := map[string]bool{}
 	seen := map[string]int{}
-	fence := ""
-	for _, l := range strings.Split(text, "\n") {
-		trim := strings.TrimSpace(l)
-		if fence != "" {
-			if strings.HasPrefix(trim, fence) {
-				fence = ""
-			}
-			continue
-		}
-		if strings.HasPrefix(trim, "```") || strings.HasPrefix(trim, "~~~") {
-			fence = trim[:3]
-			continue
-		}
+	for _, l := range prose(text) {
 		for _, m := range htmlAnchor.FindAllStringSubmatch(l, -1) {
 			out[m[1]] = true
 		}
@@ -155,6 +132,30 @@ func anchors(text string) map[string]bool {
 		seen[slug]++
 	}
 	return out
+}
+
+// prose yields the lines of a Markdown text outside fenced code, with their
+// index.
+func prose(text string) iter.Seq2[int, string] {
+	return func(yield func(int, string) bool) {
+		fence := ""
+		for i, l := range strings.Split(text, "\n") {
+			trim := strings.TrimSpace(l)
+			if fence != "" {
+				if strings.HasPrefix(trim, fence) {
+					fence = ""
+				}
+				continue
+			}
+			if strings.HasPrefix(trim, "```") || strings.HasPrefix(trim, "~~~") {
+				fence = trim[:3]
+				continue
+			}
+			if !yield(i, l) {
+				return
+			}
+		}
+	}
 }
 
 var mdLink = regexp.MustCompile(`!?\[([^\]]*)\]\([^)]*\)`)

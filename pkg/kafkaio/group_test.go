@@ -3,8 +3,6 @@ package kafkaio
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -19,23 +17,14 @@ import (
 // on to the next generation, which it joins only after the last returned;
 // a Fatal error ends Group with it.
 func TestGroup(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "t"), kfake.GroupMinSessionTimeout(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	c, err := New(Config{Brokers: cluster.ListenAddrs(), DialTimeout: 5 * time.Second, ClientID: "test"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testClient(t, kfake.SeedTopics(3, "t"), kfake.GroupMinSessionTimeout(time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
 	stop := errors.New("stop here")
 	var gens []*Generation
 	rejoined := 0
-	err = c.Group(ctx, GroupConfig{ID: "g", Topic: "t", SessionTimeout: 2 * time.Second, RebalanceTimeout: 2 * time.Second,
+	err := c.Group(ctx, GroupConfig{ID: "g", Topic: "t", SessionTimeout: 2 * time.Second, RebalanceTimeout: 2 * time.Second,
 		Rejoining: func() { rejoined++ }},
 		func(gctx context.Context, g *Generation) error {
 			gens = append(gens, g)
@@ -64,20 +53,11 @@ func TestGroup(t *testing.T) {
 // refused at every join, so Group ends at once with one fatal error naming
 // GROUP_SESSION_TIMEOUT and the bounds, rather than rejoin for good.
 func TestGroupSessionRefused(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"), kfake.GroupMinSessionTimeout(6*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	c, err := New(Config{Brokers: cluster.ListenAddrs(), DialTimeout: 5 * time.Second, ClientID: "test"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testClient(t, kfake.SeedTopics(1, "t"), kfake.GroupMinSessionTimeout(6*time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	rejoined := 0
-	err = c.Group(ctx, GroupConfig{ID: "g", Topic: "t", SessionTimeout: 2 * time.Second, RebalanceTimeout: 2 * time.Second,
+	err := c.Group(ctx, GroupConfig{ID: "g", Topic: "t", SessionTimeout: 2 * time.Second, RebalanceTimeout: 2 * time.Second,
 		Rejoining: func() { rejoined++ }},
 		func(context.Context, *Generation) error {
 			t.Error("a generation with a refused session timeout")

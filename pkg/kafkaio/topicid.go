@@ -168,32 +168,32 @@ func (d *flexReader) fail() {
 	d.b = nil
 }
 
-func (d *flexReader) skip(n int) {
+// take returns the next n bytes, or fails and returns nil if there are
+// fewer.
+func (d *flexReader) take(n int) []byte {
 	if n < 0 || len(d.b) < n {
 		d.fail()
-		return
+		return nil
 	}
+	v := d.b[:n]
 	d.b = d.b[n:]
+	return v
 }
 
+func (d *flexReader) skip(n int) { d.take(n) }
+
 func (d *flexReader) int16() int16 {
-	if len(d.b) < 2 {
-		d.fail()
-		return 0
+	if b := d.take(2); b != nil {
+		return int16(binary.BigEndian.Uint16(b))
 	}
-	v := int16(binary.BigEndian.Uint16(d.b))
-	d.b = d.b[2:]
-	return v
+	return 0
 }
 
 func (d *flexReader) int32() int32 {
-	if len(d.b) < 4 {
-		d.fail()
-		return 0
+	if b := d.take(4); b != nil {
+		return int32(binary.BigEndian.Uint32(b))
 	}
-	v := int32(binary.BigEndian.Uint32(d.b))
-	d.b = d.b[4:]
-	return v
+	return 0
 }
 
 func (d *flexReader) uvarint() uint64 {
@@ -225,9 +225,7 @@ func (d *flexReader) str() []byte {
 		d.fail()
 		return nil
 	}
-	s := d.b[:n-1]
-	d.b = d.b[n-1:]
-	return s
+	return d.take(int(n - 1))
 }
 
 // tags skips tagged fields.

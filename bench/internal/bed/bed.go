@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,6 +35,16 @@ type Config struct {
 	Compress   string        // KAFKA_COMPRESSION of every producer, naive too
 	MemLimit   string        // GOMEMLIMIT of votestream's producer and counter, if set
 	ProfileDir string        // if set, counter runs write CPU profiles here
+}
+
+// Flags registers the flags every bench on the bed shares: -bin, -seed,
+// -partitions, -timeout and -keep.
+func (c *Config) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Bin, "bin", "bin", "directory holding the producer, counter and broker binaries")
+	fs.Uint64Var(&c.Seed, "seed", 20241105, "SEED of every election")
+	fs.IntVar(&c.Partitions, "partitions", 12, "partitions of every topic")
+	fs.DurationVar(&c.Timeout, "timeout", 10*time.Minute, "bound on each step")
+	fs.BoolVar(&c.Keep, "keep", false, "keep the work directory (broker data, logs, state)")
 }
 
 // Bed is a broker and the runs made on it.

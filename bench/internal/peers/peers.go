@@ -28,32 +28,24 @@ import (
 // Config is `bench peers`: votestream's counter, Spark Structured
 // Streaming and Kafka Streams counting the same topic, one after another.
 type Config struct {
-	bin        string
-	scale      float64
-	seed       uint64
-	partitions int
-	broker     string // "kafka" (a one-node Apache Kafka) or "kfake"
-	kill       bool
-	runs       int
-	threads    int
-	timeout    time.Duration
-	keep       bool
+	bed.Config
+	scale   float64
+	broker  string // "kafka" (a one-node Apache Kafka) or "kfake"
+	kill    bool
+	runs    int
+	threads int
 }
 
 func ParseConfig(args []string, stderr io.Writer) (Config, error) {
-	var c Config
+	c := Config{Config: bed.Config{Compress: "snappy"}}
 	fs := flag.NewFlagSet("bench peers", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.bin, "bin", "bin", "directory holding the producer, counter and broker binaries")
+	c.Flags(fs)
 	fs.Float64Var(&c.scale, "scale", 0.02, "SCALE of the election every peer counts")
-	fs.Uint64Var(&c.seed, "seed", 20241105, "SEED of the election")
-	fs.IntVar(&c.partitions, "partitions", 12, "partitions of the votes topic")
 	fs.StringVar(&c.broker, "broker", "kafka", "kafka: a one-node Apache Kafka from deploy/kafka/lib; kfake: the local broker (Spark's Kafka client cannot read its metadata)")
 	fs.BoolVar(&c.kill, "kill", true, "also SIGKILL each peer mid-run, restart it on its state and check it still ends exact")
 	fs.IntVar(&c.runs, "runs", 3, "rounds of the raw read and every peer alone, one after another; each row is the median round")
 	fs.IntVar(&c.threads, "streams-threads", 2, "num.stream.threads of the Kafka Streams peer")
-	fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "bound on each step")
-	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (broker data, peers' state)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -126,7 +118,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if !cfg.keep {
+	if !cfg.Keep {
 		defer os.RemoveAll(work)
 	}
 	addr, stop, err := startPeersBroker(ctx, cfg, work)
@@ -134,19 +126,18 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer stop()
-	bd, err := bed.New(bed.Config{Bin: cfg.bin, Seed: cfg.seed, Partitions: cfg.partitions, Timeout: cfg.timeout, Compress: "snappy"},
-		addr, work, stderr)
+	bd, err := bed.New(cfg.Config, addr, work, stderr)
 	if err != nil {
 		return err
 	}
 	b := &bench{bd}
-	want, err := votegen.TrueTotals(votegen.Config{Seed: cfg.seed, Scale: cfg.scale})
+	want, err := votegen.TrueTotals(votegen.Config{Seed: cfg.Seed, Scale: cfg.scale})
 	if err != nil {
 		return err
 	}
 	topic := b.NewNames("peers")
 	if err := testbed.CreateTopics(ctx, kafkaio.Config{Brokers: strings.Split(addr, ","), Topic: topic.Topic, CheckpointTopic: topic.Ckpt,
-		DLQTopic: topic.DLQ, Partitions: cfg.partitions, ReplicationFactor: 1, DialTimeout: 10 * time.Second}); err != nil {
+		DLQTopic: topic.DLQ, Partitions: cfg.Partitions, ReplicationFactor: 1, DialTimeout: 10 * time.Second}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "peers: %s broker at %s, publishing %d votes to %s\n", cfg.broker, addr, want.Total(), topic.Topic)
@@ -264,7 +255,7 @@ func startPeersBroker(ctx context.Context, cfg Config, work string) (string, fun
 		}
 		return k.Addr, k.Stop, nil
 	}
-	p, err := bed.StartProc("broker", filepath.Join(cfg.bin, "broker"), nil,
+	p, err := bed.StartProc("broker", filepath.Join(cfg.Bin, "broker"), nil,
 		[]string{"BROKER_ADDR=127.0.0.1:0", "BROKER_DATA_DIR=" + filepath.Join(work, "kfake")})
 	if err != nil {
 		return "", nil, err
@@ -554,7 +545,7 @@ func printPeers(w io.Writer, rs []peerResult, ceiling bed.Row, cfg Config) {
 		fmt.Fprintf(w, "kafka-go's raw read of the same topic from this broker (kafka.Client.Fetch, records discarded): %s votes/s, %.2f CPU µs/vote; votestream's counter at %.2f of it; 10x Spark would be %s votes/s.\n",
 			bed.Human(c), ceiling.CPUPerVote(), rate["votestream"]/c, bed.Human(10*rate["spark"]))
 	}
-	fmt.Fprintf(w, "broker: %s, SCALE=%g, %d partitions; machine: %s, %d CPUs, %s\n", cfg.broker, cfg.scale, cfg.partitions, bed.CPUModel(), runtime.NumCPU(), runtime.Version())
+	fmt.Fprintf(w, "broker: %s, SCALE=%g, %d partitions; machine: %s, %d CPUs, %s\n", cfg.broker, cfg.scale, cfg.Partitions, bed.CPUModel(), runtime.NumCPU(), runtime.Version())
 	fmt.Fprintln(w, peersLine(rate))
 }
 

@@ -40,7 +40,7 @@ func TestPrintPeers(t *testing.T) {
 	}
 	var b strings.Builder
 	ceiling := bed.Row{Votes: 1000, Seconds: 0.25, CPU: 0.001}
-	printPeers(&b, rs, ceiling, Config{broker: "kafka", scale: 0.02, partitions: 12})
+	printPeers(&b, rs, ceiling, Config{Config: bed.Config{Partitions: 12}, broker: "kafka", scale: 0.02})
 	out := strings.TrimRight(b.String(), "\n")
 	lines := strings.Split(out, "\n")
 	if got, want := lines[len(lines)-1], "peers: votestream=2000 spark=100 kafka_streams=0"; got != want {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/votestream/votestream/bench/internal/bed"
 	"github.com/votestream/votestream/internal/testbed"
-	"github.com/votestream/votestream/pkg/checkpoint"
 	"github.com/votestream/votestream/pkg/votegen"
 )
 
@@ -199,30 +198,16 @@ func (v *SplitRuns) count(ctx context.Context, b *bed.Bed, topic bed.Names, scal
 	if err := bed.Finished(p, p.Stop(30*time.Second)); err != nil {
 		return w, err
 	}
-	var ckpts []checkpoint.State
-	for try := 0; ; try++ {
-		if ckpts, err = readCheckpoints(ctx, b, n.Ckpt, b.Cfg.Partitions); err == nil || try == 5 {
-			break
-		}
-		time.Sleep(time.Second)
-	}
+	ckpts, err := readCheckpoints(ctx, b, n.Ckpt, b.Cfg.Partitions)
 	if err != nil {
 		return w, err
 	}
 	w.row.Votes, w.row.Seconds = countedSince(ckpts, from, want.Total())
 	w.row.Wall = w.row.Seconds
 	if load != nil && k != splitStandIn {
-		final, err := b.Client.EndOffsets(ctx, n.Topic, b.Cfg.Partitions)
-		if err != nil {
+		if w.report, err = load.reportSince(ctx, b, n.Topic, ckpts, from); err != nil {
 			return w, err
 		}
-		var watched []checkpoint.State
-		for _, st := range ckpts {
-			if time.UnixMilli(st.Written).After(from) {
-				watched = append(watched, st)
-			}
-		}
-		w.report = load.report(watched, final)
 	}
 	return w, nil
 }

@@ -463,6 +463,22 @@ func (l *viewerLoad) report(ckpts []checkpoint.State, final map[int]int64) viewe
 	return r
 }
 
+// reportSince is the report of the checkpoints written after from, to the
+// end offsets topic has now.
+func (l *viewerLoad) reportSince(ctx context.Context, b *bed.Bed, topic string, ckpts []checkpoint.State, from time.Time) (viewerReport, error) {
+	final, err := b.Client.EndOffsets(ctx, topic, b.Cfg.Partitions)
+	if err != nil {
+		return viewerReport{}, err
+	}
+	var watched []checkpoint.State
+	for _, st := range ckpts {
+		if time.UnixMilli(st.Written).After(from) {
+			watched = append(watched, st)
+		}
+	}
+	return l.report(watched, final), nil
+}
+
 func complete(got, want map[int]int64) bool {
 	for p, o := range want {
 		if got[p] < o {
@@ -477,7 +493,19 @@ func isClosed(err error) bool {
 }
 
 // readCheckpoints returns every checkpoint record of topic's partitions.
+// The bench's client may not know the topic yet: it asks again, up to five
+// times a second apart.
 func readCheckpoints(ctx context.Context, b *bed.Bed, topic string, parts int) ([]checkpoint.State, error) {
+	for try := 0; ; try++ {
+		ckpts, err := readCheckpointsOnce(ctx, b, topic, parts)
+		if err == nil || try == 5 {
+			return ckpts, err
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func readCheckpointsOnce(ctx context.Context, b *bed.Bed, topic string, parts int) ([]checkpoint.State, error) {
 	var out []checkpoint.State
 	for p := range parts {
 		_, end, err := b.Client.Offsets(ctx, topic, p)
@@ -599,31 +627,16 @@ func (v *Runs) countWatched(ctx context.Context, b *bed.Bed, topic bed.Names, sc
 	if err = bed.Finished(p, p.Stop(30*time.Second)); err != nil {
 		return w, err
 	}
-	var ckpts []checkpoint.State
-	for try := 0; ; try++ {
-		// The bench's client may not know the topic yet: ask again.
-		if ckpts, err = readCheckpoints(ctx, b, n.Ckpt, b.Cfg.Partitions); err == nil || try == 5 {
-			break
-		}
-		time.Sleep(time.Second)
-	}
+	ckpts, err := readCheckpoints(ctx, b, n.Ckpt, b.Cfg.Partitions)
 	if err != nil {
 		return w, err
 	}
 	w.row.Votes, w.row.Seconds = countedSince(ckpts, from, want.Total())
 	w.row.Wall = w.row.Seconds
 	if load != nil && !elsewhere {
-		final, err := b.Client.EndOffsets(ctx, n.Topic, b.Cfg.Partitions)
-		if err != nil {
+		if w.report, err = load.reportSince(ctx, b, n.Topic, ckpts, from); err != nil {
 			return w, err
 		}
-		var watched []checkpoint.State
-		for _, st := range ckpts {
-			if time.UnixMilli(st.Written).After(from) {
-				watched = append(watched, st)
-			}
-		}
-		w.report = load.report(watched, final)
 	}
 	return w, nil
 }
