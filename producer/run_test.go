@@ -12,11 +12,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/votestream/votestream/internal/testbed"
 	"github.com/votestream/votestream/pkg/kafkaio"
@@ -185,9 +187,65 @@ func TestAnotherElectionLogged(t *testing.T) {
 	}
 }
 
+// TestNemesisSeed2UnknownServerError: in the nemesis (seed 2, 2 minutes)
+// a producer started again after a kill exited 1 because a broker answered
+// its first ListOffsets with UNKNOWN_SERVER_ERROR while another broker was
+// down. Kafka's brokers answer so when a request fails inside them, as one
+// may while the cluster changes: the producer must wait it out as it does a
+// partition between leaders, and publish the election exactly.
+func TestNemesisSeed2UnknownServerError(t *testing.T) {
+	const seed, scale, partitions = 2, 0.0001, 3
+	cluster, addr, topic, environ := testCluster(t, partitions)
+	var refused atomic.Int32
+	cluster.ControlKey(int16(kmsg.ListOffsets), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		r := req.(*kmsg.ListOffsetsRequest)
+		if len(r.Topics) == 0 || r.Topics[0].Topic != topic || refused.Add(1) > 3 {
+			return nil, nil, false
+		}
+		res := r.ResponseKind().(*kmsg.ListOffsetsResponse)
+		for _, rt := range r.Topics {
+			answer := kmsg.NewListOffsetsResponseTopic()
+			answer.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				p := kmsg.NewListOffsetsResponseTopicPartition()
+				p.Partition = rp.Partition
+				p.ErrorCode = -1 // UNKNOWN_SERVER_ERROR
+				answer.Partitions = append(answer.Partitions, p)
+			}
+			res.Topics = append(res.Topics, answer)
+		}
+		return res, nil, true
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	env := append(environ, "SEED="+strconv.Itoa(seed), "SCALE="+strconv.FormatFloat(scale, 'g', -1, 64), "BATCH_INTERVAL=0")
+	if err := run(ctx, env, io.Discard, io.Discard); err != nil {
+		t.Fatalf("producer, its first ListOffsets answered UNKNOWN_SERVER_ERROR: %v", err)
+	}
+	if n := refused.Load(); n < 3 {
+		t.Fatalf("only %d ListOffsets refused: the test did not test", n)
+	}
+	want, err := votegen.TrueTotals(votegen.Config{Seed: seed, Scale: scale})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readTopic(t, addr, topic, partitions, nil)
+	if d := got.Diff(&want, 5); len(d) > 0 || got.Total() != want.Total() {
+		t.Errorf("topic holds %d votes, want %d; wrong cells: %+v", got.Total(), want.Total(), d)
+	}
+}
+
 // testTopic starts a kfake cluster for the test and returns its address, a
 // fresh topic name and the producer environment for them.
 func testTopic(t *testing.T, partitions int) (addr, topic string, environ []string) {
+	_, addr, topic, environ = testCluster(t, partitions)
+	return addr, topic, environ
+}
+
+// testCluster is testTopic with the cluster itself, for tests that steer
+// its answers.
+func testCluster(t *testing.T, partitions int) (cluster *kfake.Cluster, addr, topic string, environ []string) {
 	t.Helper()
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
@@ -198,7 +256,7 @@ func testTopic(t *testing.T, partitions int) (addr, topic string, environ []stri
 	var r [4]byte
 	_, _ = rand.Read(r[:])
 	topic = "votes-" + hex.EncodeToString(r[:])
-	return addr, topic, []string{
+	return cluster, addr, topic, []string{
 		"KAFKA_BROKERS=" + addr, "KAFKA_TOPIC=" + topic, "KAFKA_CHECKPOINT_TOPIC=" + topic + ".ckpt",
 		"KAFKA_DLQ_TOPIC=" + topic + ".dlq", "KAFKA_PARTITIONS=" + strconv.Itoa(partitions),
 		"HTTP_ADDR=127.0.0.1:0", "OUTPUT_DIR=",

@@ -8,15 +8,22 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/votestream/votestream/pkg/backoff"
 )
 
 // Retriable reports whether retrying may fix err: a temporary Kafka error
 // (a partition between leaders, a coordinator loading, too few replicas in
-// sync) or the connection to a broker failing (a broker restarting).
+// sync), the connection to a broker failing (a broker restarting), or an
+// error the broker itself calls unknown. A broker answers
+// UNKNOWN_SERVER_ERROR when a request failed inside it, as one may while
+// the cluster changes (the nemesis's seed 2 saw a ListOffsets so answered
+// while another broker was down); the callers retry with a bounded backoff
+// and log each attempt, so one that persists is seen, not silent.
 func Retriable(err error) bool {
 	var temp interface{ Temporary() bool }
-	if errors.As(err, &temp) && temp.Temporary() {
+	if errors.As(err, &temp) && temp.Temporary() || errors.Is(err, kafka.Unknown) {
 		return true
 	}
 	var op *net.OpError
