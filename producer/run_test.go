@@ -188,11 +188,12 @@ func TestAnotherElectionLogged(t *testing.T) {
 }
 
 // TestNemesisSeed2UnknownServerError: in the nemesis (seed 2, 2 minutes)
-// a producer started again after a kill exited 1 because a broker answered
-// its first ListOffsets with UNKNOWN_SERVER_ERROR while another broker was
-// down. Kafka's brokers answer so when a request fails inside them, as one
-// may while the cluster changes: the producer must wait it out as it does a
-// partition between leaders, and publish the election exactly.
+// a producer started again after a kill exited 1 because its ListOffsets
+// came back with error -1 (UNKNOWN) while a broker was killed: kafka-go
+// reports so a sub-request that failed on its connection, and a broker
+// answers so when a request fails inside it. The producer must wait it out
+// as it does a partition between leaders, and publish the election exactly.
+// kfake answers the first ListOffsets of the topic with -1 here.
 func TestNemesisSeed2UnknownServerError(t *testing.T) {
 	const seed, scale, partitions = 2, 0.0001, 3
 	cluster, addr, topic, environ := testCluster(t, partitions)

@@ -16,11 +16,12 @@ import (
 // Retriable reports whether retrying may fix err: a temporary Kafka error
 // (a partition between leaders, a coordinator loading, too few replicas in
 // sync), the connection to a broker failing (a broker restarting), or an
-// error the broker itself calls unknown. A broker answers
-// UNKNOWN_SERVER_ERROR when a request failed inside it, as one may while
-// the cluster changes (the nemesis's seed 2 saw a ListOffsets so answered
-// while another broker was down); the callers retry with a bounded backoff
-// and log each attempt, so one that persists is seen, not silent.
+// error of code -1, UNKNOWN. kafka-go's ListOffsets sends the first and
+// last offsets as two requests and reports one that failed on its
+// connection as -1 (the nemesis's seed 2 saw it while a broker was killed),
+// and a broker answers -1 when a request failed inside it, as one may while
+// the cluster changes. The callers retry with a bounded backoff and log
+// each attempt, so a -1 that persists is seen, not silent.
 func Retriable(err error) bool {
 	var temp interface{ Temporary() bool }
 	if errors.As(err, &temp) && temp.Temporary() || errors.Is(err, kafka.Unknown) {
