@@ -160,7 +160,8 @@ func (inv *invariants) judge(at time.Time, answers []replicaAnswer, judged bool)
 
 // finish adds a violation for every sum over the truth seen in two judged
 // rounds in a row; one round alone may be the sampling's (see
-// doubleStats.Persisting). It returns how many it added.
+// doubleStats.Persisting). And one for the /results breaches of each kind
+// past those listed. It returns how many it added.
 func (inv *invariants) finish() int {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
@@ -172,6 +173,12 @@ func (inv *invariants) finish() int {
 				inv.v.add("two rounds in a row over the truth, the first: %s", first)
 				n++
 			}
+		}
+	}
+	for k, b := range inv.breaches {
+		if b > violationsPerKind {
+			inv.v.add("%d more /results %s breaches", b-violationsPerKind, kindNames[k])
+			n++
 		}
 	}
 	return n

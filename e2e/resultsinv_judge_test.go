@@ -224,5 +224,8 @@ func TestResultsInvariants(t *testing.T) {
 		if inv.breaches[kindAge] != violationsPerKind+3 || !strings.Contains(inv.String(), "8 age breaches") {
 			t.Errorf("breaches %v, report %q", inv.breaches, inv)
 		}
+		if n := inv.finish(); n != 1 || !strings.Contains(v.all()[violationsPerKind], "3 more /results age breaches") {
+			t.Errorf("finish added %d violations: %q", n, v.all())
+		}
 	})
 }
