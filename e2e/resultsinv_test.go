@@ -180,14 +180,17 @@ func checkAge(s *resultsSample) []breach {
 // checkCut judges the as_of of a replica cut off from every broker: its
 // view can have read nothing since the cut.
 func checkCut(s *resultsSample, cut *cutSpan) []breach {
-	if cut == nil || s.res.AsOf.IsZero() || s.sent.Before(cut.done) || (!cut.healing.IsZero() && s.recv.After(cut.healing)) {
-		return nil
-	}
-	if s.res.AsOf.After(cut.done) {
+	if underCut(s, cut) && s.res.AsOf.After(cut.done) {
 		return []breach{{kindAsOf, fmt.Sprintf("cut off from every broker since %s, yet claims a view as of %s",
 			cut.done.Format("15:04:05.000"), s.res.AsOf.Format("15:04:05.000"))}}
 	}
 	return nil
+}
+
+// underCut reports whether s, with a view, was read wholly while its
+// replica was cut off.
+func underCut(s *resultsSample, cut *cutSpan) bool {
+	return cut != nil && !s.res.AsOf.IsZero() && !s.sent.Before(cut.done) && (cut.healing.IsZero() || !s.recv.After(cut.healing))
 }
 
 // offsetSeen is the highest checkpoint offset of a partition shown by
@@ -207,9 +210,13 @@ type seenUpTo struct {
 // resultsJudge judges /results samples, one at a time; it is pure (no
 // I/O, no clock) and not safe for concurrent use.
 type resultsJudge struct {
-	truth   *electionTruth
-	seen    []seenUpTo // sorted by at, each with the running maximum
-	samples int
+	truth *electionTruth
+	seen  []seenUpTo // sorted by at, each with the running maximum
+	// What the samples covered, for the report: samples judged, those
+	// with a race called, with calls withheld, read while cut off, and
+	// the final reads; the oldest age served.
+	samples, called, withheld, cut, finals int
+	maxAge                                 float64
 }
 
 func newResultsJudge(truth *electionTruth) *resultsJudge { return &resultsJudge{truth: truth} }
@@ -217,13 +224,28 @@ func newResultsJudge(truth *electionTruth) *resultsJudge { return &resultsJudge{
 // judge checks a sample, with cut set if its replica was cut off when
 // sent, and records its offsets for the samples to come.
 func (j *resultsJudge) judge(s *resultsSample, cut *cutSpan) []breach {
-	j.samples++
+	j.count(s, cut)
 	bs := j.truth.checkCalls(s)
 	bs = append(bs, checkAge(s)...)
 	bs = append(bs, checkCut(s, cut)...)
 	bs = append(bs, j.checkSeen(s)...)
 	j.record(s)
 	return bs
+}
+
+// count adds s to what the samples covered.
+func (j *resultsJudge) count(s *resultsSample, cut *cutSpan) {
+	j.samples++
+	if s.res.ElectoralVotesCalled > 0 {
+		j.called++
+	}
+	if s.res.CallsWithheld != "" {
+		j.withheld++
+	}
+	if underCut(s, cut) {
+		j.cut++
+	}
+	j.maxAge = max(j.maxAge, s.res.AgeSeconds)
 }
 
 // checkSeen judges a sample's as_of against what the replicas showed
@@ -380,6 +402,7 @@ func (inv *invariants) finalResults(replica string, p *Proc, res results.Results
 	}
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
+	inv.resJudge.finals++
 	inv.flag(replica+" (final)", inv.resJudge.truth.checkFinal(&resultsSample{replica: replica, res: res, unlike: inv.unlike[p]}))
 }
 
@@ -389,7 +412,9 @@ func (inv *invariants) resultsString() string {
 	if inv.resJudge == nil {
 		return ""
 	}
-	s := fmt.Sprintf("; %d /results judged (calls, age, as_of, producer id)", inv.resJudge.samples)
+	j := inv.resJudge
+	s := fmt.Sprintf("; %d /results judged (calls, age, as_of, producer id): %d with races called, %d withholding calls, %d while cut off, ages up to %.1fs, %d final",
+		j.samples, j.called, j.withheld, j.cut, j.maxAge, j.finals)
 	for k, n := range inv.breaches {
 		s += fmt.Sprintf(", %d %s breaches", n, kindNames[k])
 	}
