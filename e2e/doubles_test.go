@@ -108,7 +108,7 @@ func (w *doubleWatch) sample() {
 	r := round{start: time.Now(), asked: slices.Sorted(maps.Keys(procs)), owners: map[string][]int{}, took: map[string]time.Duration{}}
 	names := []string{partitionMetric}
 	if w.inv != nil {
-		names = append(names, votesMetric)
+		names = append(names, votesMetric, withheldMetric)
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup

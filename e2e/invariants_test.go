@@ -10,7 +10,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/votestream/votestream/internal/testbed"
-	"github.com/votestream/votestream/internal/webtest"
 	"github.com/votestream/votestream/pkg/vote"
 )
 
@@ -56,10 +55,19 @@ type invariants struct {
 	reading   map[*Proc]bool  // a /results read in flight
 	judged    []time.Time     // the judged rounds' starts
 	overAt    map[time.Time]string
+
+	// The /results invariants (resultsinv_test.go), if watchResults set
+	// them: unlike are the replicas whose SCALE is not the election's,
+	// cuts those cut off from every broker.
+	resJudge *resultsJudge
+	unlike   map[*Proc]bool
+	cuts     map[*Proc]*cutSpan
+	breaches [numKinds]int
 }
 
 func newInvariants(truth *vote.Tally, v *violations) *invariants {
-	return &invariants{truth: truth, v: v, counted: map[*Proc]int64{}, reading: map[*Proc]bool{}, overAt: map[time.Time]string{}}
+	return &invariants{truth: truth, v: v, counted: map[*Proc]int64{}, reading: map[*Proc]bool{}, overAt: map[time.Time]string{},
+		unlike: map[*Proc]bool{}, cuts: map[*Proc]*cutSpan{}}
 }
 
 // replicaAnswer is one replica's part of a round.
@@ -78,12 +86,14 @@ func (inv *invariants) read(ctx context.Context, addr string, p *Proc, families 
 		inv.v.add("replica %s: bad /metrics: %v", addr, err)
 		return replicaAnswer{}, err
 	}
+	inv.judgeWithheld(addr, p, families)
 	inv.readResults(ctx, addr, p)
 	return replicaAnswer{addr: addr, tally: c.Tally}, nil
 }
 
 // readResults checks that the /results counted of process p at addr has
-// not gone back since its last read, unless a read of it is in flight.
+// not gone back since its last read, unless a read of it is in flight, and
+// judges the /results invariants.
 func (inv *invariants) readResults(ctx context.Context, addr string, p *Proc) {
 	inv.mu.Lock()
 	busy := inv.reading[p]
@@ -92,13 +102,19 @@ func (inv *invariants) readResults(ctx context.Context, addr string, p *Proc) {
 	if busy {
 		return
 	}
-	res, err := webtest.GetResults(ctx, "http://"+addr)
+	s, err := readResultsAt(ctx, addr)
+	if err == nil {
+		inv.withheldOf(ctx, addr, p, &s.res)
+	}
+	res := s.res
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	inv.reading[p] = false
 	if err != nil {
 		return
 	}
+	s.unlike = inv.unlike[p]
+	inv.judgeResults(&s, p)
 	inv.results++
 	if last, ok := inv.counted[p]; ok && res.Counted < last {
 		inv.backwards++
@@ -144,7 +160,8 @@ func (inv *invariants) judge(at time.Time, answers []replicaAnswer, judged bool)
 
 // finish adds a violation for every sum over the truth seen in two judged
 // rounds in a row; one round alone may be the sampling's (see
-// doubleStats.Persisting). It returns how many it added.
+// doubleStats.Persisting). And one for the /results breaches of each kind
+// past those listed. It returns how many it added.
 func (inv *invariants) finish() int {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
@@ -158,6 +175,12 @@ func (inv *invariants) finish() int {
 			}
 		}
 	}
+	for k, b := range inv.breaches {
+		if b > violationsPerKind {
+			inv.v.add("%d more /results %s breaches", b-violationsPerKind, kindNames[k])
+			n++
+		}
+	}
 	return n
 }
 
@@ -165,5 +188,5 @@ func (inv *invariants) String() string {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	return fmt.Sprintf("%d rounds of every replica's votes summed (%d answered too slowly to judge), %d over the truth in a cell; %d /results read, %d counted going back",
-		inv.rounds, inv.unjudged, inv.over, inv.results, inv.backwards)
+		inv.rounds, inv.unjudged, inv.over, inv.results, inv.backwards) + inv.resultsString()
 }

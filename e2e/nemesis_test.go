@@ -113,7 +113,9 @@ func runNemesis(t *testing.T, s nemesis.Schedule) {
 	r.env = NewEnv(t, r.k, 6)
 	r.el = newElectionAt(t, s.Seed, nemesisScale(s.Duration))
 	rf := "KAFKA_REPLICATION_FACTOR=3"
-	r.f = newFleet(t, r.env, rf)
+	// The counters are set like the producer, and call races; the serve
+	// replica unlike it, and must withhold them (resultsinv_test.go).
+	r.f = newFleet(t, r.env, rf, scaleVar(r.el.scale))
 	r.f.hosts = map[string]*Host{}
 	for _, name := range nemesis.Names(s.MaxScale) {
 		r.f.hosts[name] = r.net.Host("counter-" + name)
@@ -122,7 +124,7 @@ func runNemesis(t *testing.T, s nemesis.Schedule) {
 		r.f.start(name)
 	}
 	sh := r.net.Host("serve")
-	r.serve = sh.Start(t, "serve", Binaries(t).Counter, append(slices.Clip(r.f.env), "ROLE=serve", "REPLICA_ID=serve", "HTTP_ADDR="+sh.Addr+":9100")...)
+	r.serve = sh.Start(t, "serve", Binaries(t).Counter, append(slices.Clip(r.f.env), "ROLE=serve", "REPLICA_ID=serve", "HTTP_ADDR="+sh.Addr+":9100", scaleVar(r.el.scale/2))...)
 	r.serveAt = r.serve.MetricsAddr(t)
 	r.ends = topicEnds(t, r.env)
 	r.outDir = t.TempDir()
@@ -138,6 +140,7 @@ func runNemesis(t *testing.T, s nemesis.Schedule) {
 	exact := false
 	defer func() { r.report(exact) }()
 	inv := newInvariants(&r.el.want, r.viol)
+	inv.watchResults(votegen.Config{Seed: s.Seed, Scale: r.el.scale}, r.env.Partitions, r.serve)
 	r.inv = inv
 	w := watchFleet(r.f, 250*time.Millisecond, nemesisJudgeWithin, inv)
 	stopAlive := r.watchAlive()
@@ -510,8 +513,12 @@ func (r *nemesisRun) counterLane(faults []int) {
 				for _, n := range r.k.Nodes {
 					cuts[e.i] = append(cuts[e.i], r.net.Cut(r.f.hosts[c], n.Host))
 				}
+				r.inv.cutOff(r.f.proc(c))
 			}
 		case f.Kind == nemesis.CounterCut:
+			for _, c := range f.Counters {
+				r.inv.healing(r.f.proc(c))
+			}
 			for _, heal := range cuts[e.i] {
 				heal()
 			}
@@ -598,6 +605,8 @@ func (r *nemesisRun) check() bool {
 	if res, err := waitServed(ctx, "http://"+r.serveAt, total); err != nil {
 		t.Errorf("the serve replica's /results: %v (counted %d, want %d)", err, res.Counted, total)
 		exact = false
+	} else {
+		r.checkResultsFinal(res)
 	}
 	exact = exact && len(got.Tally.Diff(&r.el.want, -1)) == 0 && len(tally.Diff(&r.el.want, -1)) == 0 && len(files.Diff(&r.el.want, -1)) == 0
 	t.Logf("+%s checked: %d votes, %d records repeated by retries (rejected as duplicates)", r.since(), total, repeats)
