@@ -4,7 +4,8 @@
 #                      baselines, votestream producer and counter, end to end,
 #                      latency, the count with 10,000 live-page viewers
 #                      (about 5 minutes on 2 cores; BENCH_FLAGS=-viewers=0
-#                      skips the viewers)
+#                      skips the viewers); last, -repeat pairs of the
+#                      split bench (pinned) for its two split rows
 #   make bench-split   counting and serving apart (ROLE=count, ROLE=serve),
 #                      pinned with taskset, 5 pairs with 10,000 viewers and
 #                      ROLE=hybrid beside them (docs/serving.md)

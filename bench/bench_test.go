@@ -38,7 +38,7 @@ func TestBenchSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cfg, err := pipeline.ParseConfig([]string{"-bin", filepath.Dir(bins.Producer), "-scale", "0.0002", "-rate-scale", "0.0002",
-		"-timeout", "2m", "-viewers", "200"}, &bytes.Buffer{})
+		"-timeout", "2m", "-viewers", "200", "-split-pairs", "1"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestBenchSmoke(t *testing.T) {
 	if err := pipeline.Run(ctx, cfg, &out, &log); err != nil {
 		t.Fatalf("bench: %v\n%s", err, log.String())
 	}
-	for _, want := range []string{"raw read ceiling", "naive producer", "naive counter", "votestream counter", "median rate ratio", "end to end", "latency at 100k votes/s", "broker (kfake)", "200 viewers on /events", "viewers: 200 on /events", "200 viewers on a stand-in server", "viewers on a stand-in:", "viewers' CPU, in cores"} {
+	for _, want := range []string{"raw read ceiling", "naive producer", "naive counter", "votestream counter", "median rate ratio", "end to end", "latency at 100k votes/s", "broker (kfake)", "200 viewers on /events", "viewers: 200 on /events", "200 viewers on a stand-in server", "viewers on a stand-in:", "viewers' CPU, in cores", "ROLE=count, 200 viewers on a ROLE=serve replica", "ROLE=hybrid, the same 200 viewers"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

@@ -113,8 +113,11 @@ func Start(cfg Config, stderr io.Writer) (b *Bed, dataDir string, stop func(), e
 		}
 	})
 	if b.Addr, err = b.Broker.WaitOutput(regexp.MustCompile(`broker listening on (\S+)`), 30*time.Second); err == nil {
-		b.Client, err = kafkaio.New(kafkaio.Config{Brokers: []string{b.Addr}, ClientID: "votestream-bench", DialTimeout: 10 * time.Second},
-			slog.New(slog.DiscardHandler))
+		// Each run's topics are new: a short metadata age lets the bench
+		// read one soon after a service created it (kafka-go's default, 6 s,
+		// outlasted readCheckpoints' retries now and then).
+		b.Client, err = kafkaio.New(kafkaio.Config{Brokers: []string{b.Addr}, ClientID: "votestream-bench", DialTimeout: 10 * time.Second,
+			MetadataMaxAge: time.Second}, slog.New(slog.DiscardHandler))
 	}
 	if err != nil {
 		stop()

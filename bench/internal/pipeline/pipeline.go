@@ -60,7 +60,7 @@ func ParseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.viewers.PollRate, "poll-rate", 5000, "/results requests per second, in total, during the viewers run (0: none)")
 	fs.BoolVar(&c.split, "split", false, "run only the split bench: counting (ROLE=count) and serving (ROLE=serve) apart, pinned with taskset "+
 		"(broker and counting on CPU 0, serving and the viewers' client on CPU 1), alone and under the -viewers load; beside them ROLE=hybrid and a stand-in server")
-	fs.IntVar(&c.pairs, "split-pairs", 5, "pairs of the split bench; it reports the medians")
+	fs.IntVar(&c.pairs, "split-pairs", 5, "pairs of the split bench; it reports the medians (the whole bench runs -repeat of them at most, last, for its split rows)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -135,6 +135,14 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	// The split runs pin the broker and this process: they come last.
+	if cfg.viewers.Viewers > 0 && runtime.NumCPU() >= 2 {
+		runs, err := b.splitRuns(ctx, vsTopic, min(cfg.repeat, cfg.pairs))
+		if err != nil {
+			return err
+		}
+		rows = append(rows, runs.Rows()...)
+	}
 	brokerRSS := b.Broker.PeakMiB()
 	disk := bed.DirSize(dataDir)
 	bed.PrintTable(stdout, rows)
@@ -155,23 +163,33 @@ func (b *bench) split(ctx context.Context, stdout io.Writer) error {
 	if runtime.NumCPU() < 2 {
 		return fmt.Errorf("-split pins to CPUs 0 and 1: this machine has %d", runtime.NumCPU())
 	}
-	if err := viewers.PinBench(b.Bed); err != nil {
-		return err
-	}
 	topic := b.NewNames("produce")
 	if _, err := b.Producer(ctx, topic, b.cfg.rateScale, "votestream producer", ""); err != nil {
 		return err
 	}
-	runs := viewers.SplitRuns{Config: b.cfg.viewers}
-	for i := range b.cfg.pairs {
-		fmt.Fprintf(b.Log, "bench: split pair %d of %d\n", i+1, b.cfg.pairs)
-		if err := runs.Run(ctx, b.Bed, topic, b.cfg.rateScale); err != nil {
-			return err
-		}
+	runs, err := b.splitRuns(ctx, topic, b.cfg.pairs)
+	if err != nil {
+		return err
 	}
 	runs.Print(stdout)
 	bed.PrintMachine(stdout)
 	return nil
+}
+
+// splitRuns pins the broker to CPU 0 and this process to CPU 1, then runs
+// pairs pairs of the split bench on topic.
+func (b *bench) splitRuns(ctx context.Context, topic bed.Names, pairs int) (*viewers.SplitRuns, error) {
+	if err := viewers.PinBench(b.Bed); err != nil {
+		return nil, err
+	}
+	runs := &viewers.SplitRuns{Config: b.cfg.viewers}
+	for i := range pairs {
+		fmt.Fprintf(b.Log, "bench: split pair %d of %d\n", i+1, pairs)
+		if err := runs.Run(ctx, b.Bed, topic, b.cfg.rateScale); err != nil {
+			return nil, err
+		}
+	}
+	return runs, nil
 }
 
 // producers publishes the throughput topic with votestream's producer

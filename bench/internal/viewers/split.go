@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -244,6 +245,37 @@ func (v *SplitRuns) median(k splitKind, f func(splitRun) float64) float64 {
 		x[j] = f(r)
 	}
 	return bed.Median(x)
+}
+
+// Rows are the split bench's loaded runs as rows of the main table: the
+// median rate of each, and its ratio to its pair's pinned count alone.
+func (v *SplitRuns) Rows() []bed.Row {
+	pairs := len(v.runs[splitAlone])
+	if pairs == 0 {
+		return nil
+	}
+	var rows []bed.Row
+	for _, k := range []struct {
+		kind, alone splitKind
+		name        string
+	}{
+		{splitLoaded, splitAlone, fmt.Sprintf("votestream counter ROLE=count, %d viewers on a ROLE=serve replica (pinned apart)", v.Viewers)},
+		{hybridLoaded, hybridAlone, fmt.Sprintf("votestream counter ROLE=hybrid, the same %d viewers on it (pinned)", v.Viewers)},
+	} {
+		r := v.runs[k.kind][pairs/2]
+		r.row.Name = k.name
+		r.row.Seconds = float64(r.row.Votes) / max(v.median(k.kind, func(r splitRun) float64 { return r.row.Rate() }), 1)
+		r.row.RSSMiB = v.median(k.kind, func(r splitRun) float64 { return r.row.RSSMiB })
+		r.row.CPU = 0 // the table's CPU is a whole process's; the split's is its timed share
+		ratio := bed.Median(v.ratios(k.kind, k.alone))
+		r.row.Versus = fmt.Sprintf("%.2f of the same pinned count alone (median of %d)", ratio, pairs)
+		if math.IsNaN(ratio) || math.IsInf(ratio, 0) || r.row.Votes == 0 {
+			// A count too small ends before the load is on.
+			r.row.Versus = "- (the count ended before the load was on: too few votes to time)"
+		}
+		rows = append(rows, r.row)
+	}
+	return rows
 }
 
 // Print writes the split bench's table and its goals.
