@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/votestream/votestream/internal/testbed"
@@ -32,6 +33,26 @@ type doubleStats struct {
 	// double in one round alone may be the sampling's: the old owner's
 	// answer written before it let go, the new owner's after it took over.
 	Persisting int
+	Gaps       []window // every gap over a second between answered reads of one replica
+}
+
+// window is a stretch of a run, from one time to another.
+type window struct{ from, to time.Time }
+
+// overlaps reports whether w and o share a moment.
+func (w window) overlaps(o window) bool { return w.from.Before(o.to) && o.from.Before(w.to) }
+
+// maxGapWithin is the longest of s.Gaps that overlaps one of windows.
+func (s *doubleStats) maxGapWithin(windows []window) time.Duration {
+	var longest time.Duration
+	for _, g := range s.Gaps {
+		for _, w := range windows {
+			if g.overlaps(w) {
+				longest = max(longest, g.to.Sub(g.from))
+			}
+		}
+	}
+	return longest
 }
 
 func (s doubleStats) String() string {
@@ -230,10 +251,33 @@ func (s *doubleStats) judgeGaps(r round, answered map[string]time.Time) {
 		}
 		if last, ok := answered[a]; ok {
 			s.MaxGap = max(s.MaxGap, r.start.Sub(last))
+			if r.start.Sub(last) > time.Second {
+				s.Gaps = append(s.Gaps, window{last, r.start})
+			}
 		}
 		answered[a] = r.start
 		if d := r.took[a]; d > s.Slowest {
 			s.Slowest, s.SlowestBy = d, a+" at "+r.start.Format("15:04:05.000")
+		}
+	}
+}
+
+// TestMaxGapWithin: a gap counts against a handover only if they overlap.
+func TestMaxGapWithin(t *testing.T) {
+	at := func(s float64) time.Time { return time.Unix(1000, 0).Add(time.Duration(s * float64(time.Second))) }
+	s := doubleStats{Gaps: []window{{at(0), at(3)}, {at(10), at(11.5)}}}
+	for _, c := range []struct {
+		windows []window
+		want    time.Duration
+	}{
+		{[]window{{at(5), at(9)}}, 0},                         // between the gaps
+		{[]window{{at(2), at(6)}}, 3 * time.Second},           // over the first
+		{[]window{{at(11), at(20)}}, 1500 * time.Millisecond}, // over the second
+		{[]window{{at(-1), at(30)}}, 3 * time.Second},         // over both
+		{[]window{{at(3), at(10)}}, 0},                        // touching both, sharing no moment
+	} {
+		if got := s.maxGapWithin(c.windows); got != c.want {
+			t.Errorf("maxGapWithin(%v) = %s, want %s", c.windows, got, c.want)
 		}
 	}
 }

@@ -90,15 +90,22 @@ func waitUnder(t *testing.T, prod *Proc, n int64, fault string) {
 func cutFor() time.Duration { return pick(6*time.Second, 30*time.Second) }
 
 // checkDoubles fails the test if a partition was ever shown twice, or if
-// the sampling had holes wide enough to miss a double.
-func checkDoubles(t *testing.T, s *doubleStats) {
+// the sampling had holes wide enough to miss a double: anywhere in the
+// run, or, given handovers (the windows in which partitions change hands),
+// in those, so that a replica slow to answer while nothing moves (a race
+// build on a loaded machine, starting up) does not fail the test.
+func checkDoubles(t *testing.T, s *doubleStats, handovers ...window) {
 	t.Helper()
 	t.Logf("%s; slowest answer %s by %s", s, s.Slowest.Round(time.Millisecond), s.SlowestBy)
 	if s.Doubled > 0 {
 		t.Errorf("a partition was exported by two replicas at once: %s", s)
 	}
-	if s.Samples < 10 || s.MaxGap > time.Second {
-		t.Errorf("%d samples, a replica unread for %s: the check proves little", s.Samples, s.MaxGap)
+	gap := s.MaxGap
+	if len(handovers) > 0 {
+		gap = s.maxGapWithin(handovers)
+	}
+	if s.Samples < 10 || gap > time.Second {
+		t.Errorf("%d samples, a replica unread for %s (longest anywhere: %s): the check proves little", s.Samples, gap, s.MaxGap)
 	}
 }
 
@@ -124,6 +131,7 @@ func counterCutOff(t *testing.T, r netRig, seed uint64) {
 	cuts := pick(1, 2)
 	total := el.want.Total()
 	var takeover, rejoin time.Duration
+	var handovers []window // each cut, a second before it to both replicas counting again
 	for i := range cuts {
 		waitUnder(t, prod, total*int64(i+1)/int64(cuts+2), fmt.Sprintf("cut %d", i+1))
 		before := offsetsNow(f)
@@ -148,12 +156,13 @@ func counterCutOff(t *testing.T, r netRig, seed uint64) {
 			t.Fatalf("heal %d: a did not rejoin: %v", i+1, err)
 		}
 		rejoin = max(rejoin, d)
+		handovers = append(handovers, window{cut.Add(-time.Second), time.Now()})
 		t.Logf("cut %d (%s): b counting every partition %s after the cut; both replicas counting %s after the heal",
 			i+1, cutFor(), takeover.Round(time.Millisecond), d.Round(time.Millisecond))
 	}
 	waitProducer(t, prod)
 	stats := run.w.Stop()
-	checkDoubles(t, stats)
+	checkDoubles(t, stats, handovers...)
 	finish(t, f, r.env, &el.want, chaosRow{Fault: "counter cut off from the broker (blackhole, " + cutFor().String() + ")", Broker: r.name, Injected: cuts,
 		LongestRecovery: takeover, RecoveryMeaning: "cut to the other replica counting every partition", doubles: stats,
 		ExtraNotes: fmt.Sprintf("heal to both replicas counting: %s; %s", rejoin.Round(time.Millisecond), stats)}, nil)
