@@ -1,12 +1,14 @@
 package compose_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -41,10 +43,10 @@ const (
 
 // testOverride is the test's own compose file, after the two users run: the
 // small election, and host ports chosen by the engine on 127.0.0.1 (one per
-// counter and web replica) so the test disturbs no fixed port. The counters
-// run ROLE=hybrid, so each one's /results can be sampled; the web replica
-// (ROLE=serve) is checked at the end. nginx is left out: no nginx image can
-// be had here yet.
+// counter and web replica, nginx's instead of 8000) so the test disturbs no
+// fixed port. The counters run ROLE=hybrid, so each one's /results can be
+// sampled; the web replicas (ROLE=serve) and nginx in front of them are
+// checked at the end.
 const testOverride = `
 services:
   kafka:
@@ -64,7 +66,7 @@ services:
       SCALE: "` + scale + `"
     ports: ["127.0.0.1::9102"]
   nginx:
-    profiles: [nginx]
+    ports: !override ["127.0.0.1::8000"]
   prometheus:
     ports: !override ["127.0.0.1::9090"]
 `
@@ -80,8 +82,10 @@ type stack struct {
 // under a real Docker Engine and checks what static checks cannot: the
 // images build and run non-root on read-only root filesystems, init makes
 // the topics, the counters count exactly while scaled, stopped and with the
-// producer killed, Prometheus finds every replica, and `make down` leaves
-// nothing behind. Only `make compose-test` runs it (COMPOSE_TEST=1).
+// producer killed, Prometheus finds every replica, nginx serves the live
+// page from one web replica, then from two and with one of them stopped,
+// and `make down` leaves nothing behind. Only `make compose-test` runs it
+// (COMPOSE_TEST=1).
 func TestStack(t *testing.T) {
 	if os.Getenv("COMPOSE_TEST") != "1" {
 		t.Skip("COMPOSE_TEST=1 not set: `make compose-test` runs this test on its own Docker Engine")
@@ -122,6 +126,7 @@ func TestStack(t *testing.T) {
 	t.Run("producer restarted", func(t *testing.T) { s.checkProducerRestart(t, ctx, smp, want.Total()) })
 	t.Run("exact count", func(t *testing.T) { s.checkExact(t, ctx, smp, &want) })
 	smp.stop(t)
+	t.Run("nginx", func(t *testing.T) { s.checkNginx(t, ctx, &want) })
 	t.Run("producer files", func(t *testing.T) { s.checkFiles(t, &want) })
 	t.Run("make down", func(t *testing.T) { s.checkDown(t) })
 }
@@ -296,7 +301,7 @@ func (s *stack) checkHardening(t *testing.T) {
 	if err := json.Unmarshal([]byte(s.compose(t, time.Minute, "config", "--format", "json")), &cfg); err != nil {
 		t.Fatal(err)
 	}
-	for _, svc := range []string{"producer", "counter"} {
+	for _, svc := range []string{"producer", "counter", "web", "nginx"} {
 		if !cfg.Services[svc].ReadOnly {
 			t.Errorf("compose config: %s is not read_only", svc)
 		}
@@ -330,7 +335,7 @@ func (s *stack) checkHardening(t *testing.T) {
 			t.Logf("%s: uid %s, read-only root filesystem", c.Name, uid[1])
 		}
 	}
-	for _, svc := range []string{"kafka", "producer", "counter", "prometheus"} {
+	for _, svc := range []string{"kafka", "producer", "counter", "web", "nginx", "prometheus"} {
 		if !seen[svc] {
 			t.Errorf("no running %s container to check", svc)
 		}
@@ -415,14 +420,7 @@ func (s *stack) sample(t *testing.T, ctx context.Context, want vote.Tally) *samp
 	for _, c := range s.containers(t, "counter") {
 		smp.addrs[c.Name] = "http://" + c.addr("9102")
 	}
-	var truthState [vote.NumStates]int64
-	var truthCand [vote.NumCandidates]int64
-	for c := range want {
-		for st := range want[c] {
-			truthState[st] += want.StateTotal(vote.Candidate(c), vote.State(st))
-			truthCand[c] += want.StateTotal(vote.Candidate(c), vote.State(st))
-		}
-	}
+	truthState, truthCand := truths(&want)
 	smp.wg.Add(1)
 	go func() {
 		defer smp.wg.Done()
@@ -450,6 +448,17 @@ func (s *stack) sample(t *testing.T, ctx context.Context, want vote.Tally) *samp
 		}
 	}()
 	return smp
+}
+
+// truths is the generator's votes per state and per candidate.
+func truths(want *vote.Tally) (states [vote.NumStates]int64, cands [vote.NumCandidates]int64) {
+	for c := range want {
+		for st := range want[c] {
+			states[st] += want.StateTotal(vote.Candidate(c), vote.State(st))
+			cands[c] += want.StateTotal(vote.Candidate(c), vote.State(st))
+		}
+	}
+	return states, cands
 }
 
 func (smp *sampler) check(name string, r *results.Results, truthState *[vote.NumStates]int64, truthCand *[vote.NumCandidates]int64) {
@@ -638,6 +647,187 @@ func (s *stack) checkExact(t *testing.T, ctx context.Context, smp *sampler, want
 			t.Errorf("web %s/results: counted %d (%v), want %d", c.Name, r.Counted, err, want.Total())
 		}
 	}
+}
+
+// checkNginx: nginx (the compose file's port 8000, here one the engine
+// picked) serves the live page, /results and /events from the web replica;
+// after `--scale web=2` and a restart of nginx, as docs/serving.md says,
+// event streams reach both replicas, and with one of them stopped nginx
+// keeps answering from the other.
+func (s *stack) checkNginx(t *testing.T, ctx context.Context, want *vote.Tally) {
+	proxy := "http://" + s.containers(t, "nginx")[0].addr("8000")
+	checkProxied(t, ctx, proxy, want)
+	if t.Failed() {
+		return
+	}
+
+	s.compose(t, 3*time.Minute, "up", "-d", "--no-deps", "--scale", "web=2", "web")
+	s.compose(t, 2*time.Minute, "restart", "nginx")
+	webs := s.containers(t, "web")
+	if len(webs) != 2 {
+		t.Fatalf("%d web replicas after --scale web=2, want 2", len(webs))
+	}
+	before := make([]float64, len(webs))
+	for i, c := range webs {
+		waitExact(t, ctx, "web "+c.Name, "http://"+c.addr("9102"), want)
+		before[i] = requestsTo(t, ctx, c.addr("9102"), "/events")
+	}
+	// The port the engine picked may change with the restart.
+	proxy = "http://" + s.containers(t, "nginx")[0].addr("8000")
+	// least_conn: a worker holding two streams gives them to different
+	// replicas, and 8 streams on nginx's workers (one per core) make some
+	// worker hold two.
+	var streams []io.Closer
+	defer func() {
+		for _, b := range streams {
+			b.Close()
+		}
+	}()
+	for range 8 {
+		r, body, err := firstEvent(ctx, proxy)
+		if err != nil {
+			t.Fatalf("an /events stream through nginx: %v", err)
+		}
+		streams = append(streams, body)
+		checkTruth(t, "/events through nginx", &r, want)
+	}
+	for i, c := range webs {
+		if n := requestsTo(t, ctx, c.addr("9102"), "/events"); n <= before[i] {
+			t.Errorf("web %s got none of 8 /events streams through nginx after the scale", c.Name)
+		}
+	}
+
+	s.docker(t, 2*time.Minute, "stop", webs[0].ID)
+	t.Logf("web %s stopped", webs[0].Name)
+	checkProxied(t, ctx, proxy, want)
+}
+
+// checkProxied: the live page, /results (exact) and an /events stream
+// (whose first event is exact) answer at base.
+func checkProxied(t *testing.T, ctx context.Context, base string, want *vote.Tally) {
+	t.Helper()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(cctx, http.MethodGet, base+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s/: %v", base, err)
+	}
+	page, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK || !bytes.Contains(page, []byte("<title>votestream")) {
+		t.Errorf("GET %s/: %s (%v), %d bytes: not the live page", base, res.Status, err, len(page))
+	}
+	waitExact(t, ctx, "nginx", base, want)
+	r, body, err := firstEvent(ctx, base)
+	if err != nil {
+		t.Fatalf("%s/events: %v", base, err)
+	}
+	body.Close()
+	checkTruth(t, base+"/events", &r, want)
+}
+
+// waitExact waits up to a minute for base's /results to count the whole
+// election, then checks every state and candidate.
+func waitExact(t *testing.T, ctx context.Context, what, base string, want *vote.Tally) {
+	t.Helper()
+	var r results.Results
+	var err error
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if r, err = webtest.GetResults(ctx, base); err == nil && r.Counted == want.Total() {
+			break
+		}
+	}
+	if err != nil || r.Counted != want.Total() {
+		t.Fatalf("%s %s/results: counted %d (%v), want %d", what, base, r.Counted, err, want.Total())
+	}
+	checkTruth(t, what+" /results", &r, want)
+}
+
+// checkTruth: r shows the generator's votes in every state and for every
+// candidate.
+func checkTruth(t *testing.T, what string, r *results.Results, want *vote.Tally) {
+	t.Helper()
+	states, cands := truths(want)
+	if r.Counted != want.Total() || len(r.States) != len(states) || len(r.Candidates) != len(cands) {
+		t.Errorf("%s: counted %d in %d states for %d candidates, want %d in %d for %d",
+			what, r.Counted, len(r.States), len(r.Candidates), want.Total(), len(states), len(cands))
+		return
+	}
+	for i, st := range r.States {
+		if st.Counted != states[i] {
+			t.Errorf("%s: %s counted %d, want %d", what, st.Name, st.Counted, states[i])
+		}
+	}
+	for i, c := range r.Candidates {
+		if c.Votes != cands[i] {
+			t.Errorf("%s: %s has %d, want %d", what, c.Name, c.Votes, cands[i])
+		}
+	}
+}
+
+// firstEvent opens base's /events and reads its first event within 30 s;
+// the stream stays open until the caller closes it.
+func firstEvent(ctx context.Context, base string) (results.Results, io.Closer, error) {
+	var r results.Results
+	cctx, cancel := context.WithCancel(ctx)
+	req, err := http.NewRequestWithContext(cctx, http.MethodGet, base+"/events", nil)
+	if err != nil {
+		cancel()
+		return r, nil, err
+	}
+	timer := time.AfterFunc(30*time.Second, cancel)
+	defer timer.Stop()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		return r, nil, err
+	}
+	body := closer(func() error { cancel(); return res.Body.Close() })
+	if ct := res.Header.Get("Content-Type"); res.StatusCode != http.StatusOK || !strings.HasPrefix(ct, "text/event-stream") {
+		body.Close()
+		return r, nil, fmt.Errorf("%s, Content-Type %q", res.Status, ct)
+	}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		if data, ok := bytes.CutPrefix(sc.Bytes(), []byte("data: ")); ok {
+			if err := json.Unmarshal(data, &r); err != nil {
+				body.Close()
+				return r, nil, fmt.Errorf("an event: %v", err)
+			}
+			return r, body, nil
+		}
+	}
+	body.Close()
+	return r, nil, fmt.Errorf("the stream ended without an event: %v", sc.Err())
+}
+
+// closer closes an event stream: its body and its request's context.
+type closer func() error
+
+func (c closer) Close() error { return c() }
+
+// requestsTo is the web replica's votestream_http_requests_total for path.
+func requestsTo(t *testing.T, ctx context.Context, addr, path string) float64 {
+	t.Helper()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	fams, err := testbed.Metrics(cctx, addr, "votestream_http_requests_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range fams["votestream_http_requests_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "path" && l.GetValue() == path {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 // checkFiles: the producer's JSON batches are in its volume, each vote once,
