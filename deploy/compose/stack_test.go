@@ -691,15 +691,25 @@ func (s *stack) checkNginx(t *testing.T, ctx context.Context, want *vote.Tally) 
 		streams = append(streams, body)
 		checkTruth(t, "/events through nginx", &r, want)
 	}
+	got := make([]float64, len(webs))
 	for i, c := range webs {
-		if n := requestsTo(t, ctx, c.addr("9102"), "/events"); n <= before[i] {
+		got[i] = requestsTo(t, ctx, c.addr("9102"), "/events") - before[i]
+		if got[i] == 0 {
 			t.Errorf("web %s got none of 8 /events streams through nginx after the scale", c.Name)
 		}
 	}
+	t.Logf("8 /events streams through nginx: %v per web replica", got)
 
+	// One replica stopped: the page, /results and a new stream (never
+	// cached) still answer, the stream from the other replica.
+	survivor := requestsTo(t, ctx, webs[1].addr("9102"), "/events")
 	s.docker(t, 2*time.Minute, "stop", webs[0].ID)
-	t.Logf("web %s stopped", webs[0].Name)
 	checkProxied(t, ctx, proxy, want)
+	if n := requestsTo(t, ctx, webs[1].addr("9102"), "/events"); n <= survivor {
+		t.Errorf("with web %s stopped, the /events stream through nginx did not come from %s", webs[0].Name, webs[1].Name)
+	} else {
+		t.Logf("web %s stopped: nginx answers from %s", webs[0].Name, webs[1].Name)
+	}
 }
 
 // checkProxied: the live page, /results (exact) and an /events stream
