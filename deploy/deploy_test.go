@@ -181,6 +181,15 @@ func TestCompose(t *testing.T) {
 		if _, ok := n.DependsOn["web"]; !ok {
 			t.Error("nginx: does not depend on web, whose replicas its upstreams name")
 		}
+		// Non-root on a read-only root: nginx writes its cache and temp
+		// files and its pid file only to tmpfs, the cache's owned by it.
+		if n.User != "101:101" || !n.ReadOnly || !slices.Contains(n.CapDrop, "ALL") {
+			t.Errorf("nginx: user %q, read_only %v, cap_drop %v: want 101:101 (the image's nginx), true, [ALL]", n.User, n.ReadOnly, n.CapDrop)
+		}
+		if !slices.Contains(n.Tmpfs, "/var/cache/nginx:uid=101,gid=101") || !slices.Contains(n.Tmpfs, "/tmp") ||
+			!strings.Contains(strings.Join(n.Command, " "), "pid /tmp/nginx.pid;") {
+			t.Errorf("nginx: tmpfs %v, command %v: want /var/cache/nginx owned by 101 and /tmp, the pid file in /tmp", n.Tmpfs, n.Command)
+		}
 		site, err := os.ReadFile(filepath.Join(root, "deploy/nginx/conf.d/votestream.conf"))
 		if err != nil {
 			t.Fatal(err)

@@ -6,6 +6,8 @@
 #                                  toolchain + its CA bundle
 #   gcr.io/distroless/static-...   scratch + the nonroot user (65532) + CA
 #   prom/prometheus:<tag>          Debian's prometheus binary and its libraries
+#   nginx:<tag>                    Debian's nginx binary and its libraries,
+#                                  laid out like the official image
 #   apache/kafka:<version>         the Maven jars of deploy/kafka/lib on
 #                                  debootstrap + Debian's JRE, laid out and
 #                                  configured like the official image
@@ -158,6 +160,46 @@ prometheus_image() {
 	rm -rf "$dir"
 }
 
+# nginx_image: Debian's nginx in a scratch image, with what the official
+# image gives the compose file's nginx: the nginx user (101), mime.types,
+# its temp and cache paths under /var/cache/nginx (the compose file's
+# tmpfs; Debian's nginx keeps its temp files in /var/lib/nginx, a link
+# there), /run for its pid file (the compose file puts it in /tmp), and
+# nginx in the foreground.
+nginx_image() {
+	local tag key dir bin lib
+	tag=$(sed -n 's/^[[:space:]]*image: \(nginx:.*\)$/\1/p' "$root/docker-compose.yml" | head -1)
+	[ -n "$tag" ] || die "no nginx image in docker-compose.yml"
+	bin=$(command -v nginx || echo /usr/sbin/nginx)
+	[ -x "$bin" ] || die "no nginx binary: apt-get install nginx-light"
+	key=$(recipe_key "$(declare -f passwd_files scratch_import)" "$(sha256sum "$bin" /etc/nginx/mime.types)")
+	if fresh "$tag" "$key"; then return; fi
+	log "$tag: Debian's $("$bin" -v 2>&1)"
+	dir=$(mktemp -d "$cache/ctx.XXXX")
+	passwd_files "$dir"
+	echo "nginx:x:101:101:nginx:/nonexistent:/sbin/nologin" >>"$dir/etc/passwd"
+	echo "nginx:x:101:" >>"$dir/etc/group"
+	mkdir -p "$dir/usr/sbin" "$dir/etc/nginx/conf.d" "$dir/var/cache/nginx" "$dir/var/lib" "$dir/var/log/nginx" "$dir/run"
+	cp "$bin" "$dir/usr/sbin/nginx"
+	for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
+		cp --parents -L "$lib" "$dir/"
+	done
+	cp /etc/nginx/mime.types "$dir/etc/nginx/"
+	ln -s /var/cache/nginx "$dir/var/lib/nginx"
+	ln -s /dev/stdout "$dir/var/log/nginx/access.log"
+	ln -s /dev/stderr "$dir/var/log/nginx/error.log"
+	chown 101:101 "$dir/var/cache/nginx"
+	scratch_import "$tag" "$key" "$dir" "EXPOSE 80" \
+		"ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+		'CMD ["nginx", "-g", "daemon off;"]'
+	rm -rf "$dir"
+	# Graceful shutdown, as the official image: import has no STOPSIGNAL.
+	dir=$(mktemp -d "$cache/ctx.XXXX")
+	printf 'FROM %s\nSTOPSIGNAL SIGQUIT\n' "$tag" >"$dir/Dockerfile"
+	build "$tag" "$key" "$dir"
+	rm -rf "$dir"
+}
+
 kafka_image() {
 	local lib=$root/deploy/kafka/lib version tag key ctx
 	[ -f "$lib/.done" ] || die "the Kafka jars are missing in $lib: run make kafka-jars"
@@ -184,6 +226,7 @@ cmd_images() {
 	golang_image
 	distroless_image
 	prometheus_image
+	nginx_image
 	kafka_image
 	# The classic builder leaves each build stage's last layer untagged: it
 	# is the cache of the next build, so only week-old ones go.

@@ -1,12 +1,14 @@
 package compose_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -41,10 +43,9 @@ const (
 
 // testOverride is the test's own compose file, after the two users run: the
 // small election, and host ports chosen by the engine on 127.0.0.1 (one per
-// counter and web replica) so the test disturbs no fixed port. The counters
-// run ROLE=hybrid, so each one's /results can be sampled; the web replica
-// (ROLE=serve) is checked at the end. nginx is left out: no nginx image can
-// be had here yet.
+// counter and web replica, nginx's instead of 8000) so the test disturbs no
+// fixed port. The roles are the compose file's: the counters count
+// (ROLE=count), the web replica serves /results from their checkpoints.
 const testOverride = `
 services:
   kafka:
@@ -57,14 +58,13 @@ services:
   counter:
     environment:
       SCALE: "` + scale + `"
-      ROLE: hybrid
     ports: ["127.0.0.1::9102"]
   web:
     environment:
       SCALE: "` + scale + `"
     ports: ["127.0.0.1::9102"]
   nginx:
-    profiles: [nginx]
+    ports: !override ["127.0.0.1::8000"]
   prometheus:
     ports: !override ["127.0.0.1::9090"]
 `
@@ -80,8 +80,10 @@ type stack struct {
 // under a real Docker Engine and checks what static checks cannot: the
 // images build and run non-root on read-only root filesystems, init makes
 // the topics, the counters count exactly while scaled, stopped and with the
-// producer killed, Prometheus finds every replica, and `make down` leaves
-// nothing behind. Only `make compose-test` runs it (COMPOSE_TEST=1).
+// producer killed, Prometheus finds every replica, nginx serves the live
+// page from one web replica, then from two and with one of them stopped,
+// and `make down` leaves nothing behind. Only `make compose-test` runs it
+// (COMPOSE_TEST=1).
 func TestStack(t *testing.T) {
 	if os.Getenv("COMPOSE_TEST") != "1" {
 		t.Skip("COMPOSE_TEST=1 not set: `make compose-test` runs this test on its own Docker Engine")
@@ -118,10 +120,12 @@ func TestStack(t *testing.T) {
 	smp := s.sample(t, ctx, want)
 	t.Run("partitions split", func(t *testing.T) { s.checkSplit(t, ctx, counters) })
 	t.Run("prometheus finds every replica", func(t *testing.T) { s.checkPrometheus(t, ctx, counters) })
-	t.Run("stopped replica", func(t *testing.T) { s.checkStop(t, ctx, smp, counters[replicas-1]) })
+	live := addrs(counters[:replicas-1])
+	t.Run("stopped replica", func(t *testing.T) { s.checkStop(t, ctx, smp, counters[replicas-1], live) })
 	t.Run("producer restarted", func(t *testing.T) { s.checkProducerRestart(t, ctx, smp, want.Total()) })
-	t.Run("exact count", func(t *testing.T) { s.checkExact(t, ctx, smp, &want) })
+	t.Run("exact count", func(t *testing.T) { s.checkExact(t, ctx, live, &want) })
 	smp.stop(t)
+	t.Run("nginx", func(t *testing.T) { s.checkNginx(t, ctx, &want) })
 	t.Run("producer files", func(t *testing.T) { s.checkFiles(t, &want) })
 	t.Run("make down", func(t *testing.T) { s.checkDown(t) })
 }
@@ -296,7 +300,7 @@ func (s *stack) checkHardening(t *testing.T) {
 	if err := json.Unmarshal([]byte(s.compose(t, time.Minute, "config", "--format", "json")), &cfg); err != nil {
 		t.Fatal(err)
 	}
-	for _, svc := range []string{"producer", "counter"} {
+	for _, svc := range []string{"producer", "counter", "web", "nginx"} {
 		if !cfg.Services[svc].ReadOnly {
 			t.Errorf("compose config: %s is not read_only", svc)
 		}
@@ -330,7 +334,7 @@ func (s *stack) checkHardening(t *testing.T) {
 			t.Logf("%s: uid %s, read-only root filesystem", c.Name, uid[1])
 		}
 	}
-	for _, svc := range []string{"kafka", "producer", "counter", "prometheus"} {
+	for _, svc := range []string{"kafka", "producer", "counter", "web", "nginx", "prometheus"} {
 		if !seen[svc] {
 			t.Errorf("no running %s container to check", svc)
 		}
@@ -397,9 +401,10 @@ func promUp(ctx context.Context, addr string) ([]string, error) {
 	return got, nil
 }
 
-// sampler reads every live replica's /results twice a second while the
-// stack runs and records any sample above the truth, or below what that
-// replica showed before, in any state or for any candidate.
+// sampler reads the web replica's /results (the counters' checkpoints, as
+// viewers see them) twice a second while the stack runs and records any
+// sample above the truth, or below what it showed before, in any state or
+// for any candidate.
 type sampler struct {
 	mu      sync.Mutex
 	addrs   map[string]string // container name -> host address
@@ -412,17 +417,10 @@ type sampler struct {
 
 func (s *stack) sample(t *testing.T, ctx context.Context, want vote.Tally) *sampler {
 	smp := &sampler{addrs: map[string]string{}, last: map[string]results.Results{}, done: make(chan struct{})}
-	for _, c := range s.containers(t, "counter") {
+	for _, c := range s.containers(t, "web") {
 		smp.addrs[c.Name] = "http://" + c.addr("9102")
 	}
-	var truthState [vote.NumStates]int64
-	var truthCand [vote.NumCandidates]int64
-	for c := range want {
-		for st := range want[c] {
-			truthState[st] += want.StateTotal(vote.Candidate(c), vote.State(st))
-			truthCand[c] += want.StateTotal(vote.Candidate(c), vote.State(st))
-		}
-	}
+	truthState, truthCand := truths(&want)
 	smp.wg.Add(1)
 	go func() {
 		defer smp.wg.Done()
@@ -452,6 +450,17 @@ func (s *stack) sample(t *testing.T, ctx context.Context, want vote.Tally) *samp
 	return smp
 }
 
+// truths is the generator's votes per state and per candidate.
+func truths(want *vote.Tally) (states [vote.NumStates]int64, cands [vote.NumCandidates]int64) {
+	for c := range want {
+		for st := range want[c] {
+			states[st] += want.StateTotal(vote.Candidate(c), vote.State(st))
+			cands[c] += want.StateTotal(vote.Candidate(c), vote.State(st))
+		}
+	}
+	return states, cands
+}
+
 func (smp *sampler) check(name string, r *results.Results, truthState *[vote.NumStates]int64, truthCand *[vote.NumCandidates]int64) {
 	smp.mu.Lock()
 	defer smp.mu.Unlock()
@@ -473,14 +482,7 @@ func (smp *sampler) check(name string, r *results.Results, truthState *[vote.Num
 	smp.last[name] = *r
 }
 
-// forget stops sampling a replica.
-func (smp *sampler) forget(name string) {
-	smp.mu.Lock()
-	defer smp.mu.Unlock()
-	delete(smp.addrs, name)
-}
-
-// counted is the most any replica has shown so far.
+// counted is the most the web replica has shown so far.
 func (smp *sampler) counted() int64 {
 	smp.mu.Lock()
 	defer smp.mu.Unlock()
@@ -491,13 +493,11 @@ func (smp *sampler) counted() int64 {
 	return n
 }
 
-// live is the host addresses of the replicas still sampled.
-func (smp *sampler) live() []string {
-	smp.mu.Lock()
-	defer smp.mu.Unlock()
+// addrs is the published 9102 ports of cs.
+func addrs(cs []container) []string {
 	var out []string
-	for _, base := range smp.addrs {
-		out = append(out, strings.TrimPrefix(base, "http://"))
+	for _, c := range cs {
+		out = append(out, c.addr("9102"))
 	}
 	return out
 }
@@ -520,7 +520,7 @@ func (smp *sampler) stop(t *testing.T) {
 	}
 }
 
-// waitCounted waits until some replica has counted at least n votes.
+// waitCounted waits until the web replica shows at least n votes counted.
 func waitCounted(t *testing.T, smp *sampler, n int64, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -554,16 +554,15 @@ func (s *stack) checkSplit(t *testing.T, ctx context.Context, counters []contain
 	}
 }
 
-// checkStop: `docker stop` of one replica; the others own all partitions
-// again within the group's session timeout.
-func (s *stack) checkStop(t *testing.T, ctx context.Context, smp *sampler, victim container) {
+// checkStop: `docker stop` of one replica; the others (at host addresses
+// others) own all partitions again within the group's session timeout.
+func (s *stack) checkStop(t *testing.T, ctx context.Context, smp *sampler, victim container, others []string) {
 	waitCounted(t, smp, 1, 3*time.Minute)
-	smp.forget(victim.Name)
 	s.docker(t, 2*time.Minute, "stop", victim.ID)
 	stopped := time.Now()
 	session := 10 * time.Second // GROUP_SESSION_TIMEOUT in docker-compose.yml
 	for {
-		c, err := testbed.Sum(ctx, smp.live())
+		c, err := testbed.Sum(ctx, others)
 		if err == nil && c.Partitions == partitions {
 			t.Logf("the %d others own all %d partitions %s after %s stopped", replicas-1, partitions,
 				time.Since(stopped).Round(100*time.Millisecond), victim.Name)
@@ -610,34 +609,212 @@ func (s *stack) checkProducerRestart(t *testing.T, ctx context.Context, smp *sam
 	}
 }
 
-// checkExact: the live replicas' /metrics add up to the generator's
-// election, every cell, over all partitions; each one's /results counts it
-// all.
-func (s *stack) checkExact(t *testing.T, ctx context.Context, smp *sampler, want *vote.Tally) {
-	live := smp.live()
+// checkExact: the live counters' /metrics (at host addresses live) add up
+// to the generator's election, every cell, over all partitions, and they
+// serve no /results (ROLE=count); the web replicas' /results, which
+// follow the checkpoints, show it all within a minute.
+func (s *stack) checkExact(t *testing.T, ctx context.Context, live []string, want *vote.Tally) {
 	got := e2e.WaitCounted(t, func() []string { return live }, partitions, want.Total(), 3*time.Second, 3*time.Minute)
 	e2e.CheckTally(t, "counters' /metrics", &got.Tally, want)
 	for _, a := range live {
-		r, err := webtest.GetResults(ctx, "http://"+a)
-		if err != nil || r.Counted != want.Total() {
-			t.Errorf("%s/results: counted %d (%v), want %d", a, r.Counted, err, want.Total())
+		if _, err := webtest.GetResults(ctx, "http://"+a); err == nil || !strings.Contains(err.Error(), "404") {
+			t.Errorf("counter %s/results: %v, want 404 (ROLE=count)", a, err)
 		}
 	}
-	// The web replicas (ROLE=serve) follow the checkpoints: the whole
-	// election within a few micro-batches.
 	for _, c := range s.containers(t, "web") {
-		base := "http://" + c.addr("9102")
-		var r results.Results
-		var err error
-		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
-			if r, err = webtest.GetResults(ctx, base); err == nil && r.Counted == want.Total() {
-				break
+		waitExact(t, ctx, "web "+c.Name, "http://"+c.addr("9102"), want)
+	}
+}
+
+// checkNginx: nginx (the compose file's port 8000, here one the engine
+// picked) serves the live page, /results and /events from the web replica;
+// after `--scale web=2` and a restart of nginx, as docs/serving.md says,
+// event streams reach both replicas, and with one of them stopped nginx
+// keeps answering from the other.
+func (s *stack) checkNginx(t *testing.T, ctx context.Context, want *vote.Tally) {
+	proxy := "http://" + s.containers(t, "nginx")[0].addr("8000")
+	checkProxied(t, ctx, proxy, want)
+	if t.Failed() {
+		return
+	}
+
+	s.compose(t, 3*time.Minute, "up", "-d", "--no-deps", "--scale", "web=2", "web")
+	s.compose(t, 2*time.Minute, "restart", "nginx")
+	webs := s.containers(t, "web")
+	if len(webs) != 2 {
+		t.Fatalf("%d web replicas after --scale web=2, want 2", len(webs))
+	}
+	before := make([]float64, len(webs))
+	for i, c := range webs {
+		waitExact(t, ctx, "web "+c.Name, "http://"+c.addr("9102"), want)
+		before[i] = requestsTo(t, ctx, c.addr("9102"), "/events")
+	}
+	// The port the engine picked may change with the restart.
+	proxy = "http://" + s.containers(t, "nginx")[0].addr("8000")
+	// least_conn: a worker holding two streams gives them to different
+	// replicas, and 8 streams on nginx's workers (one per core) make some
+	// worker hold two.
+	var streams []io.Closer
+	defer func() {
+		for _, b := range streams {
+			b.Close()
+		}
+	}()
+	for range 8 {
+		r, body, err := firstEvent(ctx, proxy)
+		if err != nil {
+			t.Fatalf("an /events stream through nginx: %v", err)
+		}
+		streams = append(streams, body)
+		checkTruth(t, "/events through nginx", &r, want)
+	}
+	got := make([]float64, len(webs))
+	for i, c := range webs {
+		got[i] = requestsTo(t, ctx, c.addr("9102"), "/events") - before[i]
+		if got[i] == 0 {
+			t.Errorf("web %s got none of 8 /events streams through nginx after the scale", c.Name)
+		}
+	}
+	t.Logf("8 /events streams through nginx: %v per web replica", got)
+
+	// One replica stopped: the page, /results and a new stream (never
+	// cached) still answer, the stream from the other replica.
+	survivor := requestsTo(t, ctx, webs[1].addr("9102"), "/events")
+	s.docker(t, 2*time.Minute, "stop", webs[0].ID)
+	checkProxied(t, ctx, proxy, want)
+	if n := requestsTo(t, ctx, webs[1].addr("9102"), "/events"); n <= survivor {
+		t.Errorf("with web %s stopped, the /events stream through nginx did not come from %s", webs[0].Name, webs[1].Name)
+	} else {
+		t.Logf("web %s stopped: nginx answers from %s", webs[0].Name, webs[1].Name)
+	}
+}
+
+// checkProxied: the live page, /results (exact) and an /events stream
+// (whose first event is exact) answer at base.
+func checkProxied(t *testing.T, ctx context.Context, base string, want *vote.Tally) {
+	t.Helper()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(cctx, http.MethodGet, base+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s/: %v", base, err)
+	}
+	page, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK || !bytes.Contains(page, []byte("<title>votestream")) {
+		t.Errorf("GET %s/: %s (%v), %d bytes: not the live page", base, res.Status, err, len(page))
+	}
+	waitExact(t, ctx, "nginx", base, want)
+	r, body, err := firstEvent(ctx, base)
+	if err != nil {
+		t.Fatalf("%s/events: %v", base, err)
+	}
+	body.Close()
+	checkTruth(t, base+"/events", &r, want)
+}
+
+// waitExact waits up to a minute for base's /results to count the whole
+// election, then checks every state and candidate.
+func waitExact(t *testing.T, ctx context.Context, what, base string, want *vote.Tally) {
+	t.Helper()
+	var r results.Results
+	var err error
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if r, err = webtest.GetResults(ctx, base); err == nil && r.Counted == want.Total() {
+			break
+		}
+	}
+	if err != nil || r.Counted != want.Total() {
+		t.Fatalf("%s %s/results: counted %d (%v), want %d", what, base, r.Counted, err, want.Total())
+	}
+	checkTruth(t, what+" /results", &r, want)
+}
+
+// checkTruth: r shows the generator's votes in every state and for every
+// candidate.
+func checkTruth(t *testing.T, what string, r *results.Results, want *vote.Tally) {
+	t.Helper()
+	states, cands := truths(want)
+	if r.Counted != want.Total() || len(r.States) != len(states) || len(r.Candidates) != len(cands) {
+		t.Errorf("%s: counted %d in %d states for %d candidates, want %d in %d for %d",
+			what, r.Counted, len(r.States), len(r.Candidates), want.Total(), len(states), len(cands))
+		return
+	}
+	for i, st := range r.States {
+		if st.Counted != states[i] {
+			t.Errorf("%s: %s counted %d, want %d", what, st.Name, st.Counted, states[i])
+		}
+	}
+	for i, c := range r.Candidates {
+		if c.Votes != cands[i] {
+			t.Errorf("%s: %s has %d, want %d", what, c.Name, c.Votes, cands[i])
+		}
+	}
+}
+
+// firstEvent opens base's /events and reads its first event within 30 s;
+// the stream stays open until the caller closes it.
+func firstEvent(ctx context.Context, base string) (results.Results, io.Closer, error) {
+	var r results.Results
+	cctx, cancel := context.WithCancel(ctx)
+	req, err := http.NewRequestWithContext(cctx, http.MethodGet, base+"/events", nil)
+	if err != nil {
+		cancel()
+		return r, nil, err
+	}
+	timer := time.AfterFunc(30*time.Second, cancel)
+	defer timer.Stop()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		return r, nil, err
+	}
+	body := closer(func() error { cancel(); return res.Body.Close() })
+	if ct := res.Header.Get("Content-Type"); res.StatusCode != http.StatusOK || !strings.HasPrefix(ct, "text/event-stream") {
+		body.Close()
+		return r, nil, fmt.Errorf("%s, Content-Type %q", res.Status, ct)
+	}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		if data, ok := bytes.CutPrefix(sc.Bytes(), []byte("data: ")); ok {
+			if err := json.Unmarshal(data, &r); err != nil {
+				body.Close()
+				return r, nil, fmt.Errorf("an event: %v", err)
+			}
+			return r, body, nil
+		}
+	}
+	body.Close()
+	return r, nil, fmt.Errorf("the stream ended without an event: %v", sc.Err())
+}
+
+// closer closes an event stream: its body and its request's context.
+type closer func() error
+
+func (c closer) Close() error { return c() }
+
+// requestsTo is the web replica's votestream_http_requests_total for path.
+func requestsTo(t *testing.T, ctx context.Context, addr, path string) float64 {
+	t.Helper()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	fams, err := testbed.Metrics(cctx, addr, "votestream_http_requests_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range fams["votestream_http_requests_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "path" && l.GetValue() == path {
+				return m.GetCounter().GetValue()
 			}
 		}
-		if err != nil || r.Counted != want.Total() {
-			t.Errorf("web %s/results: counted %d (%v), want %d", c.Name, r.Counted, err, want.Total())
-		}
 	}
+	return 0
 }
 
 // checkFiles: the producer's JSON batches are in its volume, each vote once,
