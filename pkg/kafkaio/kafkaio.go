@@ -83,11 +83,17 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Client, map[strin
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := c.Ping(ctx); err != nil {
+	answered, err := c.ping(ctx)
+	if err != nil {
 		c.Close()
 		return nil, nil, err
 	}
+	// The start-up asks the broker that answered: kafka-go would dial the
+	// bootstrap brokers in a random order again, and may keep a paused one.
+	all := c.kc.Addr
+	c.kc.Addr = kafka.TCP(answered)
 	parts, err := c.EnsureTopics(ctx, Topics(cfg))
+	c.kc.Addr = all
 	if err != nil {
 		c.Close()
 		return nil, nil, err
@@ -102,20 +108,40 @@ func (c *Client) Close() {
 	}
 }
 
-// Ping asks the cluster for its metadata within the dial timeout, so that
-// an unreachable or misconfigured cluster is reported at start in one line.
+// Ping asks the cluster for its metadata, so that an unreachable or
+// misconfigured cluster is reported at start in one line. It asks each
+// broker in turn, each within the dial timeout: kafka-go keeps the first
+// bootstrap broker that accepts a connection, and a paused broker accepts
+// and never answers (nemesis seed 103: a counter started then exited 1).
 func (c *Client) Ping(ctx context.Context) error {
-	mctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
-	defer cancel()
-	_, err := c.kc.Metadata(mctx, &kafka.MetadataRequest{Topics: []string{}})
-	if err != nil {
-		if e := c.explainConnect(ctx, err); e != nil {
-			return e
+	_, err := c.ping(ctx)
+	return err
+}
+
+// ping is Ping, returning the broker that answered.
+func (c *Client) ping(ctx context.Context) (string, error) {
+	var err error
+	for i, b := range c.cfg.Brokers {
+		mctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+		_, err = c.kc.Metadata(mctx, &kafka.MetadataRequest{Addr: kafka.TCP(b), Topics: []string{}})
+		cancel()
+		if err == nil {
+			mctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+			defer cancel()
+			c.logAPIVersions(mctx)
+			return b, nil
 		}
-		return c.explain(err)
+		if ctx.Err() != nil || c.explainConnect(ctx, err) != nil {
+			break // TLS and SASL answers are the same from every broker
+		}
+		if i < len(c.cfg.Brokers)-1 {
+			c.log.Warn("kafka broker did not answer, asking the next", "broker", b, "err", err)
+		}
 	}
-	c.logAPIVersions(mctx)
-	return nil
+	if e := c.explainConnect(ctx, err); e != nil {
+		return "", e
+	}
+	return "", c.explain(err)
 }
 
 // explain turns transport errors into one line a user can act on.
