@@ -31,7 +31,8 @@ type Config struct {
 	CreateTopics bool `env:"KAFKA_CREATE_TOPICS" envDefault:"true"`
 	// ClientID is the Kafka client id.
 	ClientID string `env:"KAFKA_CLIENT_ID" envDefault:"votestream"`
-	// DialTimeout bounds a connection; the start-up check fails after it.
+	// DialTimeout bounds a connection; the start-up check asks each broker
+	// in turn and fails once none has answered within it.
 	DialTimeout time.Duration `env:"KAFKA_DIAL_TIMEOUT" envDefault:"10s"`
 	// MetadataMaxAge bounds how long a moved partition leader goes
 	// unnoticed: kafka-go refreshes its cached metadata at random within
