@@ -519,19 +519,14 @@ func requestsTo(t *testing.T, addr, path string) float64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	fams, err := testbed.Metrics(ctx, addr, "votestream_http_requests_total")
+	n, ok, err := testbed.Requests(ctx, addr, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range fams["votestream_http_requests_total"].GetMetric() {
-		for _, l := range m.GetLabel() {
-			if l.GetName() == "path" && l.GetValue() == path {
-				return m.GetCounter().GetValue()
-			}
-		}
+	if !ok {
+		t.Fatalf("%s has no votestream_http_requests_total{path=%q}", addr, path)
 	}
-	t.Fatalf("%s has no votestream_http_requests_total{path=%q}", addr, path)
-	return 0
+	return n
 }
 
 // waitReady waits until the replica at addr answers /readyz with 200.

@@ -798,23 +798,17 @@ type closer func() error
 
 func (c closer) Close() error { return c() }
 
-// requestsTo is the web replica's votestream_http_requests_total for path.
+// requestsTo is the web replica's votestream_http_requests_total for path
+// (0 before its first such request).
 func requestsTo(t *testing.T, ctx context.Context, addr, path string) float64 {
 	t.Helper()
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	fams, err := testbed.Metrics(cctx, addr, "votestream_http_requests_total")
+	n, _, err := testbed.Requests(cctx, addr, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range fams["votestream_http_requests_total"].GetMetric() {
-		for _, l := range m.GetLabel() {
-			if l.GetName() == "path" && l.GetValue() == path {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return n
 }
 
 // checkFiles: the producer's JSON batches are in its volume, each vote once,

@@ -45,6 +45,23 @@ func Metrics(ctx context.Context, addr string, names ...string) (map[string]*dto
 	return families, nil
 }
 
+// Requests is a service's votestream_http_requests_total for path, and
+// whether it has that series yet (a path never asked for has none).
+func Requests(ctx context.Context, addr, path string) (n float64, ok bool, err error) {
+	fams, err := Metrics(ctx, addr, "votestream_http_requests_total")
+	if err != nil {
+		return 0, false, err
+	}
+	for _, m := range fams["votestream_http_requests_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "path" && l.GetValue() == path {
+				return m.GetCounter().GetValue(), true, nil
+			}
+		}
+	}
+	return 0, false, nil
+}
+
 // Scrape reads a counter's /metrics.
 func Scrape(ctx context.Context, addr string) (*Counts, error) {
 	families, err := Metrics(ctx, addr)
