@@ -131,8 +131,16 @@ func (c *Client) ping(ctx context.Context) (string, error) {
 			c.logAPIVersions(mctx)
 			return b, nil
 		}
-		if ctx.Err() != nil || c.explainConnect(ctx, err) != nil {
-			break // TLS and SASL answers are the same from every broker
+		if ctx.Err() != nil {
+			break
+		}
+		if !isTimeout(err) {
+			// TLS and SASL answers are the same from every broker. A
+			// timeout is told apart (paused broker, or TLS to a plaintext
+			// port) only once none has answered.
+			if e := c.explainConnect(ctx, err); e != nil {
+				return "", e
+			}
 		}
 		if i < len(c.cfg.Brokers)-1 {
 			c.log.Warn("kafka broker did not answer, asking the next", "broker", b, "err", err)
